@@ -1,0 +1,87 @@
+# sgd — smart-metering gateway. See README.md.
+#   make            build build/sgd, build/sgctl, build/sgsim
+#   make demo       install missing packages, build, run the demo
+#   make check      install missing packages, build, run every test (+ASan/UBSan run)
+#   make bench      benchmarks (figures as ratios against a reference run)
+#   make clean
+
+BUILD ?= build
+SAN ?= 0
+
+PKGS := libmodbus jansson sqlite3 libsystemd
+CC ?= cc
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_BASE := -std=gnu11 -O2 -g $(WARN) -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+	-D_GNU_SOURCE -fstack-protector-strong -fPIE
+LDFLAGS_BASE := -pie -Wl,-z,relro,-z,now
+ifeq ($(SAN),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+LDFLAGS_BASE += -fsanitize=address,undefined
+else
+CFLAGS_BASE += -D_FORTIFY_SOURCE=2
+endif
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+# Everything except the programs' main files goes into one static library; each
+# program and unit test links only the objects it pulls from it.
+LIB_SRC := $(wildcard src/core/*.c src/bus/*.c src/dev/*.c src/ctl/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+SGD_SRC := $(wildcard src/sgd/*.c)
+SGCTL_SRC := $(wildcard src/sgctl/*.c)
+SIM_SRC := $(wildcard tests/sim/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+all: $(BUILD)/sgd $(BUILD)/sgctl $(BUILD)/sgsim
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libsg.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sgd: $(patsubst %.c,$(BUILD)/obj/%.o,$(SGD_SRC)) $(BUILD)/libsg.a
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
+
+$(BUILD)/sgctl: $(patsubst %.c,$(BUILD)/obj/%.o,$(SGCTL_SRC)) $(BUILD)/libsg.a
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
+
+$(BUILD)/sgsim: $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRC)) $(BUILD)/libsg.a
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS) -lutil
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libsg.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+deps:
+	@./tools/install-deps
+
+demo: deps
+	$(MAKE) all
+	./tools/demo
+
+# The whole suite, then again under ASan/UBSan in a separate build tree.
+check: deps
+	$(MAKE) all unit
+	./tests/run-all $(BUILD)
+	$(MAKE) BUILD=build-asan SAN=1 all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		./tests/run-all build-asan --sanitized
+
+bench: deps
+	$(MAKE) all
+	./bench/run-all $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all unit deps demo check bench clean format
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,61 @@
+/* User settings: every key of the Iskra gateway's get_settings (000 §4.2.1)
+ * plus the newer ones of 001, typed, range-checked, persisted atomically as
+ * settings.json under the state directory with a CRC. */
+#ifndef SG_SETTINGS_H
+#define SG_SETTINGS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum set_type { SET_INT, SET_STR };
+
+struct set_def {
+	const char *key;
+	enum set_type type;
+	long min, max;	   /* SET_INT: allowed range */
+	size_t maxlen;	   /* SET_STR: longest accepted length in bytes */
+	long def_int;
+	const char *def_str;
+	bool secret;	   /* never returned by settings_to_json(..., false) */
+	bool readonly;	   /* shown, not settable (serial_number, model_type) */
+};
+
+struct settings;
+
+/* Create settings holding defaults; identity fills serial_number/model_type
+ * and the serial-based defaults (MQTT root topics). 0 or -errno. */
+int settings_init(struct settings **out, const char *state_dir, const char *serial,
+		  const char *model);
+/* Free. */
+void settings_fini(struct settings *s);
+/* Load settings.json from the state dir; a missing file keeps defaults; a
+ * broken file or CRC mismatch keeps defaults, returns -EBADMSG and says why in
+ * err (the broken file is kept as settings.json.bad). */
+int settings_load(struct settings *s, char *err, size_t errlen);
+/* The definition of key, or NULL if unknown. */
+const struct set_def *settings_def(const char *key);
+/* Number of keys and the i-th definition (for listing). */
+size_t settings_count(void);
+const struct set_def *settings_def_at(size_t i);
+/* Current value of an integer key (aborts on unknown/str key: programming error). */
+long settings_int(const struct settings *s, const char *key);
+/* Current value of a string key. */
+const char *settings_str(const struct settings *s, const char *key);
+/* Validate every member of obj (key → number or string) and, only if all are
+ * valid, apply them and persist; else nothing changes and err names the first
+ * bad key with the allowed range. 0, -EINVAL (bad input) or -errno (I/O). */
+int settings_set_json(struct settings *s, json_t *obj, char *err, size_t errlen);
+/* Same from "key=value" strings (CLI). */
+int settings_set_kv(struct settings *s, char *const *kv, int n, char *err, size_t errlen);
+/* All settings as a JSON object; secrets included only if with_secrets. */
+json_t *settings_to_json(const struct settings *s, bool with_secrets);
+/* CRC-32 of the canonical serialisation (shown on the status page). */
+uint32_t settings_crc(const struct settings *s);
+/* Restore defaults and persist. */
+int settings_factory_reset(struct settings *s);
+/* Bumped on every successful change, so owners can tell they must re-read. */
+unsigned settings_generation(const struct settings *s);
+
+#endif
