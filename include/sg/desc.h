@@ -108,6 +108,7 @@ struct desc {
 
 	/* RS485 comm parameter registers (holding, uint16), for set-parameters */
 	struct desc_field comm_baud, comm_stop, comm_parity, comm_data;
+	struct desc_field comm_addr; /* optional: the device's Modbus address register */
 
 	/* reads that cover the fields, built by the loader */
 	struct desc_block meas_blocks[DESC_BLOCK_MAX];

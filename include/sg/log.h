@@ -3,6 +3,7 @@
 #define SG_LOG_H
 
 #include <stdbool.h>
+#include <syslog.h> /* LOG_ERR … LOG_DEBUG priorities */
 
 /* Raise or lower the lowest priority printed (LOG_DEBUG … LOG_ERR). */
 void log_set_level(int level);

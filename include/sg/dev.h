@@ -1,0 +1,86 @@
+/* Normalised device model: what the gateway knows about the device in one
+ * slot (identification, measurements, counters, relay, health), filled from
+ * bus results through the device's description, rendered as JSON for every
+ * interface (ctl, REST, MQTT share these shapes). */
+#ifndef SG_DEV_H
+#define SG_DEV_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sg/conf.h"
+#include "sg/desc.h"
+
+#define DEV_SLOTS 18 /* 0 Left IR, 1 Right IR, 2…17 RS485 1…16 */
+#define DEV_SLOT_LEFT_IR 0
+#define DEV_SLOT_RIGHT_IR 1
+#define DEV_SLOT_RS485(n) (1 + (n)) /* n = 1…16 */
+
+enum dev_health {
+	DEV_DISABLED,	    /* slot not configured */
+	DEV_IDENTIFYING,    /* configured, identification not yet read */
+	DEV_OK,		    /* answering */
+	DEV_NOT_RESPONDING, /* stopped answering; polled with back-off */
+	DEV_UNKNOWN_MODEL,  /* answers, but no description matches its model */
+};
+
+struct dev {
+	int slot;
+	char ifname[16]; /* "Left IR", "Right IR", "RS485 3" */
+	enum conf_bus bus;
+	enum desc_class cls; /* configured type */
+	uint8_t addr;
+	char cfg_description[48]; /* description from settings (Right IR, RS485) */
+	enum dev_health health;
+	const struct desc *d; /* matched description, once identified */
+
+	char model[17], serial[9], description[41], location[41];
+	int sw_ver; /* ×100 */
+	bool reverse;
+
+	double meas[DESC_MEAS_MAX];
+	bool meas_ok[DESC_MEAS_MAX];
+	struct dec_pf pf[DESC_MEAS_MAX];
+	int64_t meas_ms; /* wall-clock ms of the last complete measurement read; 0 = never */
+
+	double ctr[DESC_CTR_MAX];
+	bool ctr_ok[DESC_CTR_MAX];
+	enum desc_unit ctr_unit[DESC_CTR_MAX];
+	enum desc_dir ctr_dir[DESC_CTR_MAX];
+	int16_t ctr_exp[DESC_CTR_MAX];
+	int64_t ctr_ms;
+
+	int relay; /* -1 unknown, 0 off, 1 on */
+
+	char last_error[128];
+	int64_t latency_ms; /* of the last successful transaction */
+	unsigned fails;	    /* consecutive failed poll cycles */
+	uint64_t txns, errors;
+};
+
+/* Reset d to an empty slot. */
+void dev_reset(struct dev *d, int slot);
+/* HA index (legacy number) of a slot: 0 Left IR, 1…16 RS485; -1 for Right IR. */
+int dev_ha_index(int slot);
+/* Slot of an HA index, or -1. */
+int dev_slot_of_index(int index);
+/* Text for health ("ok", "not responding", …). */
+const char *dev_health_name(enum dev_health h);
+/* Text for a class ("energy meter", "Bicom", …). */
+const char *dev_class_name(enum desc_class c);
+/* Store the registers of a block read (space/start/count) into the fields of d->d they cover. */
+void dev_apply_block(struct dev *d, enum desc_space space, uint16_t start, uint16_t count,
+		     const uint16_t *regs);
+/* Store identification strings from an identification block read with the
+ * layout of desc id (input registers). */
+void dev_apply_ident(struct dev *d, const struct desc *id, enum desc_space space, uint16_t start,
+		     uint16_t count, const uint16_t *regs);
+/* /api/devices entry. */
+json_t *dev_device_json(const struct dev *d);
+/* {"Phases": [...], "Total": {...}, "Frequency": M, "Temperature": M, ...}. */
+json_t *dev_measurements_json(const struct dev *d);
+/* {"non_resettable": [...], "resettable": [...]}. */
+json_t *dev_counters_json(const struct dev *d);
+
+#endif

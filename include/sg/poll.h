@@ -1,0 +1,57 @@
+/* The poller owns the device slots: it identifies each enabled device once,
+ * polls measurements and counters on their intervals, tracks health with
+ * back-off, and runs on-demand operations (Bicom, raw Modbus, RS485 scan and
+ * set-parameters) ahead of background polling. */
+#ifndef SG_POLL_H
+#define SG_POLL_H
+
+#include <jansson.h>
+
+#include "sg/bus.h"
+#include "sg/dev.h"
+#include "sg/loop.h"
+#include "sg/settings.h"
+#include "sg/store.h"
+
+struct poll;
+
+/* Called on the main thread after every completed poll cycle of a device. */
+typedef void (*poll_notify_cb)(const struct dev *d, void *arg);
+/* Completion of an on-demand operation: err 0 with a JSON result (owned by
+ * the callee: decref it), or err < 0 with msg. */
+typedef void (*poll_result_cb)(int err, const char *msg, json_t *result, void *arg);
+
+enum bicom_op { BICOM_STATE, BICOM_ON, BICOM_OFF, BICOM_TOGGLE };
+
+/* Create the poller over buses[CONF_BUS_COUNT] (entries may be NULL). */
+int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
+	      const struct desc_set *descs, struct store *st, int right_ir_addr);
+/* Stop timers; call after the buses are stopped. */
+void poll_fini(struct poll *p);
+/* Stop starting new work (before the buses stop). */
+void poll_quiesce(struct poll *p);
+/* Apply the slot settings (types, addresses, descriptions, intervals, RS485
+ * line parameters); changed slots are re-identified. */
+void poll_configure(struct poll *p, const struct settings *s);
+/* The device in slot (0 … DEV_SLOTS-1). */
+const struct dev *poll_dev(const struct poll *p, int slot);
+/* Register the one change subscriber (a fan-out comes with MQTT/history). */
+void poll_set_notify(struct poll *p, poll_notify_cb cb, void *arg);
+/* Slot of the Bicom addressed by addr (0 = Right IR Bicom, else RS485 address), or -1. */
+int poll_bicom_slot(const struct poll *p, int addr);
+/* Switch or read a Bicom: result {"bicom": addr, "state": "on"|"off"}. */
+int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, void *arg);
+/* Raw transaction to Modbus address addr (0 = Left IR device, else RS485);
+ * t->done/arg are set by the poller; result is filled by the poller. */
+int poll_modbus(struct poll *p, int addr, struct bus_txn *t, poll_result_cb cb, void *arg);
+/* Scan RS485 addresses first…last at baud/parity/stop; result
+ * {"devices": [{"address","model","serial","sw_ver","baud","parity","stop_bits"}]}. */
+int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, int last,
+	      poll_result_cb cb, void *arg);
+/* Write a scanned device's new address/comm parameters (-1 = keep). */
+int poll_set_parameters(struct poll *p, int addr, const char *model, int new_addr, int baud_code,
+			int parity, int stop_code, poll_result_cb cb, void *arg);
+/* True while a scan holds the RS485 bus. */
+bool poll_scanning(const struct poll *p);
+
+#endif

@@ -1,0 +1,421 @@
+/* Background polling of the device slots. Each slot runs a chain of block
+ * reads with at most one transaction in flight; a chain is an identification
+ * (generic ident layout, then the matched model's config registers) or a
+ * poll cycle (measurements, and counters when due). */
+#include "poll_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg/clock.h"
+#include "sg/log.h"
+#include "sg/sched.h"
+
+static void start_chain(struct poll *p, struct pslot *s);
+static void schedule(struct poll *p, struct pslot *s, int64_t delay_ms);
+
+static void add_block(struct pslot *s, enum desc_space space, uint16_t start, uint16_t count)
+{
+	if (s->nchain < CHAIN_MAX)
+		s->chain[s->nchain++] = (struct desc_block){space, start, count};
+}
+
+/* Blocks covering a list of fields, merged when adjacent in one space. */
+static void add_field_blocks(struct pslot *s, const struct desc_field *const *f, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		unsigned w;
+		struct desc_block *last = s->nchain ? &s->chain[s->nchain - 1] : NULL;
+
+		if (!f[i]->present)
+			continue;
+		w = f[i]->type == DEC_STRING ? f[i]->words : dec_type_words(f[i]->type);
+		if (last && last->space == f[i]->space && f[i]->reg >= last->start &&
+		    f[i]->reg <= last->start + last->count && f[i]->reg + w - last->start <= 125) {
+			if (f[i]->reg + w > last->start + last->count)
+				last->count = (uint16_t)(f[i]->reg + w - last->start);
+			continue;
+		}
+		add_block(s, f[i]->space, f[i]->reg, (uint16_t)w);
+	}
+}
+
+static void build_ident_chain(struct poll *p, struct pslot *s)
+{
+	const struct desc *g = p->generic;
+	const struct desc_field *f[] = {&g->id_model, &g->id_serial, &g->id_sw_version,
+					&g->id_description, &g->id_location};
+
+	s->nchain = s->pos = 0;
+	s->kind = CHAIN_IDENT;
+	add_field_blocks(s, f, 5);
+}
+
+static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
+{
+	const struct desc *d = s->dev.d;
+	const struct desc_field *relay[] = {&d->relay};
+
+	(void)p;
+	s->nchain = s->pos = 0;
+	s->kind = CHAIN_CYCLE;
+	for (unsigned i = 0; i < d->nmeas_blocks; i++)
+		add_block(s, d->meas_blocks[i].space, d->meas_blocks[i].start,
+			  d->meas_blocks[i].count);
+	add_field_blocks(s, relay, 1);
+	s->ctr_in_cycle = counters && d->nctr_blocks > 0;
+	for (unsigned i = 0; s->ctr_in_cycle && i < d->nctr_blocks; i++)
+		add_block(s, d->ctr_blocks[i].space, d->ctr_blocks[i].start,
+			  d->ctr_blocks[i].count);
+}
+
+static void build_cfg_chain(struct pslot *s)
+{
+	const struct desc *d = s->dev.d;
+	const struct desc_field *rev[] = {&d->reverse};
+
+	s->nchain = s->pos = 0;
+	s->kind = CHAIN_CFG;
+	for (unsigned i = 0; i < d->ncfg_blocks; i++)
+		add_block(s, d->cfg_blocks[i].space, d->cfg_blocks[i].start,
+			  d->cfg_blocks[i].count);
+	add_field_blocks(s, rev, 1);
+}
+
+static uint8_t read_fc(enum desc_space space)
+{
+	static const uint8_t fc[] = {[SPACE_COIL] = 1,
+				     [SPACE_DISCRETE] = 2,
+				     [SPACE_INPUT] = 4,
+				     [SPACE_HOLDING] = 3};
+
+	return fc[space];
+}
+
+static uint8_t slot_unit(const struct pslot *s)
+{
+	return s->dev.addr;
+}
+
+static void log_event(struct poll *p, struct pslot *s, const char *kind, const char *msg)
+{
+	if (p->store)
+		store_event_add(p->store, clock_wall_ms(), s->dev.slot, kind, msg);
+}
+
+static void mark_down(struct poll *p, struct pslot *s)
+{
+	char msg[192];
+
+	if (s->dev.health == DEV_NOT_RESPONDING)
+		return;
+	s->dev.health = DEV_NOT_RESPONDING;
+	snprintf(msg, sizeof(msg), "%s %s not responding (%s)", s->dev.ifname,
+		 dev_class_name(s->dev.cls), s->dev.last_error);
+	log_warn("%s", msg);
+	log_event(p, s, "error", msg);
+}
+
+static void mark_up(struct poll *p, struct pslot *s)
+{
+	char msg[192];
+	bool was_down = s->dev.health == DEV_NOT_RESPONDING;
+
+	s->dev.health = DEV_OK;
+	s->dev.fails = 0;
+	if (!was_down)
+		return;
+	snprintf(msg, sizeof(msg), "%s %s responding again", s->dev.ifname,
+		 dev_class_name(s->dev.cls));
+	log_notice("%s", msg);
+	log_event(p, s, "recovered", msg);
+}
+
+static bool is_exception(int err)
+{
+	return err <= -BUS_EXCEPTION_BASE;
+}
+
+/* The chain stopped because the device did not answer. */
+static void chain_failed(struct poll *p, struct pslot *s)
+{
+	int64_t interval = s->kind == CHAIN_CYCLE ? p->meas_interval_ms : 1000;
+
+	if (!(s->dev.bus == CONF_BUS_RS485 && p->scanning))
+		s->dev.fails++;
+	if (s->dev.fails >= SCHED_FAILS_DOWN)
+		mark_down(p, s);
+	schedule(p, s, sched_next_delay(interval, s->dev.fails));
+}
+
+static void identified(struct poll *p, struct pslot *s)
+{
+	const struct desc *d = desc_match(p->descs, s->dev.model);
+	char msg[160];
+
+	if (!d && s->dev.cls == CLASS_GENERIC)
+		d = p->generic;
+	if (!d) {
+		snprintf(s->dev.last_error, sizeof(s->dev.last_error),
+			 "no description for model '%s'", s->dev.model);
+		if (s->dev.health != DEV_UNKNOWN_MODEL) {
+			snprintf(msg, sizeof(msg), "%s: %s", s->dev.ifname, s->dev.last_error);
+			log_warn("%s", msg);
+			log_event(p, s, "error", msg);
+		}
+		s->dev.health = DEV_UNKNOWN_MODEL;
+		schedule(p, s, 60000);
+		return;
+	}
+	s->dev.d = d;
+	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model,
+		 s->dev.serial, s->dev.addr, d->name);
+	build_cfg_chain(s);
+	start_chain(p, s);
+}
+
+static void cycle_done(struct poll *p, struct pslot *s)
+{
+	int64_t now = clock_wall_ms();
+
+	s->dev.meas_ms = now;
+	if (s->ctr_in_cycle) {
+		s->dev.ctr_ms = now;
+		s->last_ctr_mono = s->cycle_start;
+	}
+	mark_up(p, s);
+	if (p->notify)
+		p->notify(&s->dev, p->notify_arg);
+	schedule(p, s, p->meas_interval_ms - (clock_mono_ms() - s->cycle_start));
+}
+
+static void chain_complete(struct poll *p, struct pslot *s)
+{
+	switch (s->kind) {
+	case CHAIN_IDENT:
+		identified(p, s);
+		break;
+	case CHAIN_CFG:
+		mark_up(p, s);
+		s->last_ctr_mono = 0;
+		schedule(p, s, 0);
+		break;
+	case CHAIN_CYCLE:
+		cycle_done(p, s);
+		break;
+	}
+}
+
+static void store_result(struct poll *p, struct pslot *s, const struct desc_block *b,
+			 const struct bus_txn *t)
+{
+	if (s->kind == CHAIN_IDENT)
+		dev_apply_ident(&s->dev, p->generic, b->space, b->start, b->count, t->regs);
+	else
+		dev_apply_block(&s->dev, b->space, b->start, b->count, t->regs);
+}
+
+static void on_txn_done(struct bus_txn *t, void *arg)
+{
+	struct pslot *s = arg;
+	struct poll *p = s->poll;
+	const struct desc_block *b = &s->chain[s->pos];
+
+	s->busy = false;
+	if (t->err == -ECANCELED || p->stopping)
+		return;
+	if (s->txn_gen != s->gen) { /* reconfigured while in flight */
+		start_chain(p, s);
+		return;
+	}
+	s->dev.txns++;
+	if (t->err == 0) {
+		s->dev.latency_ms = t->latency_ms;
+		store_result(p, s, b, t);
+	} else {
+		s->dev.errors++;
+		bus_strerror(t->err, s->dev.last_error, sizeof(s->dev.last_error));
+		/* An exception is an answer: the device is there, the register
+		 * is not; only the model read of an identification is required. */
+		if (!is_exception(t->err) || (s->kind == CHAIN_IDENT && s->pos == 0)) {
+			chain_failed(p, s);
+			return;
+		}
+	}
+	s->pos++;
+	if (s->pos < s->nchain)
+		start_chain(p, s);
+	else
+		chain_complete(p, s);
+}
+
+static bool slot_paused(const struct poll *p, const struct pslot *s)
+{
+	return s->dev.bus == CONF_BUS_RS485 && p->scanning;
+}
+
+/* Submit the chain's current block. */
+static void start_chain(struct poll *p, struct pslot *s)
+{
+	struct bus *b = p->buses[s->dev.bus];
+	const struct desc_block *blk;
+	int r;
+
+	if (p->stopping || s->busy || s->dev.health == DEV_DISABLED)
+		return;
+	if (!b) {
+		snprintf(s->dev.last_error, sizeof(s->dev.last_error), "no serial port configured");
+		s->dev.health = DEV_NOT_RESPONDING;
+		return;
+	}
+	if (s->pos >= s->nchain) {
+		chain_complete(p, s);
+		return;
+	}
+	blk = &s->chain[s->pos];
+	memset(&s->txn, 0, offsetof(struct bus_txn, regs));
+	s->txn.unit = slot_unit(s);
+	s->txn.fc = read_fc(blk->space);
+	s->txn.addr = blk->start;
+	s->txn.count = blk->count;
+	s->txn.done = on_txn_done;
+	s->txn.arg = s;
+	s->txn_gen = s->gen;
+	r = bus_submit(b, &s->txn, BUS_PRIO_LOW);
+	if (r < 0) {
+		log_warn("%s: cannot queue poll: %s", s->dev.ifname, strerror(-r));
+		schedule(p, s, 1000);
+		return;
+	}
+	s->busy = true;
+}
+
+static void on_timer(void *arg)
+{
+	struct pslot *s = arg;
+	struct poll *p = s->poll;
+	int64_t now = clock_mono_ms();
+
+	s->timer = 0;
+	if (p->stopping || s->busy || s->dev.health == DEV_DISABLED)
+		return;
+	if (slot_paused(p, s)) {
+		schedule(p, s, 500);
+		return;
+	}
+	/* Identify first; re-identify after an outage (the meter may have been swapped). */
+	if (!s->dev.d || s->dev.health == DEV_NOT_RESPONDING || s->dev.health == DEV_UNKNOWN_MODEL)
+		build_ident_chain(p, s);
+	else
+		build_cycle_chain(p, s,
+				  sched_counters_due(now, s->last_ctr_mono, p->ctr_interval_ms));
+	s->cycle_start = now;
+	start_chain(p, s);
+}
+
+static void schedule(struct poll *p, struct pslot *s, int64_t delay_ms)
+{
+	if (s->timer)
+		loop_timer_cancel(p->loop, s->timer);
+	s->timer = loop_timer_add(p->loop, delay_ms > 0 ? delay_ms : 0, on_timer, s);
+	if (s->timer < 0)
+		s->timer = 0;
+}
+
+int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
+	      const struct desc_set *descs, struct store *st, int right_ir_addr)
+{
+	struct poll *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->generic = desc_find(descs, "Generic");
+	if (!p->generic) {
+		free(p);
+		return -ENOENT;
+	}
+	p->loop = l;
+	for (int i = 0; i < CONF_BUS_COUNT; i++)
+		p->buses[i] = buses[i];
+	p->descs = descs;
+	p->store = st;
+	p->right_ir_addr = right_ir_addr;
+	p->meas_interval_ms = 1000;
+	p->ctr_interval_ms = 10000;
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		p->slot[i].poll = p;
+		dev_reset(&p->slot[i].dev, i);
+	}
+	*out = p;
+	return 0;
+}
+
+void poll_quiesce(struct poll *p)
+{
+	p->stopping = true;
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		if (p->slot[i].timer)
+			loop_timer_cancel(p->loop, p->slot[i].timer);
+		p->slot[i].timer = 0;
+	}
+	poll_ops_quiesce(p);
+}
+
+void poll_fini(struct poll *p)
+{
+	if (!p)
+		return;
+	poll_quiesce(p);
+	free(p);
+}
+
+const struct dev *poll_dev(const struct poll *p, int slot)
+{
+	return slot >= 0 && slot < DEV_SLOTS ? &p->slot[slot].dev : NULL;
+}
+
+void poll_set_notify(struct poll *p, poll_notify_cb cb, void *arg)
+{
+	p->notify = cb;
+	p->notify_arg = arg;
+}
+
+/* Restart a slot whose configuration changed: forget what was read. */
+static void slot_apply(struct poll *p, struct pslot *s, const struct slot_cfg *c)
+{
+	bool same = s->dev.cls == c->cls && s->dev.addr == c->addr;
+
+	snprintf(s->dev.cfg_description, sizeof(s->dev.cfg_description), "%s", c->description);
+	if (same && s->dev.health != DEV_DISABLED)
+		return;
+	if (same && c->cls == CLASS_NONE)
+		return;
+	dev_reset(&s->dev, s->dev.slot);
+	snprintf(s->dev.cfg_description, sizeof(s->dev.cfg_description), "%s", c->description);
+	s->dev.cls = c->cls;
+	s->dev.addr = (uint8_t)c->addr;
+	s->gen++;
+	s->last_ctr_mono = 0;
+	if (s->timer)
+		loop_timer_cancel(p->loop, s->timer);
+	s->timer = 0;
+	if (c->cls == CLASS_NONE)
+		return;
+	s->dev.health = DEV_IDENTIFYING;
+	if (!s->busy)
+		schedule(p, s, 0);
+}
+
+void poll_configure(struct poll *p, const struct settings *st)
+{
+	struct slot_cfg cfg[DEV_SLOTS];
+
+	poll_settings_to_cfg(p, st, cfg);
+	p->meas_interval_ms = settings_int(st, "poll_meas_interval") * 1000;
+	p->ctr_interval_ms = settings_int(st, "poll_counter_interval") * 1000;
+	poll_apply_rs485_line(p, st);
+	for (int i = 0; i < DEV_SLOTS; i++)
+		slot_apply(p, &p->slot[i], &cfg[i]);
+}

@@ -1,0 +1,61 @@
+/* Internals shared by the poller's files (poll.c, poll_cfg.c, poll_ops.c). */
+#ifndef SG_POLL_INT_H
+#define SG_POLL_INT_H
+
+#include "sg/poll.h"
+
+#define CHAIN_MAX (3 * DESC_BLOCK_MAX + 8)
+
+enum chain_kind { CHAIN_IDENT, CHAIN_CFG, CHAIN_CYCLE };
+
+struct poll;
+
+struct pslot {
+	struct poll *poll;
+	struct dev dev;
+	struct bus_txn txn; /* the slot's one background transaction */
+	bool busy;	    /* txn is queued or running */
+	unsigned gen, txn_gen;
+	int64_t timer;
+	enum chain_kind kind;
+	struct desc_block chain[CHAIN_MAX];
+	unsigned nchain, pos;
+	bool ctr_in_cycle;
+	int64_t cycle_start, last_ctr_mono;
+};
+
+struct slot_cfg {
+	enum desc_class cls;
+	int addr;
+	char description[48];
+};
+
+struct scan;
+struct op;
+
+struct poll {
+	struct loop *loop;
+	struct bus *buses[CONF_BUS_COUNT];
+	const struct desc_set *descs;
+	const struct desc *generic; /* identification layout common to Iskra devices */
+	struct store *store;
+	int right_ir_addr;
+	int left_ir_addr;
+	struct pslot slot[DEV_SLOTS];
+	int64_t meas_interval_ms, ctr_interval_ms;
+	bool stopping;
+	bool scanning;
+	struct bus_params rs485_line; /* the configured line, restored after a scan */
+	poll_notify_cb notify;
+	void *notify_arg;
+	struct op *ops; /* on-demand operations in flight */
+};
+
+/* Slot configuration from settings. */
+void poll_settings_to_cfg(struct poll *p, const struct settings *st, struct slot_cfg *cfg);
+/* Apply RS485 line settings (baud/parity/stop) to the bus. */
+void poll_apply_rs485_line(struct poll *p, const struct settings *st);
+/* Forget on-demand operations' callers (shutdown). */
+void poll_ops_quiesce(struct poll *p);
+
+#endif

@@ -1,0 +1,190 @@
+/* Local validation of sgctl commands. It only catches what is certainly wrong
+ * (unknown command, argument count, malformed numbers) so that typos fail fast
+ * without a round trip; sgd remains the authority on values and ranges. */
+#include "cmd.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Decimal, or hexadecimal with 0x; base 0 is avoided because "010" would be octal. */
+static bool parse_num(const char *s, long min, long max, long *out)
+{
+	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+	char *end;
+	long v;
+
+	/* strtol would accept leading blanks and signs; none are meaningful here. */
+	if (!*s || *s == '-' || *s == '+' || *s == ' ' || *s == '\t')
+		return false;
+	errno = 0;
+	v = strtol(s, &end, hex ? 16 : 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int bad(const char *what, const char *arg)
+{
+	fprintf(stderr, "sgctl: invalid %s '%s'\n", what, arg);
+	return -EINVAL;
+}
+
+static int need_num(const char *what, const char *s, long min, long max)
+{
+	long v;
+
+	return parse_num(s, min, max, &v) ? 0 : bad(what, s);
+}
+
+static int check_none(int argc, char *const argv[])
+{
+	(void)argv;
+	return argc == 1 ? 0 : -EINVAL;
+}
+
+/* Device slot numbers: the daemon knows how many there are. */
+static int check_index(int argc, char *const argv[])
+{
+	if (argc != 2)
+		return -EINVAL;
+	return need_num("device index", argv[1], 0, 9999);
+}
+
+static int check_bicom(int argc, char *const argv[])
+{
+	static const char *const actions[] = {"on", "off", "toggle", "state"};
+
+	if (argc != 3)
+		return -EINVAL;
+	if (need_num("bicom number", argv[1], 0, 9999))
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (!strcmp(argv[2], actions[i]))
+			return 0;
+	return bad("bicom action (on|off|toggle|state)", argv[2]);
+}
+
+static int check_settings(int argc, char *const argv[])
+{
+	(void)argv;
+	return argc <= 2 ? 0 : -EINVAL;
+}
+
+static int check_set(int argc, char *const argv[])
+{
+	if (argc < 2)
+		return -EINVAL;
+	for (int i = 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+
+		if (!eq || eq == argv[i])
+			return bad("KEY=VALUE", argv[i]);
+	}
+	return 0;
+}
+
+static int check_scan_opt(const char *opt, const char *val)
+{
+	if (!strcmp(opt, "--baud"))
+		return *val ? 0 : bad("baud rate", val);
+	if (!strcmp(opt, "--stop-bits"))
+		return !strcmp(val, "1") || !strcmp(val, "2") ? 0 : bad("stop bits (1|2)", val);
+	fprintf(stderr, "sgctl: unknown scan option '%s'\n", opt);
+	return -EINVAL;
+}
+
+static int check_scan(int argc, char *const argv[])
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2)
+		if (check_scan_opt(argv[i], argv[i + 1]))
+			return -EINVAL;
+	return i == argc ? 0 : -EINVAL;
+}
+
+static int check_modbus_write(int argc, char *const argv[])
+{
+	/* 123 registers: the most one Write Multiple Registers request carries. */
+	if (argc < 5 || argc > 4 + 123)
+		return -EINVAL;
+	for (int i = 4; i < argc; i++)
+		if (need_num("register value", argv[i], 0, 65535))
+			return -EINVAL;
+	return 0;
+}
+
+static int check_modbus(int argc, char *const argv[])
+{
+	bool rd = argc >= 2 && !strcmp(argv[1], "read");
+
+	if (argc < 2 || (!rd && strcmp(argv[1], "write")))
+		return -EINVAL;
+	if (argc < 4)
+		return -EINVAL;
+	if (need_num("Modbus address", argv[2], 0, 247) ||
+	    need_num("register", argv[3], 0, 65535))
+		return -EINVAL;
+	if (!rd)
+		return check_modbus_write(argc, argv);
+	if (argc > 5)
+		return -EINVAL;
+	return argc == 5 ? need_num("register count", argv[4], 1, 125) : 0;
+}
+
+static int check_factory(int argc, char *const argv[])
+{
+	/* "--yes" after the command is the confirmation; sgctl.c accepts it as a
+	 * global option too and checks that it was given. */
+	return argc == 1 || (argc == 2 && !strcmp(argv[1], "--yes")) ? 0 : -EINVAL;
+}
+
+static int check_events(int argc, char *const argv[])
+{
+	if (argc > 2)
+		return -EINVAL;
+	return argc == 2 ? need_num("event count", argv[1], 1, 10000) : 0;
+}
+
+static const struct cmd cmds[] = {
+	{"status", "", "gateway identity, uptime and bus statistics", check_none},
+	{"devices", "", "configured devices and their state", check_none},
+	{"measurements", "N", "latest measurements of device N", check_index},
+	{"counters", "N", "energy counters of device N", check_index},
+	{"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
+	{"settings", "[KEY]", "all settings, or the value of one", check_settings},
+	{"set", "KEY=VALUE...", "change settings", check_set},
+	{"scan", "[--baud CODE_OR_RATE] [--stop-bits 1|2]", "search the RS-485 bus for meters",
+	 check_scan},
+	{"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
+	 "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
+	{"factory-reset", "--yes", "restore factory settings", check_factory},
+	{"events", "[N]", "device events, newest first (at most N)", check_events},
+	{"help", "", "this text", check_none},
+};
+
+const struct cmd *cmd_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+void cmd_print_all(FILE *out)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		fprintf(out, "  %s%s%s\n", cmds[i].name, *cmds[i].args ? " " : "", cmds[i].args);
+		fprintf(out, "        %s\n", cmds[i].help);
+	}
+}
+
+int cmd_check(const struct cmd *c, int argc, char *const argv[])
+{
+	if (c->check(argc, argv) == 0)
+		return 0;
+	fprintf(stderr, "usage: sgctl [OPTIONS] %s%s%s\n", c->name, *c->args ? " " : "", c->args);
+	return -EINVAL;
+}

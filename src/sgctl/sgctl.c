@@ -1,0 +1,390 @@
+/* sgctl — command-line client for sgd's control socket (protocol: sg/ctl.h).
+ *
+ * usage: sgctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]
+ *
+ * Everything after the global options is sent verbatim as {"argv": [...]}; one
+ * reply line comes back. Exit codes:
+ *   0  success
+ *   1  sgd answered with an error (its message is printed to stderr)
+ *   2  usage error: unknown command, wrong arguments, factory-reset without
+ *      --yes; sgd is not contacted
+ *   3  cannot connect to the control socket
+ *   4  no usable reply: timeout, connection closed, garbled or oversized reply
+ *
+ * Socket path: --socket, else $SGD_SOCKET, else ctl_socket from
+ * /etc/sg/sgd.conf (built-in default when the file does not exist). */
+#include "cmd.h"
+#include "fmt.h"
+#include "sg/clock.h"
+#include "sg/conf.h"
+#include "sg/ctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define TIMEOUT_DEFAULT_S 30
+#define TIMEOUT_SCAN_S 120 /* a full bus scan walks every address at every baud rate */
+
+struct opts {
+	const char *socket;
+	bool json;
+	bool yes;
+	double timeout_s; /* 0: the command's default */
+};
+
+static void usage_line(FILE *out)
+{
+	fprintf(out, "usage: sgctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n");
+}
+
+static void help(void)
+{
+	usage_line(stdout);
+	printf("\nOptions:\n"
+	       "  -s, --socket PATH   control socket (default: $SGD_SOCKET, else ctl_socket\n"
+	       "                      from " CONF_DEFAULT_PATH ")\n"
+	       "  -j, --json          print the reply data as JSON\n"
+	       "  -t, --timeout SEC   reply timeout (default %d s, scan %d s)\n"
+	       "  -y, --yes           confirm factory-reset\n"
+	       "\nCommands:\n",
+	       TIMEOUT_DEFAULT_S, TIMEOUT_SCAN_S);
+	cmd_print_all(stdout);
+	printf("\nExit status:\n"
+	       "  0  success\n"
+	       "  1  sgd reported an error\n"
+	       "  2  usage error (sgd not contacted)\n"
+	       "  3  cannot connect to the control socket\n"
+	       "  4  timeout or invalid reply\n");
+}
+
+static int usage_error(void)
+{
+	usage_line(stderr);
+	fprintf(stderr, "Try 'sgctl help'.\n");
+	return EXIT_USAGE;
+}
+
+static int parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400) {
+		fprintf(stderr, "sgctl: invalid timeout '%s' (seconds, 0 < SEC <= 86400)\n", s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Global options end at the first non-option ('+'), so command options such as
+ * scan's --baud reach the command untouched. */
+static int parse_opts(int argc, char *argv[], struct opts *o)
+{
+	static const struct option lo[] = {
+		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'}, {"yes", no_argument, NULL, 'y'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:jt:yh", lo, NULL)) != -1) {
+		if (c == 's')
+			o->socket = optarg;
+		else if (c == 'j')
+			o->json = true;
+		else if (c == 'y')
+			o->yes = true;
+		else if (c == 't' && parse_timeout(optarg, &o->timeout_s) == 0)
+			continue;
+		else if (c == 'h')
+			return 1;
+		else
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void socket_path(const struct opts *o, char *buf, size_t len)
+{
+	const char *env = getenv("SGD_SOCKET");
+	char err[512];
+	struct conf c;
+	int ret;
+
+	if (o->socket || (env && *env)) {
+		snprintf(buf, len, "%s", o->socket ? o->socket : env);
+		return;
+	}
+	ret = conf_load(CONF_DEFAULT_PATH, &c, err, sizeof(err));
+	if (ret && ret != -ENOENT)
+		/* sgd would refuse this file too; the default is still the best guess. */
+		fprintf(stderr, "sgctl: warning: %s (using the default socket path)\n", err);
+	if (ret)
+		conf_defaults(&c);
+	snprintf(buf, len, "%s", c.ctl_socket);
+}
+
+/* Wait until fd is ready for ev or the monotonic deadline passes. */
+static int wait_fd(int fd, short ev, int64_t deadline)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+
+	for (;;) {
+		int64_t left = deadline - clock_mono_ms();
+		int n;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int connect_ctl(const char *path, int *out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* A local stream connect completes at once or fails; EAGAIN means sgd's
+	 * backlog is full, i.e. it is alive but not accepting. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int send_all(int fd, const char *buf, size_t len, int64_t deadline)
+{
+	while (len) {
+		/* MSG_NOSIGNAL: sgd closing early must be an error, not SIGPIPE. */
+		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+		int ret;
+
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+		} else if (errno == EAGAIN || errno == EINTR) {
+			ret = wait_fd(fd, POLLOUT, deadline);
+			if (ret)
+				return ret;
+		} else {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Read up to the first newline; the line (without it) is NUL-terminated in buf,
+ * which holds CTL_LINE_MAX + 1 bytes. */
+static int recv_line(int fd, char *buf, size_t *len, int64_t deadline)
+{
+	char *nl = NULL;
+	ssize_t n;
+	int ret;
+
+	*len = 0;
+	while (!nl) {
+		if (*len >= CTL_LINE_MAX)
+			return -EMSGSIZE;
+		n = recv(fd, buf + *len, CTL_LINE_MAX - *len, 0);
+		if (n == 0)
+			return -ECONNRESET; /* closed before a complete line */
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (n < 0) {
+			ret = wait_fd(fd, POLLIN, deadline);
+			if (ret)
+				return ret;
+			continue;
+		}
+		nl = memchr(buf + *len, '\n', (size_t)n);
+		*len += (size_t)n;
+	}
+	*nl = '\0';
+	*len = (size_t)(nl - buf);
+	return 0;
+}
+
+static char *make_request(int argc, char *const argv[])
+{
+	json_t *arr = json_array(), *req;
+	char *line;
+
+	for (int i = 0; i < argc; i++)
+		json_array_append_new(arr, json_string(argv[i]));
+	req = json_pack("{s:o}", "argv", arr);
+	line = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	return line;
+}
+
+static int reply_error(int err, const char *path, double timeout_s)
+{
+	if (err == -ETIMEDOUT)
+		fprintf(stderr, "sgctl: no reply from sgd within %g s\n", timeout_s);
+	else if (err == -EMSGSIZE)
+		fprintf(stderr, "sgctl: reply from sgd longer than %d bytes\n", CTL_LINE_MAX);
+	else if (err == -ECONNRESET || err == -EPIPE)
+		fprintf(stderr, "sgctl: %s: connection closed without a reply\n", path);
+	else
+		fprintf(stderr, "sgctl: %s: %s\n", path, strerror(-err));
+	return EXIT_REPLY;
+}
+
+/* Send the request line and read the reply line into *reply (malloc'd). */
+static int exchange(const char *path, const char *req, double timeout_s, char **reply)
+{
+	int64_t deadline = clock_mono_ms() + (int64_t)llround(timeout_s * 1000);
+	char *buf = malloc(CTL_LINE_MAX + 1);
+	size_t len;
+	int fd = -1, ret;
+
+	if (!buf)
+		return reply_error(-ENOMEM, path, timeout_s);
+	ret = connect_ctl(path, &fd);
+	if (ret) {
+		free(buf);
+		fprintf(stderr, "sgctl: cannot connect to %s: %s\n", path, strerror(-ret));
+		return EXIT_CONNECT;
+	}
+	ret = send_all(fd, req, strlen(req), deadline);
+	if (!ret)
+		ret = send_all(fd, "\n", 1, deadline);
+	if (!ret)
+		ret = recv_line(fd, buf, &len, deadline);
+	close(fd);
+	if (ret) {
+		free(buf);
+		return reply_error(ret, path, timeout_s);
+	}
+	*reply = buf;
+	return EXIT_OK;
+}
+
+static void print_json(json_t *data)
+{
+	char *s = json_dumps(data, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+	printf("%s\n", s ? s : "null");
+	free(s);
+}
+
+static int handle_reply(const char *line, const struct opts *o, int argc, char *const argv[])
+{
+	json_t *r = json_loads(line, 0, NULL);
+	json_t *ok = json_object_get(r, "ok");
+	json_t *data = json_object_get(r, "data");
+	const char *err = json_string_value(json_object_get(r, "error"));
+	int ret = EXIT_OK;
+
+	if (!json_is_boolean(ok)) {
+		fprintf(stderr, "sgctl: garbled reply from sgd\n");
+		ret = EXIT_REPLY;
+	} else if (json_is_false(ok)) {
+		fprintf(stderr, "sgctl: %s\n", err ? err : "command failed");
+		ret = EXIT_FAILED;
+	} else if (o->json) {
+		print_json(data ? data : json_null());
+	} else {
+		fmt_reply(stdout, argc, argv, data);
+	}
+	json_decref(r);
+	return ret;
+}
+
+/* argv[0] is the command; everything is checked before sgd is contacted. */
+static int validate(const struct opts *o, int argc, char *const argv[])
+{
+	const struct cmd *c = cmd_find(argv[0]);
+
+	if (!c) {
+		fprintf(stderr, "sgctl: unknown command '%s'\n", argv[0]);
+		return usage_error();
+	}
+	if (cmd_check(c, argc, argv))
+		return EXIT_USAGE;
+	if (!strcmp(c->name, "factory-reset") && !o->yes && argc == 1) {
+		fprintf(stderr, "sgctl: factory-reset erases all settings; "
+				"repeat as 'sgctl factory-reset --yes' to confirm\n");
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int run(const struct opts *o, int argc, char *const argv[])
+{
+	double timeout_s = o->timeout_s;
+	char path[PATH_MAX], *req, *reply = NULL;
+	int ret;
+
+	if (timeout_s <= 0)
+		timeout_s = !strcmp(argv[0], "scan") ? TIMEOUT_SCAN_S : TIMEOUT_DEFAULT_S;
+	socket_path(o, path, sizeof(path));
+	req = make_request(argc, argv);
+	if (!req) {
+		fprintf(stderr, "sgctl: out of memory\n");
+		return EXIT_FAILED;
+	}
+	ret = exchange(path, req, timeout_s, &reply);
+	free(req);
+	if (ret == EXIT_OK)
+		ret = handle_reply(reply, o, argc, argv);
+	free(reply);
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct opts o = {0};
+	int ret = parse_opts(argc, argv, &o);
+
+	if (ret > 0) {
+		help();
+		return EXIT_OK;
+	}
+	if (ret < 0 || optind >= argc)
+		return usage_error();
+	argc -= optind;
+	argv += optind;
+	if (!strcmp(argv[0], "help") && argc == 1) {
+		help();
+		return EXIT_OK;
+	}
+	ret = validate(&o, argc, argv);
+	if (ret != EXIT_OK)
+		return ret;
+	ret = run(&o, argc, argv);
+	if (fflush(stdout) != 0)
+		return EXIT_FAILED;
+	return ret;
+}
