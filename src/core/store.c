@@ -18,11 +18,11 @@
 #define TRIM_EVERY 100
 
 static const char *const migrations[] = {
-	/* 1: device event log and the pulse counter. */
-	"CREATE TABLE events(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
-	" slot INTEGER NOT NULL, kind TEXT NOT NULL, msg TEXT NOT NULL);"
-	"CREATE INDEX events_ts ON events(ts_ms);"
-	"CREATE TABLE pulse(id INTEGER PRIMARY KEY CHECK(id = 1), pulses INTEGER NOT NULL);",
+    /* 1: device event log and the pulse counter. */
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+    " slot INTEGER NOT NULL, kind TEXT NOT NULL, msg TEXT NOT NULL);"
+    "CREATE INDEX events_ts ON events(ts_ms);"
+    "CREATE TABLE pulse(id INTEGER PRIMARY KEY CHECK(id = 1), pulses INTEGER NOT NULL);",
 };
 
 #define SCHEMA_CURRENT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -39,7 +39,7 @@ struct store {
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {

@@ -12,9 +12,9 @@
 #define T7_SCALE 10000.0
 
 static const char *const type_names[] = {
-	[DEC_UINT16] = "uint16", [DEC_INT16] = "int16", [DEC_UINT32] = "uint32",
-	[DEC_INT32] = "int32",	 [DEC_FLOAT32] = "float32", [DEC_T5] = "t5",
-	[DEC_T6] = "t6",	 [DEC_T7] = "t7",	    [DEC_STRING] = "string",
+    [DEC_UINT16] = "uint16", [DEC_INT16] = "int16",	[DEC_UINT32] = "uint32",
+    [DEC_INT32] = "int32",   [DEC_FLOAT32] = "float32", [DEC_T5] = "t5",
+    [DEC_T6] = "t6",	     [DEC_T7] = "t7",		[DEC_STRING] = "string",
 };
 
 #define NTYPES (sizeof(type_names) / sizeof(type_names[0]))

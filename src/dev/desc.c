@@ -32,7 +32,7 @@ struct ctx {
 
 /* Report "FILE: WHERE: message"; always returns -EINVAL. */
 __attribute__((format(printf, 3, 4))) static int fail(const struct ctx *c, const char *where,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -75,7 +75,8 @@ static int check_members(const struct ctx *c, json_t *obj, const char *where,
 	const char *key;
 	json_t *v;
 
-	json_object_foreach (obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		member_path(path, where, key);
 		if (strcmp(key, "comment") == 0) {
 			if (!json_is_string(v))
@@ -228,8 +229,10 @@ static int get_enum(const struct ctx *c, json_t *obj, const char *where, const c
 
 /* ---- fields ---- */
 
-static const char *const space_names[] = {[SPACE_COIL] = "coil", [SPACE_DISCRETE] = "discrete",
-					  [SPACE_INPUT] = "input", [SPACE_HOLDING] = "holding",
+static const char *const space_names[] = {[SPACE_COIL] = "coil",
+					  [SPACE_DISCRETE] = "discrete",
+					  [SPACE_INPUT] = "input",
+					  [SPACE_HOLDING] = "holding",
 					  NULL};
 
 #define FIELD_KEYS "space", "reg", "type", "words", "scale"
@@ -432,19 +435,27 @@ static int parse_identification(const struct ctx *c, json_t *root, struct desc *
 	if (!rc)
 		rc = field_of_kind(c, o, w, "sw_version", false, KIND_NUMBER, &d->id_sw_version);
 	if (!rc)
-		rc = field_of_kind(c, o, w, "description", false, KIND_STRING,
-				   &d->id_description);
+		rc = field_of_kind(c, o, w, "description", false, KIND_STRING, &d->id_description);
 	if (!rc)
 		rc = field_of_kind(c, o, w, "location", false, KIND_STRING, &d->id_location);
 	return rc;
 }
 
 static const char *const qty_names[] = {
-	[QTY_U] = "U",		   [QTY_UPP] = "UPP",		[QTY_I] = "I",
-	[QTY_P] = "P",		   [QTY_Q] = "Q",		[QTY_S] = "S",
-	[QTY_PF] = "PF",	   [QTY_PA] = "PA",		[QTY_THDU] = "THDU",
-	[QTY_THDI] = "THDI",	   [QTY_FREQ] = "Frequency",	[QTY_TEMP] = "Temperature",
-	[QTY_TARIFF] = "Tariff",   [QTY_COUNT] = NULL,
+    [QTY_U] = "U",
+    [QTY_UPP] = "UPP",
+    [QTY_I] = "I",
+    [QTY_P] = "P",
+    [QTY_Q] = "Q",
+    [QTY_S] = "S",
+    [QTY_PF] = "PF",
+    [QTY_PA] = "PA",
+    [QTY_THDU] = "THDU",
+    [QTY_THDI] = "THDI",
+    [QTY_FREQ] = "Frequency",
+    [QTY_TEMP] = "Temperature",
+    [QTY_TARIFF] = "Tariff",
+    [QTY_COUNT] = NULL,
 };
 
 /* Which phase numbers a quantity may carry: per-phase only, totals allowed,
@@ -476,8 +487,7 @@ static int check_phase(const struct ctx *c, const char *where, enum desc_qty q, 
 	member_path(path, where, "phase");
 	if (lo > hi)
 		return fail(c, path, "%s needs a phase but the device has phases 0", qty_names[q]);
-	return fail(c, path, "must be %u…%u for %s (device has %u phases)", lo, hi, qty_names[q],
-		    phases);
+	return fail(c, path, "must be %u…%u for %s (phases is %u)", lo, hi, qty_names[q], phases);
 }
 
 static int parse_meas(const struct ctx *c, json_t *o, const char *where, struct desc *d,
@@ -537,7 +547,8 @@ static int parse_measurements(const struct ctx *c, json_t *root, struct desc *d)
 		return rc < 0 ? rc : 0;
 	if (json_array_size(arr) > DESC_MEAS_MAX)
 		return fail(c, "measurements", "at most %d entries", DESC_MEAS_MAX);
-	json_array_foreach (arr, i, o) {
+	json_array_foreach(arr, i, o)
+	{
 		snprintf(where, sizeof(where), "measurements[%zu]", i);
 		memset(&d->meas[i], 0, sizeof(d->meas[i]));
 		rc = parse_meas(c, o, where, d, &d->meas[i]);
@@ -550,10 +561,10 @@ static int parse_measurements(const struct ctx *c, json_t *root, struct desc *d)
 	return 0;
 }
 
-static const char *const unit_names[] = {[UNIT_WH] = "Wh", [UNIT_VARH] = "varh",
-					 [UNIT_VAH] = "VAh", [UNIT_UNKNOWN] = NULL};
-static const char *const dir_names[] = {[DIR_IMPORT] = "import", [DIR_EXPORT] = "export",
-					[DIR_BIDIR] = "bidirectional", NULL};
+static const char *const unit_names[] = {
+    [UNIT_WH] = "Wh", [UNIT_VARH] = "varh", [UNIT_VAH] = "VAh", [UNIT_UNKNOWN] = NULL};
+static const char *const dir_names[] = {
+    [DIR_IMPORT] = "import", [DIR_EXPORT] = "export", [DIR_BIDIR] = "bidirectional", NULL};
 
 /* Unit and direction: from registers, else fixed; one of the two is needed. */
 static int parse_ctr_meaning(const struct ctx *c, json_t *o, const char *where,
@@ -580,10 +591,9 @@ static int parse_ctr_meaning(const struct ctx *c, json_t *o, const char *where,
 static int parse_counter(const struct ctx *c, json_t *o, const char *where, struct desc *d,
 			 struct desc_counter *ct)
 {
-	static const char *const keys[] = {"name",	    "resettable", "value",
-					   "exponent",	    "unit",	  "quadrants",
-					   "fixed_unit",    "fixed_direction", "phase",
-					   NULL};
+	static const char *const keys[] = {"name",  "resettable", "value",	"exponent",
+					   "unit",  "quadrants",  "fixed_unit", "fixed_direction",
+					   "phase", NULL};
 	char path[WHERE_MAX];
 	const char *name;
 	long long phase = 0;
@@ -630,7 +640,8 @@ static int parse_counters(const struct ctx *c, json_t *root, struct desc *d)
 		return rc < 0 ? rc : 0;
 	if (json_array_size(arr) > DESC_CTR_MAX)
 		return fail(c, "counters", "at most %d entries", DESC_CTR_MAX);
-	json_array_foreach (arr, i, o) {
+	json_array_foreach(arr, i, o)
+	{
 		snprintf(where, sizeof(where), "counters[%zu]", i);
 		memset(&d->ctr[i], 0, sizeof(d->ctr[i]));
 		rc = parse_counter(c, o, where, d, &d->ctr[i]);
@@ -676,7 +687,8 @@ static int parse_relay(const struct ctx *c, json_t *root, struct desc *d)
 
 static int parse_comm(const struct ctx *c, json_t *root, struct desc *d)
 {
-	static const char *const keys[] = {"baud", "stop_bits", "parity", "data_bits", NULL};
+	static const char *const keys[] = {"address", "baud",	   "stop_bits",
+					   "parity",  "data_bits", NULL};
 	const char *w = "comm";
 	json_t *o;
 	int rc;
@@ -685,6 +697,8 @@ static int parse_comm(const struct ctx *c, json_t *root, struct desc *d)
 	if (rc)
 		return rc < 0 ? rc : 0;
 	rc = check_members(c, o, w, keys);
+	if (!rc)
+		rc = field_of_kind(c, o, w, "address", false, KIND_HOLDING, &d->comm_addr);
 	if (!rc)
 		rc = field_of_kind(c, o, w, "baud", false, KIND_HOLDING, &d->comm_baud);
 	if (!rc)
@@ -709,7 +723,8 @@ static int parse_match(const struct ctx *c, json_t *root, struct desc *d)
 		return rc < 0 ? rc : 0;
 	if (json_array_size(arr) > DESC_MATCH_MAX)
 		return fail(c, "match", "at most %d entries", DESC_MATCH_MAX);
-	json_array_foreach (arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(where, sizeof(where), "match[%zu]", i);
 		if (!json_is_string(v))
 			return fail(c, where, "must be a string");
@@ -724,9 +739,9 @@ static int parse_match(const struct ctx *c, json_t *root, struct desc *d)
 	return 0;
 }
 
-static const char *const class_names[] = {[CLASS_NONE] = "none",     [CLASS_METER] = "meter",
-					  [CLASS_BICOM] = "bicom",   [CLASS_GENERIC] = "generic",
-					  [CLASS_PQ] = "pq",	     NULL};
+static const char *const class_names[] = {
+    [CLASS_NONE] = "none",	 [CLASS_METER] = "meter", [CLASS_BICOM] = "bicom",
+    [CLASS_GENERIC] = "generic", [CLASS_PQ] = "pq",	  NULL};
 
 static int parse_header(const struct ctx *c, json_t *root, struct desc *d)
 {
@@ -766,7 +781,7 @@ struct spans {
 };
 
 static void span_add(struct spans *s, const struct desc_field *f, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void span_add(struct spans *s, const struct desc_field *f, const char *fmt, ...)
 {
@@ -866,10 +881,9 @@ static int build_all_blocks(const struct ctx *c, struct desc *d)
 
 static int parse_root(const struct ctx *c, json_t *root, struct desc *d)
 {
-	static const char *const keys[] = {"name",	   "match",	   "class",
-					   "phases",	   "identification", "reverse",
-					   "measurements", "counters",	   "relay",
-					   "comm",	   NULL};
+	static const char *const keys[] = {
+	    "name",	"match", "class", "phases", "identification", "reverse", "measurements",
+	    "counters", "relay", "comm",  NULL};
 	int rc;
 
 	if (!json_is_object(root))
@@ -977,21 +991,19 @@ static int name_sort(const struct dirent **a, const struct dirent **b)
 
 /* A model prefix served by two files would make desc_match depend on load
  * order, so it is refused as is a repeated name. */
-static int check_unique(const struct desc_set *set, const struct desc *d, char *err,
-			size_t errlen)
+static int check_unique(const struct desc_set *set, const struct desc *d, char *err, size_t errlen)
 {
 	const struct ctx c = {.path = d->path, .err = err, .errlen = errlen};
 	unsigned i, j, k;
 
 	for (i = 0; i < set->n; i++) {
 		if (strcasecmp(set->v[i]->name, d->name) == 0)
-			return fail(&c, "name", "\"%s\" also used by %s", d->name,
-				    set->v[i]->path);
+			return fail(&c, "name", "\"%s\" also used by %s", d->name, set->v[i]->path);
 		for (j = 0; j < d->nmatch; j++)
 			for (k = 0; k < set->v[i]->nmatch; k++)
 				if (strcmp(d->match[j], set->v[i]->match[k]) == 0)
-					return fail(&c, "match", "\"%s\" also in %s",
-						    d->match[j], set->v[i]->path);
+					return fail(&c, "match", "\"%s\" also in %s", d->match[j],
+						    set->v[i]->path);
 	}
 	return 0;
 }
@@ -1088,10 +1100,10 @@ const char *desc_qty_name(enum desc_qty q)
 const char *desc_qty_unit(enum desc_qty q)
 {
 	static const char *const units[] = {
-		[QTY_U] = "V",	 [QTY_UPP] = "V",	[QTY_I] = "A",	   [QTY_P] = "W",
-		[QTY_Q] = "var", [QTY_S] = "VA",	[QTY_PF] = "",	   [QTY_PA] = "°",
-		[QTY_THDU] = "%", [QTY_THDI] = "%",	[QTY_FREQ] = "Hz", [QTY_TEMP] = "°C",
-		[QTY_TARIFF] = "",
+	    [QTY_U] = "V",     [QTY_UPP] = "V",	 [QTY_I] = "A",	    [QTY_P] = "W",
+	    [QTY_Q] = "var",   [QTY_S] = "VA",	 [QTY_PF] = "",	    [QTY_PA] = "°",
+	    [QTY_THDU] = "%",  [QTY_THDI] = "%", [QTY_FREQ] = "Hz", [QTY_TEMP] = "°C",
+	    [QTY_TARIFF] = "",
 	};
 
 	if ((unsigned)q >= QTY_COUNT)

@@ -124,8 +124,7 @@ static int check_modbus(int argc, char *const argv[])
 		return -EINVAL;
 	if (argc < 4)
 		return -EINVAL;
-	if (need_num("Modbus address", argv[2], 0, 247) ||
-	    need_num("register", argv[3], 0, 65535))
+	if (need_num("Modbus address", argv[2], 0, 247) || need_num("register", argv[3], 0, 65535))
 		return -EINVAL;
 	if (!rd)
 		return check_modbus_write(argc, argv);
@@ -149,20 +148,20 @@ static int check_events(int argc, char *const argv[])
 }
 
 static const struct cmd cmds[] = {
-	{"status", "", "gateway identity, uptime and bus statistics", check_none},
-	{"devices", "", "configured devices and their state", check_none},
-	{"measurements", "N", "latest measurements of device N", check_index},
-	{"counters", "N", "energy counters of device N", check_index},
-	{"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
-	{"settings", "[KEY]", "all settings, or the value of one", check_settings},
-	{"set", "KEY=VALUE...", "change settings", check_set},
-	{"scan", "[--baud CODE_OR_RATE] [--stop-bits 1|2]", "search the RS-485 bus for meters",
-	 check_scan},
-	{"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
-	 "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
-	{"factory-reset", "--yes", "restore factory settings", check_factory},
-	{"events", "[N]", "device events, newest first (at most N)", check_events},
-	{"help", "", "this text", check_none},
+    {"status", "", "gateway identity, uptime and bus statistics", check_none},
+    {"devices", "", "configured devices and their state", check_none},
+    {"measurements", "N", "latest measurements of device N", check_index},
+    {"counters", "N", "energy counters of device N", check_index},
+    {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
+    {"settings", "[KEY]", "all settings, or the value of one", check_settings},
+    {"set", "KEY=VALUE...", "change settings", check_set},
+    {"scan", "[--baud CODE_OR_RATE] [--stop-bits 1|2]", "search the RS-485 bus for meters",
+     check_scan},
+    {"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
+     "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
+    {"factory-reset", "--yes", "restore factory settings", check_factory},
+    {"events", "[N]", "device events, newest first (at most N)", check_events},
+    {"help", "", "this text", check_none},
 };
 
 const struct cmd *cmd_find(const char *name)

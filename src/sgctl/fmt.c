@@ -172,8 +172,7 @@ static void print_obj_table(FILE *out, json_t *arr, const char *const head[],
 
 	tab_init(&t, ncols, right);
 	tab_add(&t, head);
-	json_array_foreach(arr, i, o)
-		tab_add_obj(&t, o, keys);
+	json_array_foreach(arr, i, o) tab_add_obj(&t, o, keys);
 	tab_print(out, &t, indent);
 }
 
@@ -201,17 +200,17 @@ static const char *crc_str(json_t *v, char *buf, size_t len)
 static const struct {
 	const char *key, *label;
 } status_keys[] = {
-	{"model_type", "Model"},
-	{"serial_number", "Serial number"},
-	{"description", "Description"},
-	{"location", "Location"},
-	{"sw_ver", "Software version"},
-	{"hw_ver", "Hardware version"},
-	{"uptime_s", "Uptime"},
-	{"local_time", "Local time"},
-	{"settings_crc", "Settings CRC"},
-	{"devices_enabled", "Devices enabled"},
-	{"devices_responding", "Devices responding"},
+    {"model_type", "Model"},
+    {"serial_number", "Serial number"},
+    {"description", "Description"},
+    {"location", "Location"},
+    {"sw_ver", "Software version"},
+    {"hw_ver", "Hardware version"},
+    {"uptime_s", "Uptime"},
+    {"local_time", "Local time"},
+    {"settings_crc", "Settings CRC"},
+    {"devices_enabled", "Devices enabled"},
+    {"devices_responding", "Devices responding"},
 };
 
 static const char *status_label(const char *key)
@@ -239,7 +238,7 @@ static void status_row(struct table *t, const char *key, json_t *v)
 
 static bool fmt_status(FILE *out, int argc, char *const argv[], json_t *data)
 {
-	static const char *const head[] = {"BUS",	"DEVICE",   "STATE", "TRANSACTIONS",
+	static const char *const head[] = {"BUS",    "DEVICE",	 "STATE", "TRANSACTIONS",
 					   "ERRORS", "TIMEOUTS", "QUEUE"};
 	static const char *const keys[] = {"name",   "device",	 "state", "transactions",
 					   "errors", "timeouts", "queue"};
@@ -252,9 +251,8 @@ static bool fmt_status(FILE *out, int argc, char *const argv[], json_t *data)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		status_row(&t, status_keys[i].key, json_object_get(data, status_keys[i].key));
 	/* Members added to the daemon later still show up. */
-	json_object_foreach(data, key, v)
-		if (!status_label(key) && !json_is_array(v) && !json_is_object(v))
-			status_row(&t, key, v);
+	json_object_foreach(data, key, v) if (!status_label(key) && !json_is_array(v) &&
+					      !json_is_object(v)) status_row(&t, key, v);
 	tab_print(out, &t, "");
 	v = json_object_get(data, "buses");
 	if (json_array_size(v)) {
@@ -268,12 +266,12 @@ static bool fmt_status(FILE *out, int argc, char *const argv[], json_t *data)
 
 static bool fmt_devices(FILE *out, int argc, char *const argv[], json_t *data)
 {
-	static const char *const head[] = {"#",	      "INTERFACE", "ADDR",	  "MODEL",
-					   "SERIAL",   "TYPE",	   "SW",	  "STATUS",
+	static const char *const head[] = {"#",	      "INTERFACE",   "ADDR",	 "MODEL",
+					   "SERIAL",  "TYPE",	     "SW",	 "STATUS",
 					   "LAT(ms)", "DESCRIPTION", "LOCATION", "LAST ERROR"};
-	static const char *const keys[] = {"index",	 "interface",	"modbus_address", "model",
-					   "serial",	 "type",	"sw_ver",	  "status",
-					   "latency_ms", "description", "location",	  "last_error"};
+	static const char *const keys[] = {
+	    "index",  "interface", "modbus_address", "model",	    "serial",	"type",
+	    "sw_ver", "status",	   "latency_ms",     "description", "location", "last_error"};
 	json_t *devs = json_object_get(data, "devices");
 
 	(void)argc, (void)argv;
@@ -310,20 +308,19 @@ static json_t *phase_quantities(json_t *phases)
 	size_t i, j;
 
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++)
-		json_array_foreach(phases, j, ph)
-			if (json_object_get(ph, order[i])) {
-				json_array_append_new(names, json_string(order[i]));
-				break;
-			}
-	json_array_foreach(phases, j, ph)
-		json_object_foreach(ph, key, v) {
-			bool seen = false;
-
-			json_array_foreach(names, i, n)
-				seen = seen || !strcmp(json_string_value(n), key);
-			if (!seen)
-				json_array_append_new(names, json_string(key));
+		json_array_foreach(phases, j, ph) if (json_object_get(ph, order[i]))
+		{
+			json_array_append_new(names, json_string(order[i]));
+			break;
 		}
+	json_array_foreach(phases, j, ph) json_object_foreach(ph, key, v)
+	{
+		bool seen = false;
+
+		json_array_foreach(names, i, n) seen = seen || !strcmp(json_string_value(n), key);
+		if (!seen)
+			json_array_append_new(names, json_string(key));
+	}
 	return names;
 }
 
@@ -335,7 +332,8 @@ static void phase_row(struct table *t, json_t *phases, const char *name)
 	size_t i;
 	json_t *ph;
 
-	json_array_foreach(phases, i, ph) {
+	json_array_foreach(phases, i, ph)
+	{
 		json_t *q = json_object_get(ph, name);
 
 		cells[i + 1] = fmt_scalar(qty_value(q), bufs[i], sizeof(bufs[i]));
@@ -364,8 +362,7 @@ static void print_phases(FILE *out, json_t *phases)
 	head[n + 1] = "";
 	tab_add(&t, head);
 	names = phase_quantities(phases);
-	json_array_foreach(names, i, name)
-		phase_row(&t, phases, json_string_value(name));
+	json_array_foreach(names, i, name) phase_row(&t, phases, json_string_value(name));
 	json_decref(names);
 	tab_print(out, &t, "");
 }
@@ -381,7 +378,8 @@ static void print_group(FILE *out, const char *title, json_t *group)
 
 	fprintf(out, "%s:\n", title);
 	tab_init(&t, 3, 0x2);
-	json_object_foreach(group, key, q) {
+	json_object_foreach(group, key, q)
+	{
 		cells[0] = key;
 		fmt_scalar(qty_value(q), buf, sizeof(buf));
 		cells[2] = qty_unit(q);
@@ -416,12 +414,15 @@ static bool fmt_measurements(FILE *out, int argc, char *const argv[], json_t *da
 	(void)argc, (void)argv;
 	if (!json_is_object(data))
 		return false;
-	fprintf(out, "Device %s: %s on %s, status %s, age %s ms\n",
-		member(data, "index", b[0], sizeof(b[0])), member(data, "model", b[1], sizeof(b[1])),
-		member(data, "interface", b[2], sizeof(b[2])),
-		member(data, "status", b[3], sizeof(b[3])), member(data, "age_ms", b[4], sizeof(b[4])));
-	json_object_foreach(m, key, v) {
-		bool is_block = json_is_array(v) || (json_is_object(v) && !json_object_get(v, "value"));
+	fprintf(
+	    out, "Device %s: %s on %s, status %s, age %s ms\n",
+	    member(data, "index", b[0], sizeof(b[0])), member(data, "model", b[1], sizeof(b[1])),
+	    member(data, "interface", b[2], sizeof(b[2])),
+	    member(data, "status", b[3], sizeof(b[3])), member(data, "age_ms", b[4], sizeof(b[4])));
+	json_object_foreach(m, key, v)
+	{
+		bool is_block =
+		    json_is_array(v) || (json_is_object(v) && !json_object_get(v, "value"));
 
 		if (block || is_block)
 			fputc('\n', out);
@@ -499,13 +500,13 @@ static bool fmt_counters(FILE *out, int argc, char *const argv[], json_t *data)
 	(void)argc, (void)argv;
 	if (!json_is_object(groups))
 		return false;
-	json_object_foreach(groups, key, arr) {
+	json_object_foreach(groups, key, arr)
+	{
 		group_title(key, title, sizeof(title));
 		fprintf(out, "%s%s:\n", first ? "" : "\n", title);
 		first = false;
 		tab_init(&t, 4, 0x2);
-		json_array_foreach(arr, i, c)
-			counter_row(&t, c);
+		json_array_foreach(arr, i, c) counter_row(&t, c);
 		tab_print(out, &t, "  ");
 	}
 	return true;
@@ -540,8 +541,7 @@ static void print_settings(FILE *out, json_t *obj)
 
 	if (!keys)
 		return;
-	json_object_foreach(obj, key, v)
-		keys[i++] = key;
+	json_object_foreach(obj, key, v) keys[i++] = key;
 	qsort(keys, n, sizeof(*keys), cmp_str);
 	for (i = 0; i < n; i++)
 		fprintf(out, "%s = %s\n", keys[i], member(obj, keys[i], buf, sizeof(buf)));
@@ -582,8 +582,7 @@ static bool fmt_set(FILE *out, int argc, char *const argv[], json_t *data)
 	if (!json_is_array(changed))
 		return false;
 	fputs("changed:", out);
-	json_array_foreach(changed, i, k)
-		fprintf(out, " %s", fmt_scalar(k, buf, sizeof(buf)));
+	json_array_foreach(changed, i, k) fprintf(out, " %s", fmt_scalar(k, buf, sizeof(buf)));
 	fputs(json_array_size(changed) ? "\n" : " (nothing)\n", out);
 	return true;
 }
@@ -632,9 +631,11 @@ static bool fmt_modbus(FILE *out, int argc, char *const argv[], json_t *data)
 
 	if (argc < 2 || strcmp(argv[1], "read") || !json_is_array(vals))
 		return false;
-	json_array_foreach(vals, i, v) {
+	json_array_foreach(vals, i, v)
+	{
 		if (json_is_integer(reg))
-			fprintf(out, "%" JSON_INTEGER_FORMAT ": ", json_integer_value(reg) + (json_int_t)i);
+			fprintf(out, "%" JSON_INTEGER_FORMAT ": ",
+				json_integer_value(reg) + (json_int_t)i);
 		else
 			fprintf(out, "+%zu: ", i);
 		if (reg_value(v, &val))
@@ -649,15 +650,9 @@ static const struct {
 	const char *cmd;
 	bool (*fn)(FILE *out, int argc, char *const argv[], json_t *data);
 } formatters[] = {
-	{"status", fmt_status},
-	{"devices", fmt_devices},
-	{"measurements", fmt_measurements},
-	{"counters", fmt_counters},
-	{"bicom", fmt_bicom},
-	{"settings", fmt_settings},
-	{"set", fmt_set},
-	{"scan", fmt_scan},
-	{"modbus", fmt_modbus},
+    {"status", fmt_status},	{"devices", fmt_devices}, {"measurements", fmt_measurements},
+    {"counters", fmt_counters}, {"bicom", fmt_bicom},	  {"settings", fmt_settings},
+    {"set", fmt_set},		{"scan", fmt_scan},	  {"modbus", fmt_modbus},
 };
 
 void fmt_reply(FILE *out, int argc, char *const argv[], json_t *data)

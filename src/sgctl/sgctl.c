@@ -96,9 +96,9 @@ static int parse_timeout(const char *s, double *out)
 static int parse_opts(int argc, char *argv[], struct opts *o)
 {
 	static const struct option lo[] = {
-		{"socket", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 't'}, {"yes", no_argument, NULL, 'y'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'}, {"yes", no_argument, NULL, 'y'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	int c;
 

@@ -1,0 +1,37 @@
+/* The daemon's state, owned by the main thread; built by main.c in start-up
+ * order and torn down in reverse. */
+#ifndef SG_APP_H
+#define SG_APP_H
+
+#include <stdint.h>
+
+#include "sg/bus.h"
+#include "sg/conf.h"
+#include "sg/desc.h"
+#include "sg/loop.h"
+#include "sg/poll.h"
+#include "sg/settings.h"
+#include "sg/store.h"
+
+struct ctl_server;
+
+struct app {
+	char conf_path[CONF_PATH_MAX];
+	struct conf conf;
+	struct loop *loop;
+	struct desc_set descs;
+	struct settings *settings;
+	struct store *store;
+	struct bus *buses[CONF_BUS_COUNT];
+	struct poll *poll;
+	struct ctl_server *ctl;
+	int sigfd;
+	int64_t start_mono_ms;
+	int64_t watchdog_timer;
+	int64_t watchdog_ms;
+};
+
+/* Apply changed settings to every owner that depends on them. */
+void app_settings_changed(struct app *a);
+
+#endif

@@ -1,0 +1,299 @@
+/* Control socket: line-delimited JSON over AF_UNIX, non-blocking, in the
+ * loop. A client whose request waits for the bus stays allocated until the
+ * reply arrives, even if it hung up meanwhile. */
+#include "sg/ctlsrv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sg/ctl.h"
+#include "sg/log.h"
+
+#define CLIENTS_MAX 32
+
+struct ctl_client {
+	struct ctl_server *srv;
+	struct ctl_client *next;
+	int fd;
+	char *in;
+	size_t inlen;
+	char *out;
+	size_t outlen, outoff;
+	bool pending; /* a request is being served */
+	bool gone;    /* peer closed or error: free once not pending */
+	bool in_handler; /* inside client_take_lines: the caller frees */
+};
+
+struct ctl_server {
+	struct app *app;
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct ctl_client *clients;
+	unsigned nclients;
+};
+
+static void client_free(struct ctl_client *c)
+{
+	struct ctl_client **pp = &c->srv->clients;
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = c->next;
+	c->srv->nclients--;
+	if (c->fd >= 0) {
+		loop_del_fd(c->srv->app->loop, c->fd);
+		close(c->fd);
+	}
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void client_gone(struct ctl_client *c)
+{
+	c->gone = true;
+	if (c->fd >= 0) {
+		loop_del_fd(c->srv->app->loop, c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (!c->pending && !c->in_handler)
+		client_free(c);
+}
+
+/* Returns false when c may have been freed. */
+static bool client_flush(struct ctl_client *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN) {
+			loop_mod_fd(c->srv->app->loop, c->fd, EPOLLIN | EPOLLOUT);
+			return true;
+		}
+		if (n <= 0) {
+			client_gone(c);
+			return false;
+		}
+		c->outoff += (size_t)n;
+	}
+	c->outlen = c->outoff = 0;
+	loop_mod_fd(c->srv->app->loop, c->fd, EPOLLIN);
+	return true;
+}
+
+static void client_send(struct ctl_client *c, json_t *msg)
+{
+	char *s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
+	size_t n = s ? strlen(s) : 0;
+	char *buf;
+
+	json_decref(msg);
+	c->pending = false;
+	if (c->gone) {
+		free(s);
+		if (!c->in_handler)
+			client_free(c);
+		return;
+	}
+	buf = s ? realloc(c->out, c->outlen + n + 1) : NULL;
+	if (!buf) {
+		free(s);
+		client_gone(c);
+		return;
+	}
+	memcpy(buf + c->outlen, s, n);
+	buf[c->outlen + n] = '\n';
+	c->out = buf;
+	c->outlen += n + 1;
+	free(s);
+	client_flush(c);
+}
+
+void ctl_reply_ok(struct ctl_client *c, json_t *data)
+{
+	client_send(c, json_pack("{s:b, s:o}", "ok", 1, "data", data ? data : json_object()));
+}
+
+void ctl_reply_err(struct ctl_client *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+}
+
+static void handle_line(struct ctl_client *c, const char *line)
+{
+	const char *argv[CTL_ARGS_MAX];
+	json_error_t jerr;
+	json_t *req = json_loads(line, 0, &jerr), *args, *v;
+	size_t i, argc;
+
+	c->pending = true;
+	args = json_object_get(req, "argv");
+	if (!json_is_array(args) || json_array_size(args) == 0 ||
+	    json_array_size(args) > CTL_ARGS_MAX) {
+		json_decref(req);
+		ctl_reply_err(c, "bad request: expected {\"argv\": [\"command\", …]}");
+		return;
+	}
+	argc = json_array_size(args);
+	json_array_foreach(args, i, v)
+	{
+		argv[i] = json_string_value(v);
+		if (!argv[i]) {
+			json_decref(req);
+			ctl_reply_err(c, "bad request: argv[%zu] is not a string", i);
+			return;
+		}
+	}
+	ctl_dispatch(c->srv->app, c, (int)argc, argv);
+	json_decref(req); /* argv strings are not used after dispatch returns */
+}
+
+static void client_take_lines(struct ctl_client *c)
+{
+	char *nl;
+
+	/* One request at a time per client; the rest waits in the buffer. */
+	c->in_handler = true;
+	while (!c->pending && !c->gone && c->in && (nl = memchr(c->in, '\n', c->inlen))) {
+		size_t used = (size_t)(nl - c->in) + 1;
+
+		*nl = '\0';
+		handle_line(c, c->in);
+		memmove(c->in, c->in + used, c->inlen - used);
+		c->inlen -= used;
+	}
+	c->in_handler = false;
+	if (c->gone && !c->pending)
+		client_free(c);
+}
+
+static void client_read(struct ctl_client *c)
+{
+	char buf[4096];
+	ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+	char *in;
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0 || c->inlen + (size_t)n > CTL_LINE_MAX) {
+		client_gone(c);
+		return;
+	}
+	in = realloc(c->in, c->inlen + (size_t)n + 1);
+	if (!in) {
+		client_gone(c);
+		return;
+	}
+	memcpy(in + c->inlen, buf, (size_t)n);
+	c->in = in;
+	c->inlen += (size_t)n;
+	client_take_lines(c);
+}
+
+static void on_client(int fd, uint32_t events, void *arg)
+{
+	struct ctl_client *c = arg;
+
+	(void)fd;
+	if ((events & EPOLLOUT) && !client_flush(c))
+		return;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		client_read(c);
+	else if (!c->gone && !c->pending)
+		client_take_lines(c);
+}
+
+static void on_accept(int fd, uint32_t events, void *arg)
+{
+	struct ctl_server *s = arg;
+	struct ctl_client *c;
+	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	(void)events;
+	if (cfd < 0)
+		return;
+	if (s->nclients >= CLIENTS_MAX || !(c = calloc(1, sizeof(*c)))) {
+		close(cfd);
+		return;
+	}
+	c->srv = s;
+	c->fd = cfd;
+	if (loop_add_fd(s->app->loop, cfd, EPOLLIN, on_client, c) < 0) {
+		close(cfd);
+		free(c);
+		return;
+	}
+	c->next = s->clients;
+	s->clients = c;
+	s->nclients++;
+}
+
+int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct ctl_server *s;
+	int r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->app = a;
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s->fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	unlink(path); /* a stale socket from a crash */
+	if (bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s->fd, 16) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	chmod(path, 0660);
+	r = loop_add_fd(a->loop, s->fd, EPOLLIN, on_accept, s);
+	if (r < 0)
+		goto out_unlink;
+	*out = s;
+	return 0;
+
+out_unlink:
+	unlink(path);
+out_close:
+	close(s->fd);
+out_free:
+	free(s);
+	return r;
+}
+
+void ctl_server_fini(struct ctl_server *s)
+{
+	if (!s)
+		return;
+	while (s->clients) {
+		s->clients->pending = false;
+		client_free(s->clients);
+	}
+	loop_del_fd(s->app->loop, s->fd);
+	close(s->fd);
+	unlink(s->path);
+	free(s);
+}
