@@ -91,6 +91,12 @@ static int check_scan_opt(const char *opt, const char *val)
 		return *val ? 0 : bad("baud rate", val);
 	if (!strcmp(opt, "--stop-bits"))
 		return !strcmp(val, "1") || !strcmp(val, "2") ? 0 : bad("stop bits (1|2)", val);
+	if (!strcmp(opt, "--parity"))
+		return !strcmp(val, "none") || !strcmp(val, "odd") || !strcmp(val, "even")
+			       ? 0
+			       : bad("parity (none|odd|even)", val);
+	if (!strcmp(opt, "--from") || !strcmp(opt, "--to"))
+		return need_num("Modbus address", val, 1, 247);
 	fprintf(stderr, "sgctl: unknown scan option '%s'\n", opt);
 	return -EINVAL;
 }
@@ -133,6 +139,16 @@ static int check_modbus(int argc, char *const argv[])
 	return argc == 5 ? need_num("register count", argv[4], 1, 125) : 0;
 }
 
+static int check_set_parameters(int argc, char *const argv[])
+{
+	if (argc < 4 || argc > 7 || need_num("Modbus address", argv[1], 1, 247))
+		return -EINVAL;
+	for (int i = 3; i < argc; i++)
+		if (!strchr(argv[i], '='))
+			return bad("KEY=VALUE", argv[i]);
+	return 0; /* ranges are checked by sgd, which knows the device */
+}
+
 static int check_factory(int argc, char *const argv[])
 {
 	/* "--yes" after the command is the confirmation; sgctl.c accepts it as a
@@ -155,8 +171,10 @@ static const struct cmd cmds[] = {
     {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
     {"settings", "[KEY]", "all settings, or the value of one", check_settings},
     {"set", "KEY=VALUE...", "change settings", check_set},
-    {"scan", "[--baud CODE_OR_RATE] [--stop-bits 1|2]", "search the RS-485 bus for meters",
-     check_scan},
+    {"scan", "[--baud CODE_OR_RATE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B]",
+     "search the RS-485 bus for meters", check_scan},
+    {"set-parameters", "ADDR MODEL [address=N] [baud=0..7] [parity=0..2] [stop_bits=0|1]",
+     "change a found RS-485 device's address or line settings", check_set_parameters},
     {"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
      "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
     {"factory-reset", "--yes", "restore factory settings", check_factory},
@@ -184,6 +202,7 @@ int cmd_check(const struct cmd *c, int argc, char *const argv[])
 {
 	if (c->check(argc, argv) == 0)
 		return 0;
-	fprintf(stderr, "usage: sgctl [OPTIONS] %s%s%s\n", c->name, *c->args ? " " : "", c->args);
+	fprintf(stderr, "sgctl: usage: sgctl [OPTIONS] %s%s%s\n", c->name, *c->args ? " " : "",
+		c->args);
 	return -EINVAL;
 }

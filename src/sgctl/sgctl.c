@@ -69,10 +69,11 @@ static void help(void)
 	       "  4  timeout or invalid reply\n");
 }
 
+/* Errors are one line, so scripts can show them as they are. */
 static int usage_error(void)
 {
-	usage_line(stderr);
-	fprintf(stderr, "Try 'sgctl help'.\n");
+	fprintf(stderr, "sgctl: expected [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...] "
+			"(try 'sgctl help')\n");
 	return EXIT_USAGE;
 }
 
@@ -328,8 +329,8 @@ static int validate(const struct opts *o, int argc, char *const argv[])
 	const struct cmd *c = cmd_find(argv[0]);
 
 	if (!c) {
-		fprintf(stderr, "sgctl: unknown command '%s'\n", argv[0]);
-		return usage_error();
+		fprintf(stderr, "sgctl: unknown command '%s' (try 'sgctl help')\n", argv[0]);
+		return EXIT_USAGE;
 	}
 	if (cmd_check(c, argc, argv))
 		return EXIT_USAGE;
@@ -383,6 +384,13 @@ int main(int argc, char *argv[])
 	ret = validate(&o, argc, argv);
 	if (ret != EXIT_OK)
 		return ret;
+	if (!strcmp(argv[0], "factory-reset") && argc == 1) {
+		/* confirmed with the global --yes; sgd wants the confirmation too */
+		static char *confirmed[] = {"factory-reset", "--yes", NULL};
+
+		argv = confirmed;
+		argc = 2;
+	}
 	ret = run(&o, argc, argv);
 	if (fflush(stdout) != 0)
 		return EXIT_FAILED;

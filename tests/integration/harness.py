@@ -1,0 +1,231 @@
+"""Test harness: real sgd + real sgsim processes on ptys, driven over sockets.
+
+Standard library only. Readiness is waited for (simulator prints "ready",
+the daemon's control socket accepts), never slept for.
+"""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("SG_BUILD", "build"))
+DEVICES = os.path.join(ROOT, "etc", "devices")
+
+# The demo layout of the issue: Left IR IE38@33, Right IR Bicom, RS485
+# WM3M4C@1, MC750@2, Bicom@3, IE14@4.
+DEMO_SETTINGS = [
+    "left_ir_enabled=1", "ir_counter_addr=33", "ir_ext_rel_mode=1",
+    "rs485_type_1=1", "rs485_addr_1=1",
+    "rs485_type_2=4", "rs485_addr_2=2",
+    "rs485_type_3=2", "rs485_addr_3=3",
+    "rs485_type_4=1", "rs485_addr_4=4",
+]
+RIGHT_IR_BICOM_ADDR = 33
+
+
+def wait_until(fn, timeout, what, interval=0.05):
+    """Poll fn() until it returns a true value; fail with what after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # a not-yet-ready socket, etc.
+            last = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def unix_request(path, line, timeout=10):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        return buf.decode()
+    finally:
+        s.close()
+
+
+class Sim:
+    """One sgsim process serving one bus."""
+
+    def __init__(self, workdir, name, devs, baud=115200, pace=False, extra=()):
+        self.link = os.path.join(workdir, name)
+        self.ctl_path = os.path.join(workdir, name + ".sim.sock")
+        args = [os.path.join(BUILD, "sgsim"), "--link", self.link, "--ctl", self.ctl_path,
+                "--devices-dir", DEVICES, "--baud", str(baud), "--seed", "7"]
+        if pace:
+            args.append("--pace")
+        args += list(extra)
+        for d in devs:
+            args += ["--dev", d]
+        self.log = open(os.path.join(workdir, name + ".sim.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise AssertionError("sgsim %s did not start: %r" % (name, line))
+
+    def ctl(self, cmd):
+        reply = json.loads(unix_request(self.ctl_path, cmd))
+        if isinstance(reply, dict) and "error" in reply:
+            raise AssertionError("sim %s: %s" % (cmd, reply["error"]))
+        return reply
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(5)
+        self.log.close()
+
+
+class Sgd:
+    """The daemon under test with its own state directory and socket."""
+
+    def __init__(self, workdir, buses, wrapper=(), extra_conf="", name="sgd"):
+        self.workdir = workdir
+        self.state = os.path.join(workdir, "state")
+        self.sock = os.path.join(workdir, name + ".sock")
+        self.conf = os.path.join(workdir, name + ".conf")
+        self.logpath = os.path.join(workdir, name + ".log")
+        with open(self.conf, "w") as f:
+            f.write("serial_left_ir = %s\n" % buses.get("left", ""))
+            f.write("serial_right_ir = %s\n" % buses.get("right", ""))
+            f.write("serial_rs485 = %s\n" % buses.get("rs485", ""))
+            f.write("state_dir = %s\nctl_socket = %s\ndevices_dir = %s\n"
+                    % (self.state, self.sock, DEVICES))
+            f.write("rs485_timeout_ms = 100\nir_timeout_ms = 150\n")
+            f.write(extra_conf)
+        self.wrapper = list(wrapper)
+        self.proc = None
+
+    def start(self, timeout=20):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.log = open(self.logpath, "a")
+        self.proc = subprocess.Popen(self.wrapper + [os.path.join(BUILD, "sgd"), "-c", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        wait_until(lambda: self.proc.poll() is not None or self._connects(), timeout,
+                   "sgd control socket")
+        if self.proc.poll() is not None:
+            raise AssertionError("sgd exited with %d; log:\n%s" % (self.proc.returncode, self.logtext()))
+        return self
+
+    def _connects(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def ctl(self, *args, timeout=60):
+        """Run sgctl --json; returns (exit code, data or None, stderr)."""
+        p = subprocess.run([os.path.join(BUILD, "sgctl"), "--socket", self.sock, "--json"]
+                           + list(args), capture_output=True, text=True, timeout=timeout)
+        data = json.loads(p.stdout) if p.returncode == 0 and p.stdout.strip() else None
+        return p.returncode, data, p.stderr.strip()
+
+    def ok(self, *args, timeout=60):
+        rc, data, err = self.ctl(*args, timeout=timeout)
+        if rc != 0:
+            raise AssertionError("sgctl %s failed (%d): %s" % (" ".join(args), rc, err))
+        return data
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise AssertionError("sgd did not stop within %ds" % timeout)
+        finally:
+            self.log.close()
+        return rc
+
+    def logtext(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+
+class Demo:
+    """Simulators for the demo layout and a daemon configured for them."""
+
+    def __init__(self, workdir=None, wrapper=(), pace=False):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="sgd-test-")
+        self.left = Sim(self.workdir, "left_ir", ["IE38:33"], baud=19200, pace=pace)
+        self.right = Sim(self.workdir, "right_ir", ["Bicom:%d" % RIGHT_IR_BICOM_ADDR], baud=19200,
+                         pace=pace)
+        self.rs485 = Sim(self.workdir, "rs485", ["WM3M4C:1", "MC750:2", "Bicom:3", "IE14:4"],
+                         pace=pace)
+        self.sgd = Sgd(self.workdir, {"left": self.left.link, "right": self.right.link,
+                                      "rs485": self.rs485.link}, wrapper=wrapper)
+
+    def start(self, settings=()):
+        self.sgd.start()
+        self.sgd.ok("set", *(DEMO_SETTINGS + list(settings)))
+        return self
+
+    def wait_all_ok(self, timeout=20):
+        def all_ok():
+            devs = self.sgd.ok("devices")["devices"]
+            return all(d["status"] == "ok" for d in devs if d["status"] != "disabled")
+        wait_until(all_ok, timeout, "every demo device ok")
+
+    def stop(self):
+        rc = self.sgd.stop()
+        for s in (self.left, self.right, self.rs485):
+            s.stop()
+        return rc
+
+
+# ---- a minimal runner: "N passed, N failed" closes the output ----
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def run(argv):
+    only = argv[1:] if len(argv) > 1 else None
+    seed = int(os.environ.get("SG_SEED", str(random.randrange(1 << 30))))
+    print("random seed %d (set SG_SEED to repeat)" % seed)
+    random.seed(seed)
+    passed = failed = 0
+    for fn in TESTS:
+        if only and fn.__name__ not in only:
+            continue
+        t0 = time.monotonic()
+        try:
+            fn()
+            passed += 1
+            print("PASS %s (%.1fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
+            traceback.print_exc()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
