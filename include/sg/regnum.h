@@ -12,7 +12,8 @@
 int regnum_parse(const char *s, enum desc_space *space, uint16_t *pdu);
 /* Convert a numeric register number; 0 or -EINVAL/-ERANGE. */
 int regnum_from_long(long n, enum desc_space *space, uint16_t *pdu);
-/* The documentation number of a PDU address (5 digits when it fits). */
+/* The documentation number of a PDU address (5 digits when it fits); -1 for
+ * coils above 9998, which have no documentation number. */
 long regnum_format(enum desc_space space, uint16_t pdu);
 
 #endif

@@ -348,12 +348,14 @@ out_free:
 	return r;
 }
 
-static void cancel_list(struct bus_txn *t)
+/* Run done() for a list; cancel marks transactions that never ran. */
+static void finish_list(struct bus_txn *t, bool cancel)
 {
 	while (t) {
 		struct bus_txn *next = (struct bus_txn *)t->node.next;
 
-		t->err = -ECANCELED;
+		if (cancel)
+			t->err = -ECANCELED;
 		t->done(t, t->arg);
 		t = next;
 	}
@@ -371,11 +373,12 @@ void bus_stop(struct bus *b)
 	pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);
 	pthread_join(b->thread, NULL);
-	/* The worker is gone: finish whatever it completed or never started. */
-	cancel_list(list_take_all(&b->done));
+	/* The worker is gone: deliver what it completed (a write that reached
+	 * the device must not be reported as cancelled), cancel what never ran. */
+	finish_list(list_take_all(&b->done), false);
 	while ((n = txq_pop(&b->q)))
 		list_push(&pending, (struct bus_txn *)n);
-	cancel_list(pending.head);
+	finish_list(pending.head, true);
 	loop_del_fd(b->loop, b->efd);
 	close(b->efd);
 	pthread_cond_destroy(&b->cv);
@@ -390,7 +393,7 @@ int bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio)
 	if (r < 0 || !t->done)
 		return -EINVAL;
 	pthread_mutex_lock(&b->mu);
-	r = txq_push(&b->q, &t->node, prio);
+	r = b->stop ? -ESHUTDOWN : txq_push(&b->q, &t->node, prio);
 	if (r == 0)
 		pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);

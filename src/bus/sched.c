@@ -12,7 +12,9 @@ int64_t sched_next_delay(int64_t interval_ms, unsigned fails)
 	d = interval_ms > 1000 ? interval_ms : 1000;
 	for (unsigned i = SCHED_FAILS_DOWN; i < fails && d < SCHED_BACKOFF_MAX_MS; i++)
 		d *= 2;
-	return d < SCHED_BACKOFF_MAX_MS ? d : SCHED_BACKOFF_MAX_MS;
+	d = d < SCHED_BACKOFF_MAX_MS ? d : SCHED_BACKOFF_MAX_MS;
+	/* never probe a dead device more often than a live one is polled */
+	return d > interval_ms ? d : interval_ms;
 }
 
 bool sched_counters_due(int64_t now_ms, int64_t last_ms, int64_t interval_ms)

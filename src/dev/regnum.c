@@ -47,10 +47,12 @@ int regnum_parse(const char *s, enum desc_space *space, uint16_t *pdu)
 
 long regnum_format(enum desc_space space, uint16_t pdu)
 {
+	static const long base6[] = {[SPACE_COIL] = -1, [SPACE_DISCRETE] = 100001,
+				     [SPACE_INPUT] = 300001, [SPACE_HOLDING] = 400001};
+
 	if (pdu <= 9998)
 		return base5[space] + pdu;
-	return (space == SPACE_COIL ? 0 : space == SPACE_DISCRETE ? 100001
-				  : space == SPACE_INPUT	  ? 300001
-								  : 400001) +
-	       pdu;
+	/* No six-digit coil form exists: -1 rather than a number that means
+	 * another register. */
+	return base6[space] < 0 ? -1 : base6[space] + pdu;
 }

@@ -292,7 +292,7 @@ static void test_fd_readable(void **state)
 	assert_int_equal(c.got, 2);
 	assert_memory_equal(c.buf, "hi", 2);
 	loop_del_fd(l, p[0]);
-	loop_del_fd(l, p[0]); /* twice: no-op */
+	loop_del_fd(l, p[0]);	/* twice: no-op */
 	loop_del_fd(l, 100000); /* never added: no-op */
 	close(p[0]);
 	close(p[1]);

@@ -49,7 +49,8 @@ static void assert_close(double got, double want)
 static void apply_blocks(struct dev *d, const struct desc_block *b, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		dev_apply_block(d, b[i].space, b[i].start, b[i].count, &img[b[i].space][b[i].start]);
+		dev_apply_block(d, b[i].space, b[i].start, b[i].count,
+				&img[b[i].space][b[i].start]);
 }
 
 static void apply_all(struct dev *d)
@@ -200,8 +201,8 @@ static void test_ie38_measurements(void **state)
 	check_m(json_object_get(root, "Frequency"), 49.98, "Hz", 2);
 	check_m(json_object_get(root, "Temperature"), -5.25, "°C", 2);
 	/* spot-check that exact values survived (230.1 V, not 230.0999…) */
-	assert_true(json_real_value(json_object_get(
-			json_object_get(json_array_get(phases, 0), "U"), "value")) == 231.1);
+	assert_true(json_real_value(json_object_get(json_object_get(json_array_get(phases, 0), "U"),
+						    "value")) == 231.1);
 	json_decref(root);
 }
 
@@ -241,8 +242,7 @@ static void test_measurements_partial(void **state)
 
 /* ---- counters (WM3M4: int32 value, int16 exponent, unit and quadrant codes) ---- */
 
-static const struct desc_counter *ctr_named(const struct desc *ds, const char *name,
-					    unsigned *k)
+static const struct desc_counter *ctr_named(const struct desc *ds, const char *name, unsigned *k)
 {
 	for (unsigned i = 0; i < ds->nctr; i++) {
 		if (!strcmp(ds->ctr[i].name, name)) {
@@ -254,25 +254,21 @@ static const struct desc_counter *ctr_named(const struct desc *ds, const char *n
 	return NULL;
 }
 
-static void put_ctr(const struct desc_counter *c, long value, int exp, unsigned unit,
-		    unsigned mask)
+static void put_ctr(const struct desc_counter *c, long value, int exp, unsigned unit, unsigned mask)
 {
 	assert_true(c->value.present);
 	assert_true(c->exponent.present);
 	assert_true(c->unit.present);
 	assert_true(c->quadrants.present);
-	assert_int_equal(dec_encode_number(c->value.type, (double)value,
-					   &img[c->value.space][c->value.reg]),
-			 0);
-	assert_int_equal(dec_encode_number(c->exponent.type, exp,
-					   &img[c->exponent.space][c->exponent.reg]),
-			 0);
+	assert_int_equal(
+	    dec_encode_number(c->value.type, (double)value, &img[c->value.space][c->value.reg]), 0);
+	assert_int_equal(
+	    dec_encode_number(c->exponent.type, exp, &img[c->exponent.space][c->exponent.reg]), 0);
 	img[c->unit.space][c->unit.reg] = (uint16_t)unit;
 	img[c->quadrants.space][c->quadrants.reg] = (uint16_t)mask;
 }
 
-static void check_c(json_t *c, const char *name, double value, const char *unit,
-		    const char *dir)
+static void check_c(json_t *c, const char *name, double value, const char *unit, const char *dir)
 {
 	assert_true(json_is_object(c));
 	assert_int_equal(json_object_size(c), 4);
@@ -520,12 +516,9 @@ static void test_index_mapping(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_ie38_measurements),
-	    cmocka_unit_test(test_measurements_partial),
-	    cmocka_unit_test(test_wm3m4_counters),
-	    cmocka_unit_test(test_counters_not_read),
-	    cmocka_unit_test(test_ie38_counters),
-	    cmocka_unit_test(test_device_json),
+	    cmocka_unit_test(test_ie38_measurements), cmocka_unit_test(test_measurements_partial),
+	    cmocka_unit_test(test_wm3m4_counters),    cmocka_unit_test(test_counters_not_read),
+	    cmocka_unit_test(test_ie38_counters),     cmocka_unit_test(test_device_json),
 	    cmocka_unit_test(test_index_mapping),
 	};
 

@@ -74,10 +74,15 @@ static void test_parse_six_digit(void **state)
 static void test_parse_invalid(void **state)
 {
 	static const char *const bad[] = {
-	    "0",      "20001",  "29999", "30000", "40000",  "50000",	"99999",  "10000",
-	    "100000", "200001", "300000", "400000", "365537", "465537", "500001", "1000000",
-	    "abc",    "",	"40001x", "x40001", "-40001", "-1",	"4e4",	  "0x9C41",
-	    "40001 ", "40001.0", "99999999999999999999999",
+	    "0",       "20001",	  "29999",
+	    "30000",   "40000",	  "50000",
+	    "99999",   "10000",	  "100000",
+	    "200001",  "300000",  "400000",
+	    "365537",  "465537",  "500001",
+	    "1000000", "abc",	  "",
+	    "40001x",  "x40001",  "-40001",
+	    "-1",      "4e4",	  "0x9C41",
+	    "40001 ",  "40001.0", "99999999999999999999999",
 	};
 
 	(void)state;
@@ -150,7 +155,7 @@ static void test_roundtrip(void **state)
 		roundtrip(SPACE_COIL, (uint16_t)p);
 }
 
-/* BUG: src/dev/regnum.c regnum_format(): for SPACE_COIL with pdu > 9998 it
+/* Regression (was a bug in regnum_format()): for SPACE_COIL with pdu > 9998 it
  * returns pdu itself (base 0 + pdu instead of 1 + pdu), e.g. coil PDU 9999 is
  * formatted as 9999, which regnum_parse reads back as coil PDU 9998: a silent
  * off-by-one to a different register. Expected: a number that either parses

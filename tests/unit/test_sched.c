@@ -66,7 +66,7 @@ static void test_next_delay_monotonic(void **state)
 	}
 }
 
-/* BUG: src/bus/sched.c sched_next_delay(): for an interval above
+/* Regression (was a bug in sched_next_delay()): for an interval above
  * SCHED_BACKOFF_MAX_MS (e.g. 60000 ms) the delay drops from 60000 (fails 2)
  * to 30000 (fails >= 3): a device that stops answering is polled twice as
  * often as a healthy one, and the delay is not monotonic in fails. Expected:

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 struct item {
 	struct txq_node node; /* first, so a node pointer is an item pointer */
@@ -177,7 +178,7 @@ struct ref {
 
 static void test_random_vs_model(void **state)
 {
-	unsigned seed = (unsigned)time(NULL) ^ (unsigned)clock();
+	unsigned seed = (unsigned)time(NULL) ^ ((unsigned)getpid() << 16);
 	static struct item pool[POOL];
 	bool queued[POOL] = {false};
 	struct ref ref = {0};
