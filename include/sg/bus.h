@@ -21,13 +21,13 @@ struct bus_txn;
 typedef void (*bus_done_cb)(struct bus_txn *t, void *arg);
 
 struct bus_txn {
-	struct txq_node node; /* first: the queue links through it */
-	uint8_t unit;	      /* slave address; 0 = broadcast */
-	uint8_t fc;	      /* 1,2,3,4,5,6,15,16,23 */
-	uint16_t addr;	      /* PDU address (read address for 23) */
-	uint16_t count;	      /* registers/bits to read, or to write for 15/16 */
-	uint16_t waddr;	      /* fc 23: write address */
-	uint16_t wcount;      /* fc 23: registers to write */
+	struct txq_node node;	    /* first: the queue links through it */
+	uint8_t unit;		    /* slave address; 0 = broadcast */
+	uint8_t fc;		    /* 1,2,3,4,5,6,15,16,23 */
+	uint16_t addr;		    /* PDU address (read address for 23) */
+	uint16_t count;		    /* registers/bits to read, or to write for 15/16 */
+	uint16_t waddr;		    /* fc 23: write address */
+	uint16_t wcount;	    /* fc 23: registers to write */
 	uint16_t val[BUS_REGS_MAX]; /* values to write (fc 5/6: val[0]) */
 	uint8_t bits[BUS_BITS_MAX]; /* coil values for 15, and results of 1/2 */
 	int timeout_ms;		    /* 0 = bus default */
@@ -40,12 +40,12 @@ struct bus_txn {
 };
 
 struct bus_params {
-	char name[16];	   /* "Left IR", "Right IR", "RS485" */
-	char device[256];  /* serial device path; "" = not present on this board */
-	int baud;	   /* 1200 … 115200 */
-	char parity;	   /* 'N', 'O', 'E' */
-	int stop_bits;	   /* 1 or 2 */
-	int timeout_ms;	   /* default response timeout */
+	char name[16];	  /* "Left IR", "Right IR", "RS485" */
+	char device[256]; /* serial device path; "" = not present on this board */
+	int baud;	  /* 1200 … 115200 */
+	char parity;	  /* 'N', 'O', 'E' */
+	int stop_bits;	  /* 1 or 2 */
+	int timeout_ms;	  /* default response timeout */
 };
 
 struct bus_stats {

@@ -16,7 +16,8 @@ void ctl_server_fini(struct ctl_server *s);
 /* Send {"ok":true,"data":data} (steals data) to c and finish the request. */
 void ctl_reply_ok(struct ctl_client *c, json_t *data);
 /* Send {"ok":false,"error":msg} to c and finish the request. */
-void ctl_reply_err(struct ctl_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ctl_reply_err(struct ctl_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Run one command (argv from the request); replies now or later. */
 void ctl_dispatch(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 

@@ -14,9 +14,9 @@ enum dec_type {
 	DEC_UINT32,
 	DEC_INT32,
 	DEC_FLOAT32,
-	DEC_T5, /* bits 31-24 signed exponent, 23-0 unsigned mantissa */
-	DEC_T6, /* bits 31-24 signed exponent, 23-0 signed mantissa */
-	DEC_T7, /* bits 31-24 import(0)/export, 23-16 ind(0)/cap, 15-0 PF*10000 */
+	DEC_T5,	    /* bits 31-24 signed exponent, 23-0 unsigned mantissa */
+	DEC_T6,	    /* bits 31-24 signed exponent, 23-0 signed mantissa */
+	DEC_T7,	    /* bits 31-24 import(0)/export, 23-16 ind(0)/cap, 15-0 PF*10000 */
 	DEC_STRING, /* 2 ASCII chars per register, high byte first */
 };
 

@@ -22,11 +22,11 @@ enum desc_space { SPACE_COIL, SPACE_DISCRETE, SPACE_INPUT, SPACE_HOLDING };
 
 /* Device classes (also the slot "type" codes of rs485_type_N settings). */
 enum desc_class {
-	CLASS_NONE = 0,	      /* not connected */
-	CLASS_METER = 1,      /* energy meter */
-	CLASS_BICOM = 2,      /* Bicom relay */
-	CLASS_GENERIC = 3,    /* generic Modbus device */
-	CLASS_PQ = 4,	      /* power-quality analyser */
+	CLASS_NONE = 0,	   /* not connected */
+	CLASS_METER = 1,   /* energy meter */
+	CLASS_BICOM = 2,   /* Bicom relay */
+	CLASS_GENERIC = 3, /* generic Modbus device */
+	CLASS_PQ = 4,	   /* power-quality analyser */
 };
 
 /* Where a value lives: PDU address (0-based on the wire) in a space. */
@@ -41,18 +41,18 @@ struct desc_field {
 
 /* Measurement quantities of the normalised model (CONTRACTS §1 names). */
 enum desc_qty {
-	QTY_U,	  /* phase voltage, V */
-	QTY_UPP,  /* phase-to-phase voltage, V (phase 1 = U12, 2 = U23, 3 = U31) */
-	QTY_I,	  /* A */
-	QTY_P,	  /* W */
-	QTY_Q,	  /* var */
-	QTY_S,	  /* VA */
-	QTY_PF,	  /* "" */
-	QTY_PA,	  /* degrees */
-	QTY_THDU, /* % */
-	QTY_THDI, /* % */
-	QTY_FREQ, /* Hz, phase 0 */
-	QTY_TEMP, /* internal temperature °C, phase 0 */
+	QTY_U,	    /* phase voltage, V */
+	QTY_UPP,    /* phase-to-phase voltage, V (phase 1 = U12, 2 = U23, 3 = U31) */
+	QTY_I,	    /* A */
+	QTY_P,	    /* W */
+	QTY_Q,	    /* var */
+	QTY_S,	    /* VA */
+	QTY_PF,	    /* "" */
+	QTY_PA,	    /* degrees */
+	QTY_THDU,   /* % */
+	QTY_THDI,   /* % */
+	QTY_FREQ,   /* Hz, phase 0 */
+	QTY_TEMP,   /* internal temperature °C, phase 0 */
 	QTY_TARIFF, /* active tariff, phase 0 */
 	QTY_COUNT
 };
@@ -71,11 +71,12 @@ struct desc_counter {
 	bool resettable;
 	struct desc_field value;    /* in the base unit, times 10^exponent */
 	struct desc_field exponent; /* optional: int16 decimal exponent register */
-	struct desc_field unit;	    /* optional: unit code register (bits 1-0: 1 Wh, 2 varh, 3 VAh) */
-	struct desc_field quadrants; /* optional: quadrant mask (6/12 import, 3/9 export, 15 bidir) */
-	enum desc_unit fixed_unit;   /* used when unit register is absent */
-	enum desc_dir fixed_dir;     /* used when quadrants register is absent */
-	uint8_t phase;		     /* 0 = total */
+	struct desc_field unit; /* optional: unit code register (bits 1-0: 1 Wh, 2 varh, 3 VAh) */
+	struct desc_field
+	    quadrants;		   /* optional: quadrant mask (6/12 import, 3/9 export, 15 bidir) */
+	enum desc_unit fixed_unit; /* used when unit register is absent */
+	enum desc_dir fixed_dir;   /* used when quadrants register is absent */
+	uint8_t phase;		   /* 0 = total */
 };
 
 /* A contiguous read the poller issues (built from the fields by the loader). */
@@ -86,7 +87,7 @@ struct desc_block {
 };
 
 struct desc {
-	char name[DESC_NAME_MAX];		/* e.g. "IE38" */
+	char name[DESC_NAME_MAX];		   /* e.g. "IE38" */
 	char match[DESC_MATCH_MAX][DESC_NAME_MAX]; /* model-string prefixes this file serves */
 	unsigned nmatch;
 	enum desc_class cls;
@@ -95,7 +96,8 @@ struct desc {
 
 	/* identification (strings; sw_version is a number ×100) */
 	struct desc_field id_model, id_serial, id_sw_version, id_description, id_location;
-	struct desc_field reverse; /* optional: holding register whose bit 1 = connected in reverse */
+	struct desc_field
+	    reverse; /* optional: holding register whose bit 1 = connected in reverse */
 
 	struct desc_meas meas[DESC_MEAS_MAX];
 	unsigned nmeas;
@@ -113,9 +115,9 @@ struct desc {
 	/* reads that cover the fields, built by the loader */
 	struct desc_block meas_blocks[DESC_BLOCK_MAX];
 	unsigned nmeas_blocks;
-	struct desc_block ctr_blocks[DESC_BLOCK_MAX];  /* counter values + exponents */
+	struct desc_block ctr_blocks[DESC_BLOCK_MAX]; /* counter values + exponents */
 	unsigned nctr_blocks;
-	struct desc_block cfg_blocks[DESC_BLOCK_MAX];  /* unit/quadrant/reverse registers */
+	struct desc_block cfg_blocks[DESC_BLOCK_MAX]; /* unit/quadrant/reverse registers */
 	unsigned ncfg_blocks;
 };
 

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SCHED_FAILS_DOWN 3	/* consecutive failed cycles before "not responding" */
+#define SCHED_FAILS_DOWN 3 /* consecutive failed cycles before "not responding" */
 #define SCHED_BACKOFF_MAX_MS 30000
 
 /* Delay from the start of the last cycle to the next one: the interval while

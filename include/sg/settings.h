@@ -14,12 +14,12 @@ enum set_type { SET_INT, SET_STR };
 struct set_def {
 	const char *key;
 	enum set_type type;
-	long min, max;	   /* SET_INT: allowed range */
-	size_t maxlen;	   /* SET_STR: longest accepted length in bytes */
+	long min, max; /* SET_INT: allowed range */
+	size_t maxlen; /* SET_STR: longest accepted length in bytes */
 	long def_int;
 	const char *def_str;
-	bool secret;	   /* never returned by settings_to_json(..., false) */
-	bool readonly;	   /* shown, not settable (serial_number, model_type) */
+	bool secret;   /* never returned by settings_to_json(..., false) */
+	bool readonly; /* shown, not settable (serial_number, model_type) */
 };
 
 struct settings;

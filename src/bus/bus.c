@@ -111,8 +111,8 @@ int bus_txn_check(const struct bus_txn *t)
 		return t->count >= 1 && t->count <= 123 ? 0 : -EINVAL;
 	case 23:
 		return t->count >= 1 && t->count <= 125 && t->wcount >= 1 && t->wcount <= 121
-			       ? 0
-			       : -EINVAL;
+			   ? 0
+			   : -EINVAL;
 	default:
 		return -EINVAL;
 	}

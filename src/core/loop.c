@@ -215,7 +215,7 @@ int64_t loop_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void 
 		l->capheap = cap;
 	}
 	l->heap[l->nheap] = (struct timer){
-		.id = l->next_id++, .due_ms = clock_mono_ms() + delay_ms, .cb = cb, .arg = arg};
+	    .id = l->next_id++, .due_ms = clock_mono_ms() + delay_ms, .cb = cb, .arg = arg};
 	heap_up(l, l->nheap++);
 	arm_timerfd(l);
 	return l->next_id - 1;

@@ -45,7 +45,9 @@ static json_t *bus_json(struct app *a, int i)
 	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:i, s:s}", "name",
 			 names[i], "device", bp->device, "state", st.open ? "open" : "closed",
 			 "baud", bp->baud, "parity",
-			 bp->parity == 'E' ? "even" : bp->parity == 'O' ? "odd" : "none",
+			 bp->parity == 'E'   ? "even"
+			 : bp->parity == 'O' ? "odd"
+					     : "none",
 			 "stop_bits", bp->stop_bits, "transactions", (json_int_t)st.transactions,
 			 "errors", (json_int_t)st.errors, "timeouts", (json_int_t)st.timeouts,
 			 "queue", st.queued_high + st.queued_low, "last_error", st.last_error);
@@ -134,8 +136,7 @@ static bool dev_readable(struct ctl_client *c, const struct dev *d)
 	return true;
 }
 
-static void cmd_measurements(struct app *a, struct ctl_client *c, int argc,
-			     const char *const *argv)
+static void cmd_measurements(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
 {
 	const struct dev *d = dev_arg(a, c, argv[1]);
 	json_t *h;
@@ -192,7 +193,8 @@ static void cmd_bicom(struct app *a, struct ctl_client *c, int argc, const char 
 	}
 	if (op != BICOM_STATE && slot == DEV_SLOT_RIGHT_IR &&
 	    settings_int(a->settings, "ir_ext_rel_mode") == 2) {
-		ctl_reply_err(c, "Right IR Bicom is controlled by the IR counter, not by the gateway");
+		ctl_reply_err(c,
+			      "Right IR Bicom is controlled by the IR counter, not by the gateway");
 		return;
 	}
 	r = poll_bicom(a->poll, slot, (enum bicom_op)op, op_done, c);
@@ -210,7 +212,8 @@ static void cmd_settings(struct app *a, struct ctl_client *c, int argc, const ch
 	}
 	v = json_object_get(all, argv[1]);
 	if (!v)
-		ctl_reply_err(c, settings_def(argv[1]) ? "%s is write-only" : "unknown setting '%s'",
+		ctl_reply_err(c,
+			      settings_def(argv[1]) ? "%s is write-only" : "unknown setting '%s'",
 			      argv[1]);
 	else
 		ctl_reply_ok(c, json_pack("{s:O}", argv[1], v));
@@ -227,7 +230,8 @@ static void cmd_set(struct app *a, struct ctl_client *c, int argc, const char *c
 		const char *eq = strchr(argv[i], '=');
 
 		if (eq)
-			json_array_append_new(changed, json_stringn(argv[i], (size_t)(eq - argv[i])));
+			json_array_append_new(changed,
+					      json_stringn(argv[i], (size_t)(eq - argv[i])));
 	}
 	r = settings_set_kv(a->settings, (char *const *)(argv + 1), argc - 1, err, sizeof(err));
 	if (r < 0) {
@@ -278,21 +282,21 @@ void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const
 void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 
 static const struct cmd cmds[] = {
-	{"status", 0, 0, cmd_status, "status"},
-	{"devices", 0, 0, cmd_devices, "devices"},
-	{"measurements", 1, 1, cmd_measurements, "measurements N"},
-	{"counters", 1, 1, cmd_counters, "counters N"},
-	{"bicom", 2, 2, cmd_bicom, "bicom ADDR on|off|toggle|state"},
-	{"settings", 0, 1, cmd_settings, "settings [KEY]"},
-	{"set", 1, CTL_ARGS_MAX - 1, cmd_set, "set KEY=VALUE…"},
-	{"scan", 0, 10, ctl_cmd_scan,
-	 "scan [--baud RATE|CODE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B]"},
-	{"set-parameters", 2, 6, ctl_cmd_set_parameters,
-	 "set-parameters ADDR [address=N] [baud=CODE] [parity=0|1|2] [stop_bits=0|1]"},
-	{"modbus", 3, 126, ctl_cmd_modbus,
-	 "modbus read ADDR REG [COUNT] | modbus write ADDR REG VALUE…"},
-	{"factory-reset", 0, 1, cmd_factory_reset, "factory-reset --yes"},
-	{"events", 0, 1, cmd_events, "events [N]"},
+    {"status", 0, 0, cmd_status, "status"},
+    {"devices", 0, 0, cmd_devices, "devices"},
+    {"measurements", 1, 1, cmd_measurements, "measurements N"},
+    {"counters", 1, 1, cmd_counters, "counters N"},
+    {"bicom", 2, 2, cmd_bicom, "bicom ADDR on|off|toggle|state"},
+    {"settings", 0, 1, cmd_settings, "settings [KEY]"},
+    {"set", 1, CTL_ARGS_MAX - 1, cmd_set, "set KEY=VALUE…"},
+    {"scan", 0, 10, ctl_cmd_scan,
+     "scan [--baud RATE|CODE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B]"},
+    {"set-parameters", 2, 6, ctl_cmd_set_parameters,
+     "set-parameters ADDR [address=N] [baud=CODE] [parity=0|1|2] [stop_bits=0|1]"},
+    {"modbus", 3, 126, ctl_cmd_modbus,
+     "modbus read ADDR REG [COUNT] | modbus write ADDR REG VALUE…"},
+    {"factory-reset", 0, 1, cmd_factory_reset, "factory-reset --yes"},
+    {"events", 0, 1, cmd_events, "events [N]"},
 };
 
 void ctl_dispatch(struct app *a, struct ctl_client *c, int argc, const char *const *argv)

@@ -72,7 +72,10 @@ static int scan_opt(struct scan_opts *o, const char *k, const char *v)
 		return 0;
 	}
 	if (!strcmp(k, "--parity")) {
-		o->parity = !strcmp(v, "none") ? 'N' : !strcmp(v, "odd") ? 'O' : !strcmp(v, "even") ? 'E' : 0;
+		o->parity = !strcmp(v, "none")	 ? 'N'
+			    : !strcmp(v, "odd")	 ? 'O'
+			    : !strcmp(v, "even") ? 'E'
+						 : 0;
 		return o->parity ? 0 : -EINVAL;
 	}
 	if (!strcmp(k, "--from"))
@@ -89,8 +92,9 @@ void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *con
 
 	for (int i = 1; i < argc; i += 2) {
 		if (i + 1 >= argc || scan_opt(&o, argv[i], argv[i + 1]) < 0) {
-			ctl_reply_err(c, "scan: bad option '%s' (--baud 1200…115200 or 0…7, "
-					 "--parity none|odd|even, --stop-bits 1|2, --from/--to 1…247)",
+			ctl_reply_err(c,
+				      "scan: bad option '%s' (--baud 1200…115200 or 0…7, "
+				      "--parity none|odd|even, --stop-bits 1|2, --from/--to 1…247)",
 				      argv[i]);
 			return;
 		}
@@ -119,7 +123,8 @@ static int setparam_arg(const char *s, int *addr, int *baud, int *parity, int *s
 	long v;
 
 	for (int i = 0; eq && i < 4; i++) {
-		if (strlen(keys[i].key) != (size_t)(eq - s) || strncmp(s, keys[i].key, (size_t)(eq - s)))
+		if (strlen(keys[i].key) != (size_t)(eq - s) ||
+		    strncmp(s, keys[i].key, (size_t)(eq - s)))
 			continue;
 		if (num(eq + 1, keys[i].lo, keys[i].hi, &v) < 0)
 			return -ERANGE;
@@ -142,8 +147,9 @@ void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const
 	}
 	for (int i = 3; i < argc; i++) {
 		if (setparam_arg(argv[i], &naddr, &baud, &parity, &stop) < 0) {
-			ctl_reply_err(c, "set-parameters: bad argument '%s' (address=1…247, "
-					 "baud=0…7, parity=0…2, stop_bits=0|1)",
+			ctl_reply_err(c,
+				      "set-parameters: bad argument '%s' (address=1…247, "
+				      "baud=0…7, parity=0…2, stop_bits=0|1)",
 				      argv[i]);
 			return;
 		}
@@ -198,11 +204,12 @@ static void mb_done(int err, const char *msg, json_t *res, void *arg)
 
 static int mb_setup_read(struct mb_req *m, int argc, const char *const *argv)
 {
-	static const uint8_t fc[] = {[SPACE_COIL] = 1, [SPACE_DISCRETE] = 2, [SPACE_INPUT] = 4,
-				     [SPACE_HOLDING] = 3};
+	static const uint8_t fc[] = {
+	    [SPACE_COIL] = 1, [SPACE_DISCRETE] = 2, [SPACE_INPUT] = 4, [SPACE_HOLDING] = 3};
 	long n = 1;
 
-	if (argc > 5 || (argc == 5 && num(argv[4], 1, m->space <= SPACE_DISCRETE ? 2000 : 125, &n) < 0))
+	if (argc > 5 ||
+	    (argc == 5 && num(argv[4], 1, m->space <= SPACE_DISCRETE ? 2000 : 125, &n) < 0))
 		return -EINVAL;
 	m->t.fc = fc[m->space];
 	m->t.count = (uint16_t)n;
@@ -250,8 +257,9 @@ void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *c
 	if ((!wr && strcmp(argv[1], "read")) || num(argv[2], 0, 247, &addr) < 0 ||
 	    regnum_parse(argv[3], &m->space, &m->t.addr) < 0) {
 		free(m);
-		ctl_reply_err(c, "usage: modbus read ADDR REG [COUNT] | modbus write ADDR REG VALUE… "
-				 "(ADDR 0…247, REG like 30001 or 40101)");
+		ctl_reply_err(c,
+			      "usage: modbus read ADDR REG [COUNT] | modbus write ADDR REG VALUE… "
+			      "(ADDR 0…247, REG like 30001 or 40101)");
 		return;
 	}
 	m->addr = (int)addr;
@@ -263,6 +271,6 @@ void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *c
 		ctl_reply_err(c, "modbus %s: %s", argv[1],
 			      r == -EINVAL || r == -ERANGE ? "bad register, count or value"
 			      : r == -EBUSY		   ? "RS485 scan in progress"
-						   : strerror(-r));
+							   : strerror(-r));
 	}
 }

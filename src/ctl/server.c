@@ -27,8 +27,8 @@ struct ctl_client {
 	size_t inlen;
 	char *out;
 	size_t outlen, outoff;
-	bool pending; /* a request is being served */
-	bool gone;    /* peer closed or error: free once not pending */
+	bool pending;	 /* a request is being served */
+	bool gone;	 /* peer closed or error: free once not pending */
 	bool in_handler; /* inside client_take_lines: the caller frees */
 };
 

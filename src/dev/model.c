@@ -147,8 +147,7 @@ void dev_apply_ident(struct dev *d, const struct desc *id, enum desc_space space
 	apply_string(&id->id_serial, space, start, count, regs, d->serial, sizeof(d->serial));
 	apply_string(&id->id_description, space, start, count, regs, d->description,
 		     sizeof(d->description));
-	apply_string(&id->id_location, space, start, count, regs, d->location,
-		     sizeof(d->location));
+	apply_string(&id->id_location, space, start, count, regs, d->location, sizeof(d->location));
 	if (covers(&id->id_sw_version, space, start, count) &&
 	    field_number(&id->id_sw_version, space, start, regs, &v))
 		d->sw_ver = (int)v;
@@ -323,8 +322,8 @@ json_t *dev_device_json(const struct dev *d)
 			 "index", idx >= 0 ? json_integer(idx) : json_null(), "slot", d->slot,
 			 "interface", d->ifname, "model", ha_model(d), "serial", d->serial,
 			 "description", d->description[0] ? d->description : d->cfg_description,
-			 "location", d->location, "sw_ver", d->model[0] ? sw : "",
-			 "modbus_address", d->addr, "type", dev_class_name(d->cls), "status",
+			 "location", d->location, "sw_ver", d->model[0] ? sw : "", "modbus_address",
+			 d->addr, "type", dev_class_name(d->cls), "status",
 			 dev_health_name(d->health), "last_error", d->last_error, "latency_ms",
 			 (json_int_t)d->latency_ms, "relay",
 			 d->relay < 0 ? json_null() : json_string(d->relay ? "on" : "off"));

@@ -86,10 +86,8 @@ static void build_cfg_chain(struct pslot *s)
 
 static uint8_t read_fc(enum desc_space space)
 {
-	static const uint8_t fc[] = {[SPACE_COIL] = 1,
-				     [SPACE_DISCRETE] = 2,
-				     [SPACE_INPUT] = 4,
-				     [SPACE_HOLDING] = 3};
+	static const uint8_t fc[] = {
+	    [SPACE_COIL] = 1, [SPACE_DISCRETE] = 2, [SPACE_INPUT] = 4, [SPACE_HOLDING] = 3};
 
 	return fc[space];
 }
@@ -170,8 +168,8 @@ static void identified(struct poll *p, struct pslot *s)
 		return;
 	}
 	s->dev.d = d;
-	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model,
-		 s->dev.serial, s->dev.addr, d->name);
+	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model, s->dev.serial,
+		 s->dev.addr, d->name);
 	build_cfg_chain(s);
 	start_chain(p, s);
 }

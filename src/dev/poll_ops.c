@@ -195,8 +195,14 @@ int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, vo
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
-	*o = (struct op){.p = p, .kind = OP_BICOM, .cb = cb, .arg = arg, .slot = slot,
-			 .bop = op, .d = d, .bus = p->buses[p->slot[slot].dev.bus]};
+	*o = (struct op){.p = p,
+			 .kind = OP_BICOM,
+			 .cb = cb,
+			 .arg = arg,
+			 .slot = slot,
+			 .bop = op,
+			 .d = d,
+			 .bus = p->buses[p->slot[slot].dev.bus]};
 	op_link(p, o);
 	if (op == BICOM_ON || op == BICOM_OFF)
 		bicom_write(o, op == BICOM_ON);
@@ -313,8 +319,10 @@ static json_t *scan_entry(struct op *o, const struct bus_txn *t)
 	return json_pack("{s:i, s:s, s:s, s:i, s:i, s:s, s:i}", "address", t->unit, "model",
 			 tmp.model, "serial", tmp.serial, "sw_ver", tmp.sw_ver, "baud",
 			 o->line.baud, "parity",
-			 par[o->line.parity == 'O' ? 1 : o->line.parity == 'E' ? 2 : 0], "stop_bits",
-			 o->line.stop_bits);
+			 par[o->line.parity == 'O'   ? 1
+			     : o->line.parity == 'E' ? 2
+						     : 0],
+			 "stop_bits", o->line.stop_bits);
 }
 
 static void scan_probed(struct bus_txn *t, void *arg)
@@ -343,8 +351,8 @@ static void scan_next(struct op *o)
 		scan_end(o);
 		return;
 	}
-	txn_setup(&o->txn, (uint8_t)o->cur, o->probe.space == SPACE_HOLDING ? 3 : 4,
-		  o->probe.start, o->probe.count);
+	txn_setup(&o->txn, (uint8_t)o->cur, o->probe.space == SPACE_HOLDING ? 3 : 4, o->probe.start,
+		  o->probe.count);
 	o->txn.timeout_ms = sched_scan_timeout_ms(o->line.baud);
 	r = op_submit(o, scan_probed);
 	if (r < 0) {
@@ -369,8 +377,14 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
-	*o = (struct op){.p = p, .kind = OP_SCAN, .cb = cb, .arg = arg, .bus = b, .cur = first,
-			 .last = last, .found = json_array()};
+	*o = (struct op){.p = p,
+			 .kind = OP_SCAN,
+			 .cb = cb,
+			 .arg = arg,
+			 .bus = b,
+			 .cur = first,
+			 .last = last,
+			 .found = json_array()};
 	o->line = p->rs485_line.device[0] ? p->rs485_line : *bus_params(b);
 	if (baud > 0)
 		o->line.baud = baud;
@@ -477,9 +491,18 @@ int poll_set_parameters(struct poll *p, int addr, const char *model, int new_add
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
-	*o = (struct op){.p = p, .kind = OP_SETPARAM, .cb = cb, .arg = arg, .bus = b, .d = d,
-			 .addr = addr, .new_addr = new_addr, .baud_code = baud_code,
-			 .parity = parity, .stop_code = stop_code, .comm = blk};
+	*o = (struct op){.p = p,
+			 .kind = OP_SETPARAM,
+			 .cb = cb,
+			 .arg = arg,
+			 .bus = b,
+			 .d = d,
+			 .addr = addr,
+			 .new_addr = new_addr,
+			 .baud_code = baud_code,
+			 .parity = parity,
+			 .stop_code = stop_code,
+			 .comm = blk};
 	txn_setup(&o->txn, (uint8_t)addr, 3, blk.start, blk.count);
 	r = op_submit(o, setparam_read);
 	if (r < 0) {

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-static const long base5[] = {[SPACE_COIL] = 1, [SPACE_DISCRETE] = 10001,
-			     [SPACE_INPUT] = 30001, [SPACE_HOLDING] = 40001};
+static const long base5[] = {
+    [SPACE_COIL] = 1, [SPACE_DISCRETE] = 10001, [SPACE_INPUT] = 30001, [SPACE_HOLDING] = 40001};
 
 int regnum_from_long(long n, enum desc_space *space, uint16_t *pdu)
 {
@@ -47,8 +47,10 @@ int regnum_parse(const char *s, enum desc_space *space, uint16_t *pdu)
 
 long regnum_format(enum desc_space space, uint16_t pdu)
 {
-	static const long base6[] = {[SPACE_COIL] = -1, [SPACE_DISCRETE] = 100001,
-				     [SPACE_INPUT] = 300001, [SPACE_HOLDING] = 400001};
+	static const long base6[] = {[SPACE_COIL] = -1,
+				     [SPACE_DISCRETE] = 100001,
+				     [SPACE_INPUT] = 300001,
+				     [SPACE_HOLDING] = 400001};
 
 	if (pdu <= 9998)
 		return base5[space] + pdu;

@@ -93,8 +93,8 @@ static int check_scan_opt(const char *opt, const char *val)
 		return !strcmp(val, "1") || !strcmp(val, "2") ? 0 : bad("stop bits (1|2)", val);
 	if (!strcmp(opt, "--parity"))
 		return !strcmp(val, "none") || !strcmp(val, "odd") || !strcmp(val, "even")
-			       ? 0
-			       : bad("parity (none|odd|even)", val);
+			   ? 0
+			   : bad("parity (none|odd|even)", val);
 	if (!strcmp(opt, "--from") || !strcmp(opt, "--to"))
 		return need_num("Modbus address", val, 1, 247);
 	fprintf(stderr, "sgctl: unknown scan option '%s'\n", opt);

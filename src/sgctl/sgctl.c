@@ -72,8 +72,9 @@ static void help(void)
 /* Errors are one line, so scripts can show them as they are. */
 static int usage_error(void)
 {
-	fprintf(stderr, "sgctl: expected [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...] "
-			"(try 'sgctl help')\n");
+	fprintf(stderr,
+		"sgctl: expected [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...] "
+		"(try 'sgctl help')\n");
 	return EXIT_USAGE;
 }
 

@@ -77,7 +77,8 @@ static int open_state(struct app *a)
 		return r;
 	r = settings_load(a->settings, err, sizeof(err));
 	if (r < 0)
-		log_err("settings: %s (defaults in use)", err); /* not fatal: the gateway must run */
+		log_err("settings: %s (defaults in use)",
+			err); /* not fatal: the gateway must run */
 	snprintf(path, sizeof(path), "%s/sgd.db", a->conf.state_dir);
 	r = store_open(path, &a->store, err, sizeof(err));
 	if (r < 0)
