@@ -38,7 +38,112 @@ struct scan_opts {
 	int baud, stop;
 	char parity;
 	long first, last;
+	bool add_all;
 };
+
+struct scan_add {
+	struct app *app;
+	struct ctl_client *c;
+};
+
+static int free_slot(json_t *pending, struct app *a, long addr)
+{
+	char key[32];
+	int free_n = 0;
+
+	for (int n = 16; n >= 1; n--) {
+		const struct dev *d = poll_dev(a->poll, DEV_SLOT_RS485(n));
+
+		snprintf(key, sizeof(key), "rs485_type_%d", n);
+		if (d->cls != CLASS_NONE && d->addr == addr)
+			return 0; /* already configured */
+		if (d->cls == CLASS_NONE && !json_object_get(pending, key))
+			free_n = n;
+	}
+	return free_n > 0 ? free_n : -ENOSPC;
+}
+
+/* "Add all" (R-A5): every found device not yet configured goes into a free
+ * RS485 slot with its class from its description; the line settings become
+ * those the scan found them at. One settings change, all or nothing. */
+static json_t *plan_add_all(struct app *a, json_t *found, json_t *added)
+{
+	json_t *set = json_object(), *d;
+	char key[32], desc[48];
+	size_t i;
+
+	json_array_foreach(found, i, d)
+	{
+		long addr = (long)json_integer_value(json_object_get(d, "address"));
+		const char *model = json_string_value(json_object_get(d, "model"));
+		const struct desc *ds = desc_match(&a->descs, model ? model : "");
+		int n = free_slot(set, a, addr);
+
+		if (n <= 0)
+			continue;
+		snprintf(key, sizeof(key), "rs485_type_%d", n);
+		json_object_set_new(set, key, json_integer(ds ? ds->cls : CLASS_GENERIC));
+		snprintf(key, sizeof(key), "rs485_addr_%d", n);
+		json_object_set_new(set, key, json_integer(addr));
+		snprintf(key, sizeof(key), "rs485_desc_%d", n);
+		snprintf(desc, sizeof(desc), "%s %s", model && *model ? model : "Device",
+			 json_string_value(json_object_get(d, "serial")));
+		json_object_set_new(set, key, json_string(desc));
+		json_array_append_new(added,
+				      json_pack("{s:i, s:i, s:s}", "rs485_slot", n, "address",
+						(int)addr, "model", model ? model : ""));
+	}
+	return set;
+}
+
+static void set_line_from_scan(json_t *set, json_t *found)
+{
+	json_t *d = json_array_get(found, 0);
+	const char *par = json_string_value(json_object_get(d, "parity"));
+	long baud = (long)json_integer_value(json_object_get(d, "baud"));
+
+	for (long code = 0; d && code <= 7; code++)
+		if (bus_baud_from_code(code) == baud)
+			json_object_set_new(set, "rs485_baud_rate", json_integer(code));
+	if (par)
+		json_object_set_new(set, "rs485_parity",
+				    json_integer(!strcmp(par, "odd")	? 1
+						 : !strcmp(par, "even") ? 2
+									: 0));
+	if (d)
+		json_object_set_new(
+		    set, "rs485_stop_bits",
+		    json_integer(json_integer_value(json_object_get(d, "stop_bits")) == 2));
+}
+
+static void scan_add_done(int err, const char *msg, json_t *res, void *arg)
+{
+	struct scan_add *sa = arg;
+	json_t *found = json_object_get(res, "devices"), *added = json_array(), *set;
+	char emsg[256];
+
+	if (err) {
+		ctl_reply_err(sa->c, "%s", msg ? msg : strerror(-err));
+		json_decref(added);
+		free(sa);
+		return;
+	}
+	set = plan_add_all(sa->app, found, added);
+	if (json_array_size(added))
+		set_line_from_scan(set, found);
+	if (json_object_size(set) &&
+	    settings_set_json(sa->app->settings, set, emsg, sizeof(emsg)) < 0) {
+		ctl_reply_err(sa->c, "add all: %s", emsg);
+		json_decref(added);
+	} else {
+		app_settings_changed(sa->app);
+		json_object_set_new(res, "added", added);
+		ctl_reply_ok(sa->c, json_incref(res));
+	}
+	json_decref(set);
+	json_decref(res);
+	free(sa);
+}
 
 /* --baud accepts a rate (9600) or an Iskra baud code (0…7). */
 static int scan_baud(const char *s, int *baud)
@@ -90,7 +195,14 @@ void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *con
 	struct scan_opts o = {.first = 1, .last = 247};
 	int r;
 
+	struct scan_add *sa;
+
 	for (int i = 1; i < argc; i += 2) {
+		if (!strcmp(argv[i], "--add-all")) {
+			o.add_all = true;
+			i--; /* a flag without a value */
+			continue;
+		}
 		if (i + 1 >= argc || scan_opt(&o, argv[i], argv[i + 1]) < 0) {
 			ctl_reply_err(c,
 				      "scan: bad option '%s' (--baud 1200…115200 or 0…7, "
@@ -103,7 +215,13 @@ void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *con
 		ctl_reply_err(c, "scan: --from %ld is after --to %ld", o.first, o.last);
 		return;
 	}
-	r = poll_scan(a->poll, o.baud, o.parity, o.stop, (int)o.first, (int)o.last, op_done, c);
+	sa = o.add_all ? calloc(1, sizeof(*sa)) : NULL;
+	if (sa)
+		*sa = (struct scan_add){a, c};
+	r = poll_scan(a->poll, o.baud, o.parity, o.stop, (int)o.first, (int)o.last,
+		      sa ? scan_add_done : op_done, sa ? (void *)sa : (void *)c);
+	if (r < 0)
+		free(sa);
 	if (r == -EBUSY)
 		ctl_reply_err(c, "a scan is already running");
 	else if (r == -ENODEV)

@@ -103,12 +103,18 @@ static int check_scan_opt(const char *opt, const char *val)
 
 static int check_scan(int argc, char *const argv[])
 {
-	int i;
+	int i = 1;
 
-	for (i = 1; i + 1 < argc; i += 2)
-		if (check_scan_opt(argv[i], argv[i + 1]))
+	while (i < argc) {
+		if (!strcmp(argv[i], "--add-all")) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= argc || check_scan_opt(argv[i], argv[i + 1]))
 			return -EINVAL;
-	return i == argc ? 0 : -EINVAL;
+		i += 2;
+	}
+	return 0;
 }
 
 static int check_modbus_write(int argc, char *const argv[])
@@ -171,8 +177,10 @@ static const struct cmd cmds[] = {
     {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
     {"settings", "[KEY]", "all settings, or the value of one", check_settings},
     {"set", "KEY=VALUE...", "change settings", check_set},
-    {"scan", "[--baud CODE_OR_RATE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B]",
-     "search the RS-485 bus for meters", check_scan},
+    {"scan",
+     "[--baud CODE_OR_RATE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B] "
+     "[--add-all]",
+     "search the RS-485 bus; --add-all puts every new device into a free slot", check_scan},
     {"set-parameters", "ADDR MODEL [address=N] [baud=0..7] [parity=0..2] [stop_bits=0|1]",
      "change a found RS-485 device's address or line settings", check_set_parameters},
     {"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",

@@ -194,6 +194,29 @@ def test_scan_finds_devices():
 
 
 @test
+def test_scan_add_all():
+    demo = Demo()
+    try:
+        demo.sgd.start()
+        demo.sgd.ok("set", "rs485_type_2=1", "rs485_addr_2=4", "rs485_baud_rate=3")
+        r = demo.sgd.ok("scan", "--baud", "115200", "--from", "1", "--to", "6", "--add-all")
+        assert sorted(d["address"] for d in r["devices"]) == [1, 2, 3, 4], r
+        added = {a["address"]: a["rs485_slot"] for a in r["added"]}
+        assert sorted(added) == [1, 2, 3], r["added"]  # 4 was already configured
+        s = demo.sgd.ok("settings")["settings"]
+        types = {s["rs485_addr_%d" % n]: s["rs485_type_%d" % n] for n in range(1, 17)
+                 if s["rs485_type_%d" % n]}
+        assert types == {1: 1, 2: 4, 3: 2, 4: 1}, types  # meter, PQ analyser, Bicom, meter
+        assert s["rs485_baud_rate"] == 7  # the line the devices were found on
+        assert s["rs485_desc_1"].startswith("WM3M4C ")
+        wait_until(lambda: demo.sgd.ok("status")["devices_responding"] == 4, 15, "4 devices ok")
+        again = demo.sgd.ok("scan", "--from", "1", "--to", "6", "--add-all")
+        assert again["added"] == [], again
+    finally:
+        demo.stop()
+
+
+@test
 def test_set_parameters():
     demo = Demo().start()
     try:
