@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmds.h"
 #include "sg/clock.h"
 #include "sg/ctl.h"
 #include "sg/ctlsrv.h"
@@ -136,33 +137,33 @@ static bool dev_readable(struct ctl_client *c, const struct dev *d)
 	return true;
 }
 
-static void cmd_measurements(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
+/* measurements/counters: a readable device, its header and one rendering. */
+static void reply_dev(struct app *a, struct ctl_client *c, const char *index, const char *key,
+		      json_t *(*render)(const struct dev *))
 {
-	const struct dev *d = dev_arg(a, c, argv[1]);
+	const struct dev *d = dev_arg(a, c, index);
 	json_t *h;
 
-	(void)argc;
 	if (!d || !dev_readable(c, d))
 		return;
 	h = dev_header(d);
-	json_object_set_new(h, "measurements", dev_measurements_json(d));
+	json_object_set_new(h, key, render(d));
 	ctl_reply_ok(c, h);
+}
+
+static void cmd_measurements(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
+{
+	(void)argc;
+	reply_dev(a, c, argv[1], "measurements", dev_measurements_json);
 }
 
 static void cmd_counters(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
 {
-	const struct dev *d = dev_arg(a, c, argv[1]);
-	json_t *h;
-
 	(void)argc;
-	if (!d || !dev_readable(c, d))
-		return;
-	h = dev_header(d);
-	json_object_set_new(h, "counters", dev_counters_json(d));
-	ctl_reply_ok(c, h);
+	reply_dev(a, c, argv[1], "counters", dev_counters_json);
 }
 
-static void op_done(int err, const char *msg, json_t *res, void *arg)
+void ctl_op_done(int err, const char *msg, json_t *res, void *arg)
 {
 	struct ctl_client *c = arg;
 
@@ -197,7 +198,7 @@ static void cmd_bicom(struct app *a, struct ctl_client *c, int argc, const char 
 			      "Right IR Bicom is controlled by the IR counter, not by the gateway");
 		return;
 	}
-	r = poll_bicom(a->poll, slot, (enum bicom_op)op, op_done, c);
+	r = poll_bicom(a->poll, slot, (enum bicom_op)op, ctl_op_done, c);
 	if (r < 0)
 		ctl_reply_err(c, "bicom %ld: %s", addr, strerror(-r));
 }
@@ -276,10 +277,6 @@ static void cmd_events(struct app *a, struct ctl_client *c, int argc, const char
 	else
 		ctl_reply_ok(c, json_pack("{s:o}", "events", ev));
 }
-
-void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
-void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
-void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 
 static const struct cmd cmds[] = {
     {"status", 0, 0, cmd_status, "status"},

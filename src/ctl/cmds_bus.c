@@ -4,12 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmds.h"
 #include "sg/ctlsrv.h"
 #include "sg/regnum.h"
-
-void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
-void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
-void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 
 static int num(const char *s, long lo, long hi, long *out)
 {
@@ -22,16 +19,6 @@ static int num(const char *s, long lo, long hi, long *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
-}
-
-static void op_done(int err, const char *msg, json_t *res, void *arg)
-{
-	struct ctl_client *c = arg;
-
-	if (err)
-		ctl_reply_err(c, "%s", msg ? msg : strerror(-err));
-	else
-		ctl_reply_ok(c, res);
 }
 
 struct scan_opts {
@@ -219,7 +206,7 @@ void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *con
 	if (sa)
 		*sa = (struct scan_add){a, c};
 	r = poll_scan(a->poll, o.baud, o.parity, o.stop, (int)o.first, (int)o.last,
-		      sa ? scan_add_done : op_done, sa ? (void *)sa : (void *)c);
+		      sa ? scan_add_done : ctl_op_done, sa ? (void *)sa : (void *)c);
 	if (r < 0)
 		free(sa);
 	if (r == -EBUSY)
@@ -272,7 +259,8 @@ void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const
 			return;
 		}
 	}
-	r = poll_set_parameters(a->poll, (int)addr, argv[2], naddr, baud, parity, stop, op_done, c);
+	r = poll_set_parameters(a->poll, (int)addr, argv[2], naddr, baud, parity, stop, ctl_op_done,
+				c);
 	if (r == -ENOTSUP)
 		ctl_reply_err(c, "model '%s' has no writable communication registers", argv[2]);
 	else if (r < 0)

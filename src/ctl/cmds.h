@@ -1,0 +1,16 @@
+/* Commands split across files of the control server. */
+#ifndef SG_CTL_CMDS_H
+#define SG_CTL_CMDS_H
+
+#include "sg/ctlsrv.h"
+
+/* Reply to a client when an on-demand device operation finishes. */
+void ctl_op_done(int err, const char *msg, json_t *res, void *arg);
+/* scan [options] [--add-all] */
+void ctl_cmd_scan(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
+/* set-parameters ADDR MODEL [key=value…] */
+void ctl_cmd_set_parameters(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
+/* modbus read|write … */
+void ctl_cmd_modbus(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
+
+#endif
