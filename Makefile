@@ -32,6 +32,8 @@ SGCTL_SRC := $(wildcard src/sgctl/*.c)
 SIM_SRC := $(wildcard tests/sim/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 all: $(BUILD)/sgd $(BUILD)/sgctl $(BUILD)/sgsim
 
@@ -58,6 +60,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libsg.a
 
 unit: $(UNIT_BIN)
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsg.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
+
+bench-bin: $(BENCH_BIN)
+
 deps:
 	@./tools/install-deps
 
@@ -74,7 +82,7 @@ check: deps
 		./tests/run-all build-asan --sanitized
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all bench-bin
 	./bench/run-all $(BUILD)
 
 format:
@@ -83,5 +91,5 @@ format:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit deps demo check bench clean format
+.PHONY: all unit bench-bin deps demo check bench clean format
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

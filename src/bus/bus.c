@@ -14,6 +14,7 @@
 
 #include "sg/clock.h"
 #include "sg/log.h"
+#include "sg/sched.h"
 
 #define QUEUE_HIGH 64
 #define QUEUE_LOW 256
@@ -38,6 +39,7 @@ struct bus {
 	modbus_t *ctx;
 	struct bus_params wparams;
 	int64_t last_open_try;
+	struct timespec quiet_until; /* end of the silent interval after the last frame */
 };
 
 static void list_push(struct txn_list *l, struct bus_txn *t)
@@ -204,6 +206,27 @@ static int do_request(modbus_t *ctx, struct bus_txn *t)
 	return -1;
 }
 
+/* RTU frames end with 3.5 characters of silence; a request sent sooner after
+ * the last reply runs into it and real slaves drop it. */
+static void worker_wait_quiet(struct bus *b)
+{
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &b->quiet_until, NULL);
+}
+
+static void worker_mark_quiet(struct bus *b)
+{
+	const struct bus_params *p = &b->wparams;
+	unsigned bits = 1 + 8 + (p->parity != 'N') + (unsigned)p->stop_bits;
+	int64_t gap_ns = sched_rtu_frame_us(0, p->baud, bits) * 1000;
+
+	clock_gettime(CLOCK_MONOTONIC, &b->quiet_until);
+	b->quiet_until.tv_nsec += gap_ns;
+	while (b->quiet_until.tv_nsec >= 1000000000) {
+		b->quiet_until.tv_nsec -= 1000000000;
+		b->quiet_until.tv_sec++;
+	}
+}
+
 static void worker_run_txn(struct bus *b, struct bus_txn *t)
 {
 	int64_t start = clock_mono_ms();
@@ -214,9 +237,11 @@ static void worker_run_txn(struct bus *b, struct bus_txn *t)
 		modbus_set_slave(b->ctx, t->unit);
 		modbus_set_response_timeout(b->ctx, (uint32_t)(timeout / 1000),
 					    (uint32_t)(timeout % 1000) * 1000);
+		worker_wait_quiet(b);
 		errno = 0;
 		if (do_request(b->ctx, t) < 0)
 			r = map_modbus_errno(errno);
+		worker_mark_quiet(b);
 		/* A broadcast gets no answer by design. */
 		if (t->unit == 0 && r == -ETIMEDOUT)
 			r = 0;
