@@ -38,6 +38,13 @@ static double wire_us(const struct sim_bus *b, double nchars)
 	return nchars * b->bits_per_char * 1e6 / b->baud;
 }
 
+/* A slave sees the end of a request only after t3.5 of silence, which the
+ * Modbus RTU spec fixes at 1750 us above 19200 baud. */
+static double t35_us(const struct sim_bus *b)
+{
+	return b->baud > 19200 ? 1750.0 : wire_us(b, 3.5);
+}
+
 void sim_bus_set_baud(struct sim_bus *b, unsigned baud)
 {
 	if (baud > 0)
@@ -203,7 +210,7 @@ static void answer(struct sim_bus *b, struct sim_dev *dv, const uint8_t *f, size
 	build_tx(b, dv, resp, n);
 	b->wire_us += wire_us(b, (double)b->txlen);
 	if (b->pace)
-		delay = wire_us(b, (double)len) + wire_us(b, 3.5) + wire_us(b, (double)b->txlen);
+		delay = wire_us(b, (double)len) + t35_us(b) + wire_us(b, (double)b->txlen);
 	if (dv->fault == FAULT_SLOW)
 		delay += dv->fault_arg * 1000.0;
 	b->tx_pending = true;
