@@ -25,6 +25,8 @@ struct conf {
 	char hw_version[4];	/* hw_version, default D */
 	int ir_timeout_ms;	/* ir_timeout_ms, default 500 (50…10000) */
 	int rs485_timeout_ms;	/* rs485_timeout_ms, default 300 (20…10000) */
+	int right_ir_addr;	/* right_ir_addr: Modbus address of the Right IR Bicom, default 33
+				   (1…247) */
 };
 
 /* Fill c with defaults. */

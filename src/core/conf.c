@@ -49,6 +49,7 @@ static const struct key keys[] = {
 	STR("hw_version", K_IDENT, hw_version),
 	INT("ir_timeout_ms", ir_timeout_ms, 50, 10000),
 	INT("rs485_timeout_ms", rs485_timeout_ms, 20, 10000),
+	INT("right_ir_addr", right_ir_addr, 1, 247),
 };
 // clang-format on
 
@@ -105,6 +106,7 @@ void conf_defaults(struct conf *c)
 	snprintf(c->hw_version, sizeof(c->hw_version), "D");
 	c->ir_timeout_ms = 500;
 	c->rs485_timeout_ms = 300;
+	c->right_ir_addr = 33;
 }
 
 static const struct key *find_key(const char *name)

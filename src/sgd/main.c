@@ -17,8 +17,6 @@
 #include "sg/log.h"
 #include "sg/version.h"
 
-/* The Iskra IR Bicom answers at this Modbus address on the Right IR port. */
-#define RIGHT_IR_BICOM_ADDR 33
 #define IR_BAUD 19200
 
 static void usage(FILE *f)
@@ -191,7 +189,7 @@ static int start(struct app *a)
 		return r;
 	if ((r = start_buses(a)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, RIGHT_IR_BICOM_ADDR);
+	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, a->conf.right_ir_addr);
 	if (r < 0) {
 		log_err("device descriptions lack the \"Generic\" identification layout");
 		return r;

@@ -27,7 +27,7 @@ DEMO_SETTINGS = [
     "rs485_type_3=2", "rs485_addr_3=3",
     "rs485_type_4=1", "rs485_addr_4=4",
 ]
-RIGHT_IR_BICOM_ADDR = 33
+RIGHT_IR_BICOM_ADDR = 33  # default of right_ir_addr in sgd.conf
 
 
 def wait_until(fn, timeout, what, interval=0.05):
