@@ -2,6 +2,7 @@
  * Every mistake is refused with FILE:LINE, because a daemon that silently
  * ignores a typo in a device path fails much later and far less clearly. */
 #include "sg/conf.h"
+#include "sg/errbuf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -54,20 +55,6 @@ static const struct key keys[] = {
 // clang-format on
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* "SG" + the first 6 hex digits of the machine id: stable per board and
  * unique enough to tell gateways apart on one network. */
@@ -165,8 +152,8 @@ static int set_int(const struct key *k, const char *v, struct conf *c, char *err
 		ok = !errno && !*end && n >= k->min && n <= k->max;
 	}
 	if (!ok) {
-		seterr(err, errlen, "%s: expected an integer %d…%d, got '%s'", k->name, k->min,
-		       k->max, v);
+		err_set(err, errlen, "%s: expected an integer %d…%d, got '%s'", k->name, k->min,
+			k->max, v);
 		return -EINVAL;
 	}
 	*(int *)((char *)c + k->off) = (int)n;
@@ -180,12 +167,12 @@ static int set_value(const struct key *k, const char *v, struct conf *c, char *e
 	if (k->kind == K_INT)
 		return set_int(k, v, c, err, errlen);
 	if (strlen(v) >= k->size) {
-		seterr(err, errlen, "%s: value longer than %zu bytes", k->name, k->size - 1);
+		err_set(err, errlen, "%s: value longer than %zu bytes", k->name, k->size - 1);
 		return -EINVAL;
 	}
 	why = str_problem(k, v);
 	if (why) {
-		seterr(err, errlen, "%s: %s, got '%s'", k->name, why, v);
+		err_set(err, errlen, "%s: %s, got '%s'", k->name, why, v);
 		return -EINVAL;
 	}
 	memcpy((char *)c + k->off, v, strlen(v) + 1);
@@ -227,18 +214,18 @@ static int parse_line(char *line, struct conf *c, bool *seen, char *err, size_t 
 		return 0;
 	eq = strchr(name, '=');
 	if (!eq) {
-		seterr(err, errlen, "expected 'key = value', got '%s'", name);
+		err_set(err, errlen, "expected 'key = value', got '%s'", name);
 		return -EINVAL;
 	}
 	*eq = '\0';
 	name = trim(name);
 	k = find_key(name);
 	if (!k) {
-		seterr(err, errlen, "unknown key '%s'", name);
+		err_set(err, errlen, "unknown key '%s'", name);
 		return -EINVAL;
 	}
 	if (seen[k - keys]) {
-		seterr(err, errlen, "%s: set twice", name);
+		err_set(err, errlen, "%s: set twice", name);
 		return -EINVAL;
 	}
 	seen[k - keys] = true;
@@ -254,18 +241,18 @@ static int parse_file(FILE *f, const char *path, struct conf *c, char *err, size
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		if (!strchr(line, '\n') && strlen(line) > LINE_MAX_LEN) {
-			seterr(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
-			       LINE_MAX_LEN);
+			err_set(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
+				LINE_MAX_LEN);
 			return -EINVAL;
 		}
 		rc = parse_line(line, c, seen, msg, sizeof(msg));
 		if (rc) {
-			seterr(err, errlen, "%s:%d: %s", path, lineno, msg);
+			err_set(err, errlen, "%s:%d: %s", path, lineno, msg);
 			return rc;
 		}
 	}
 	if (ferror(f)) {
-		seterr(err, errlen, "%s: read error", path);
+		err_set(err, errlen, "%s: read error", path);
 		return -EIO;
 	}
 	return 0;
@@ -281,7 +268,7 @@ int conf_load(const char *path, struct conf *c, char *err, size_t errlen)
 	f = fopen(path, "re");
 	if (!f) {
 		rc = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(-rc));
+		err_set(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
 	rc = parse_file(f, path, &tmp, err, errlen);

@@ -2,6 +2,7 @@
  * (000 §4.2.1) and of the newer 001 keys; values validated all-or-nothing and
  * persisted atomically as settings.json with a CRC-32. */
 #include "sg/settings.h"
+#include "sg/errbuf.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -159,20 +160,6 @@ struct settings {
 	unsigned generation;
 	struct vals v;
 };
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- CRC-32/ISO-HDLC (poly 0xEDB88320 reflected, init/xorout ~0) ---- */
 
@@ -382,17 +369,17 @@ static int check_str_rules(const struct set_def *d, const char *v, char *err, si
 	struct in_addr a;
 
 	if (is_ipv4_key(d->key) && *v && inet_pton(AF_INET, v, &a) != 1) {
-		seterr(err, errlen, "%s: '%s' is not an IPv4 address like 192.168.1.10 (or empty)",
-		       d->key, v);
+		err_set(err, errlen, "%s: '%s' is not an IPv4 address like 192.168.1.10 (or empty)",
+			d->key, v);
 		return -EINVAL;
 	}
 	/* Certificates live in the file manager's folder: a bare name only. */
 	if (is_file_key(d->key) && (strchr(v, '/') || v[0] == '.')) {
-		seterr(err, errlen, "%s: expected a file name without '/' or leading '.'", d->key);
+		err_set(err, errlen, "%s: expected a file name without '/' or leading '.'", d->key);
 		return -EINVAL;
 	}
 	if (is_topic_key(d->key) && strpbrk(v, "+#")) {
-		seterr(err, errlen, "%s: MQTT wildcards '+' and '#' are not allowed", d->key);
+		err_set(err, errlen, "%s: MQTT wildcards '+' and '#' are not allowed", d->key);
 		return -EINVAL;
 	}
 	return 0;
@@ -404,19 +391,19 @@ static int check_str(const struct set_def *d, json_t *jv, char **out, char *err,
 	size_t len;
 
 	if (!json_is_string(jv)) {
-		seterr(err, errlen, "%s: expected a string", d->key);
+		err_set(err, errlen, "%s: expected a string", d->key);
 		return -EINVAL;
 	}
 	v = json_string_value(jv);
 	len = json_string_length(jv);
 	if (len > d->maxlen) {
-		seterr(err, errlen, "%s: longer than %zu bytes", d->key, d->maxlen);
+		err_set(err, errlen, "%s: longer than %zu bytes", d->key, d->maxlen);
 		return -EINVAL;
 	}
 	/* strlen != len: an embedded NUL (possible via \u0000). */
 	why = strlen(v) != len ? "control characters are not allowed" : text_problem(v, len);
 	if (why) {
-		seterr(err, errlen, "%s: %s", d->key, why);
+		err_set(err, errlen, "%s: %s", d->key, why);
 		return -EINVAL;
 	}
 	if (check_str_rules(d, v, err, errlen))
@@ -449,11 +436,11 @@ static int check_int(const struct set_def *d, json_t *jv, long *out, char *err, 
 	if (json_is_integer(jv))
 		n = json_integer_value(jv);
 	else if (!json_is_string(jv) || !parse_long(json_string_value(jv), &n)) {
-		seterr(err, errlen, "%s: expected an integer", d->key);
+		err_set(err, errlen, "%s: expected an integer", d->key);
 		return -EINVAL;
 	}
 	if (n < d->min || n > d->max) {
-		seterr(err, errlen, "%s: %lld is out of range %ld…%ld", d->key, n, d->min, d->max);
+		err_set(err, errlen, "%s: %lld is out of range %ld…%ld", d->key, n, d->min, d->max);
 		return -EINVAL;
 	}
 	*out = (long)n;
@@ -488,11 +475,11 @@ static int check_changes(struct vals *v, json_t *obj, char *err, size_t errlen)
 		int rc;
 
 		if (i < 0) {
-			seterr(err, errlen, "unknown setting '%s'", key);
+			err_set(err, errlen, "unknown setting '%s'", key);
 			return -EINVAL;
 		}
 		if (defs[i].readonly) {
-			seterr(err, errlen, "%s is read-only", key);
+			err_set(err, errlen, "%s is read-only", key);
 			return -EINVAL;
 		}
 		rc = check_one(v, (size_t)i, jv, err, errlen);
@@ -662,7 +649,7 @@ int settings_set_json(struct settings *s, json_t *obj, char *err, size_t errlen)
 	int rc;
 
 	if (!json_is_object(obj)) {
-		seterr(err, errlen, "expected a JSON object of settings");
+		err_set(err, errlen, "expected a JSON object of settings");
 		return -EINVAL;
 	}
 	rc = vals_copy(&v, &s->v);
@@ -675,7 +662,7 @@ int settings_set_json(struct settings *s, json_t *obj, char *err, size_t errlen)
 	}
 	rc = commit(s, &v);
 	if (rc)
-		seterr(err, errlen, "saving settings: %s", strerror(-rc));
+		err_set(err, errlen, "saving settings: %s", strerror(-rc));
 	return rc;
 }
 
@@ -689,14 +676,14 @@ static int kv_add(json_t *obj, const char *kv, char *err, size_t errlen)
 
 	klen = eq ? (size_t)(eq - kv) : 0;
 	if (!eq || !klen || klen >= sizeof(key)) {
-		seterr(err, errlen, "'%s': expected key=value", kv);
+		err_set(err, errlen, "'%s': expected key=value", kv);
 		return -EINVAL;
 	}
 	memcpy(key, kv, klen);
 	key[klen] = '\0';
 	jv = json_string(eq + 1);
 	if (!jv) {
-		seterr(err, errlen, "%s: invalid UTF-8", key);
+		err_set(err, errlen, "%s: invalid UTF-8", key);
 		return -EINVAL;
 	}
 	return json_object_set_new(obj, key, jv) ? -ENOMEM : 0;
@@ -726,12 +713,12 @@ static json_t *read_file(const char *path, char *err, size_t errlen, int *rc)
 
 	if (fd < 0) {
 		*rc = errno == ENOENT ? -ENOENT : -EBADMSG;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		err_set(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || st.st_size > SETTINGS_FILE_MAX) {
-		seterr(err, errlen, "%s: unreadable or larger than %d bytes", path,
-		       SETTINGS_FILE_MAX);
+		err_set(err, errlen, "%s: unreadable or larger than %d bytes", path,
+			SETTINGS_FILE_MAX);
 		close(fd);
 		*rc = -EBADMSG;
 		return NULL;
@@ -739,7 +726,7 @@ static json_t *read_file(const char *path, char *err, size_t errlen, int *rc)
 	doc = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
 	close(fd);
 	if (!doc) {
-		seterr(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
+		err_set(err, errlen, "%s: line %d: %s", path, jerr.line, jerr.text);
 		*rc = -EBADMSG;
 	}
 	return doc;
@@ -755,16 +742,16 @@ static json_t *file_settings(json_t *doc, char *err, size_t errlen)
 
 	if (json_integer_value(json_object_get(doc, "version")) != SETTINGS_VERSION ||
 	    !json_is_object(obj) || !json_is_string(jcrc)) {
-		seterr(err, errlen, "settings.json: not a version %d settings file",
-		       SETTINGS_VERSION);
+		err_set(err, errlen, "settings.json: not a version %d settings file",
+			SETTINGS_VERSION);
 		return NULL;
 	}
 	if (!crc_of_object(obj, &crc))
 		return NULL;
 	snprintf(want, sizeof(want), "0x%08x", crc);
 	if (strcmp(want, json_string_value(jcrc))) {
-		seterr(err, errlen, "settings.json: CRC mismatch (file says %s, content is %s)",
-		       json_string_value(jcrc), want);
+		err_set(err, errlen, "settings.json: CRC mismatch (file says %s, content is %s)",
+			json_string_value(jcrc), want);
 		return NULL;
 	}
 	return obj;
@@ -790,7 +777,7 @@ static int apply_file(const struct settings *s, json_t *obj, struct vals *v, cha
 		if (i < 0 || defs[i].readonly)
 			continue;
 		if (check_one(v, (size_t)i, jv, why, sizeof(why))) {
-			seterr(err, errlen, "settings.json: %s", why);
+			err_set(err, errlen, "settings.json: %s", why);
 			vals_free(v);
 			return -EBADMSG;
 		}

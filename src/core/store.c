@@ -3,6 +3,7 @@
  * bumps the single-row schema_version table, so an interrupted upgrade resumes
  * where it stopped. */
 #include "sg/store.h"
+#include "sg/errbuf.h"
 #include "sg/log.h"
 
 #include <errno.h>
@@ -38,20 +39,6 @@ struct store {
 	sqlite3_stmt *pulse_set;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* SQLite result codes to the -errno convention the rest of sgd uses. */
 static int sqlite_errno(sqlite3 *db, int rc)
 {
@@ -82,7 +69,7 @@ static int exec(struct store *st, const char *sql, char *err, size_t errlen)
 	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
 
 	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(st->db));
+		err_set(err, errlen, "%s", sqlite3_errmsg(st->db));
 		return sqlite_errno(st->db, rc);
 	}
 	return 0;
@@ -116,7 +103,7 @@ static int set_pragmas(struct store *st, const char *path, char *err, size_t err
 	if (ret)
 		return ret;
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK) {
-		set_err(err, errlen, "%s", sqlite3_errmsg(st->db));
+		err_set(err, errlen, "%s", sqlite3_errmsg(st->db));
 		return -EIO;
 	}
 	if (sqlite3_step(s) == SQLITE_ROW &&
@@ -142,7 +129,7 @@ static int read_version(struct store *st, char *err, size_t errlen)
 		return ret;
 	ret = query_int(st, "SELECT version FROM schema_version WHERE id = 1", &v);
 	if (ret) {
-		set_err(err, errlen, "reading schema_version: %s", sqlite3_errmsg(st->db));
+		err_set(err, errlen, "reading schema_version: %s", sqlite3_errmsg(st->db));
 		return ret;
 	}
 	st->version = (int)v;
@@ -182,7 +169,7 @@ static int migrate(struct store *st, const char *path, char *err, size_t errlen)
 	if (st->version > SCHEMA_CURRENT) {
 		/* Written by a newer sgd (downgrade): its tables may mean things we
 		 * do not know, so touching them could corrupt data. */
-		set_err(err, errlen,
+		err_set(err, errlen,
 			"%s: database schema version %d is newer than this sgd supports (%d); "
 			"refusing to open it (upgrade sgd or move the file away)",
 			path, st->version, SCHEMA_CURRENT);
@@ -191,7 +178,7 @@ static int migrate(struct store *st, const char *path, char *err, size_t errlen)
 	while (st->version < SCHEMA_CURRENT) {
 		ret = apply_migration(st, st->version, why, sizeof(why));
 		if (ret) {
-			set_err(err, errlen, "%s: migration %d: %s", path, st->version + 1, why);
+			err_set(err, errlen, "%s: migration %d: %s", path, st->version + 1, why);
 			return ret;
 		}
 		log_info("%s: migrated to schema version %d", path, st->version);
@@ -205,7 +192,7 @@ static int prepare_one(struct store *st, const char *sql, sqlite3_stmt **s, char
 	int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
 
 	if (rc != SQLITE_OK) {
-		set_err(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
+		err_set(err, errlen, "preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
 		return sqlite_errno(st->db, rc);
 	}
 	return 0;
@@ -261,7 +248,7 @@ static int open_db(struct store *st, const char *path, char *err, size_t errlen)
 	if (rc != SQLITE_OK) {
 		int ret = sqlite_errno(st->db, rc);
 
-		set_err(err, errlen, "%s: %s", path,
+		err_set(err, errlen, "%s: %s", path,
 			st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return ret;
 	}
@@ -277,14 +264,14 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
 
 	*out = NULL;
 	if (!st) {
-		set_err(err, errlen, "%s: out of memory", path);
+		err_set(err, errlen, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	ret = open_db(st, path, err, errlen);
 	if (!ret) {
 		ret = set_pragmas(st, path, why, sizeof(why));
 		if (ret)
-			set_err(err, errlen, "%s: %s", path, why);
+			err_set(err, errlen, "%s: %s", path, why);
 	}
 	if (!ret)
 		ret = migrate(st, path, err, errlen);

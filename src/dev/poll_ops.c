@@ -280,20 +280,38 @@ int poll_modbus(struct poll *p, int addr, struct bus_txn *t, poll_result_cb cb, 
 
 /* ---- RS485 scan ---- */
 
-static void probe_block(const struct desc *g, struct desc_block *b)
+/* The register span covering the present fields in space; a field elsewhere
+ * is skipped, or refused when strict. */
+static int field_span(const struct desc_field *const *f, unsigned n, enum desc_space space,
+		      bool strict, struct desc_block *out)
 {
-	const struct desc_field *f[] = {&g->id_model, &g->id_serial, &g->id_sw_version};
 	unsigned lo = 65535, hi = 0;
 
-	for (int i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		unsigned w = f[i]->type == DEC_STRING ? f[i]->words : dec_type_words(f[i]->type);
 
-		if (!f[i]->present || f[i]->space != g->id_model.space)
+		if (!f[i]->present)
 			continue;
+		if (f[i]->space != space) {
+			if (strict)
+				return -ENOTSUP;
+			continue;
+		}
 		lo = f[i]->reg < lo ? f[i]->reg : lo;
 		hi = f[i]->reg + w > hi ? f[i]->reg + w : hi;
 	}
-	*b = (struct desc_block){g->id_model.space, (uint16_t)lo, (uint16_t)(hi - lo)};
+	if (hi == 0 || hi - lo > 123)
+		return -ENOTSUP;
+	*out = (struct desc_block){space, (uint16_t)lo, (uint16_t)(hi - lo)};
+	return 0;
+}
+
+/* A scan probe reads model, serial and SW version in one request. */
+static int probe_block(const struct desc *g, struct desc_block *b)
+{
+	const struct desc_field *f[] = {&g->id_model, &g->id_serial, &g->id_sw_version};
+
+	return field_span(f, 3, g->id_model.space, false, b);
 }
 
 static void scan_next(struct op *o);
@@ -394,7 +412,11 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 		o->line.stop_bits = stop_bits;
 	if (!p->rs485_line.device[0])
 		p->rs485_line = *bus_params(b);
-	probe_block(p->generic, &o->probe);
+	if (probe_block(p->generic, &o->probe) < 0) {
+		json_decref(o->found);
+		free(o);
+		return -ENOTSUP;
+	}
 	p->scanning = true;
 	bus_set_params(b, &o->line);
 	op_link(p, o);
@@ -457,20 +479,8 @@ static int comm_block(const struct desc *d, struct desc_block *b)
 {
 	const struct desc_field *f[] = {&d->comm_addr, &d->comm_baud, &d->comm_parity,
 					&d->comm_stop, &d->comm_data};
-	unsigned lo = 65535, hi = 0;
 
-	for (int i = 0; i < 5; i++) {
-		if (!f[i]->present)
-			continue;
-		if (f[i]->space != SPACE_HOLDING)
-			return -ENOTSUP;
-		lo = f[i]->reg < lo ? f[i]->reg : lo;
-		hi = f[i]->reg + 1u > hi ? f[i]->reg + 1u : hi;
-	}
-	if (hi == 0 || hi - lo > 123)
-		return -ENOTSUP;
-	*b = (struct desc_block){SPACE_HOLDING, (uint16_t)lo, (uint16_t)(hi - lo)};
-	return 0;
+	return field_span(f, 5, SPACE_HOLDING, true, b);
 }
 
 int poll_set_parameters(struct poll *p, int addr, const char *model, int new_addr, int baud_code,
