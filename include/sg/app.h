@@ -14,6 +14,8 @@
 #include "sg/store.h"
 
 struct ctl_server;
+struct discovery;
+struct http_server;
 
 struct app {
 	char conf_path[CONF_PATH_MAX];
@@ -25,6 +27,8 @@ struct app {
 	struct bus *buses[CONF_BUS_COUNT];
 	struct poll *poll;
 	struct ctl_server *ctl;
+	struct http_server *http;
+	struct discovery *disc;
 	int sigfd;
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;

@@ -51,6 +51,7 @@ static const struct key keys[] = {
 	INT("ir_timeout_ms", ir_timeout_ms, 50, 10000),
 	INT("rs485_timeout_ms", rs485_timeout_ms, 20, 10000),
 	INT("right_ir_addr", right_ir_addr, 1, 247),
+	INT("discovery_port", discovery_port, 1, 65535),
 };
 // clang-format on
 
@@ -94,6 +95,7 @@ void conf_defaults(struct conf *c)
 	c->ir_timeout_ms = 500;
 	c->rs485_timeout_ms = 300;
 	c->right_ir_addr = 33;
+	c->discovery_port = 33333;
 }
 
 static const struct key *find_key(const char *name)

@@ -1,0 +1,68 @@
+/* The HTTP server: libmicrohttpd driven from sgd's own epoll loop (no MHD
+ * threads). It owns the listening socket and every connection; it checks
+ * authentication, limits and parses request bodies, routes API paths to the
+ * handlers of rest.c/legacy.c and serves the web root for everything else.
+ * Handlers reply now or later (deferred) through the http_reply_* calls. */
+#ifndef SG_HTTP_H
+#define SG_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct app;
+struct http_server;
+struct http_req;
+
+#define HTTP_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
+
+/* One API route. A path ending in "/{}" matches exactly one more non-empty
+ * segment, passed to run() as param (else param is NULL). */
+struct http_route {
+	const char *method; /* "GET" or "POST" */
+	const char *path;   /* "/api/devices", "/api/measurement/{}" */
+	bool open;	    /* served without authentication (POST /api/auth) */
+	bool json_body;	    /* the body must be a JSON object (else 400 before run) */
+	void (*run)(struct http_req *r, const char *param);
+};
+
+/* The route tables (rest.c, legacy.c). */
+extern const struct http_route rest_routes[];
+extern const size_t rest_route_count;
+
+/* Create the server; it listens once http_server_configure() has a port. */
+int http_server_init(struct app *a, struct http_server **out);
+/* (Re)bind to conf.http_bind : settings http_port when the port changed; safe
+ * to call from inside a handler (the rebind happens after the reply). A bind
+ * failure is logged and leaves the server without a listener. */
+void http_server_configure(struct http_server *s);
+/* Port listened on, or 0 when not listening. */
+int http_server_port(const struct http_server *s);
+/* Deferred requests still pending are answered 503; then everything closes. */
+void http_server_fini(struct http_server *s);
+
+/* ---- for handlers ---- */
+struct app *http_req_app(struct http_req *r);
+/* Query-string argument, or NULL when absent. */
+const char *http_req_query(struct http_req *r, const char *key);
+/* The parsed body (routes with json_body: always an object); NULL otherwise. Borrowed. */
+json_t *http_req_body(struct http_req *r);
+/* Client address as text ("127.0.0.1"). */
+const char *http_req_peer(struct http_req *r);
+/* Add a response header (e.g. Set-Cookie) to the reply that follows. */
+void http_req_add_header(struct http_req *r, const char *name, const char *value);
+/* Call before returning from run() without replying: the reply comes later
+ * from a loop callback. The request stays valid until it is answered. */
+void http_req_defer(struct http_req *r);
+
+/* Reply with JSON (steals body). Exactly one reply per request. */
+void http_reply_json(struct http_req *r, unsigned status, json_t *body);
+/* Reply {"error": "<message>", "status": <status>}. */
+void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Reply with a copy of data (CSV, text). */
+void http_reply_data(struct http_req *r, unsigned status, const char *content_type,
+		     const void *data, size_t len);
+
+#endif
