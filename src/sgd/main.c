@@ -14,6 +14,8 @@
 #include "sg/app.h"
 #include "sg/clock.h"
 #include "sg/ctlsrv.h"
+#include "sg/discovery.h"
+#include "sg/http.h"
 #include "sg/log.h"
 #include "sg/version.h"
 
@@ -31,6 +33,8 @@ static void usage(FILE *f)
 void app_settings_changed(struct app *a)
 {
 	poll_configure(a->poll, a->settings);
+	http_server_configure(a->http);
+	disc_configure(a->disc);
 }
 
 static int load_descs(struct app *a)
@@ -200,6 +204,10 @@ static int start(struct app *a)
 		log_errno(LOG_ERR, -r, "control socket %s", a->conf.ctl_socket);
 		return r;
 	}
+	/* A port that cannot be bound is logged and retried on the next settings
+	 * change; the gateway keeps polling either way. */
+	if ((r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0)
+		return r;
 	a->start_mono_ms = clock_mono_ms();
 	start_watchdog(a);
 	sd_notify(0, "READY=1");
@@ -216,6 +224,8 @@ static void stop(struct app *a)
 		poll_quiesce(a->poll);
 	for (int i = CONF_BUS_COUNT - 1; i >= 0; i--)
 		bus_stop(a->buses[i]);
+	disc_fini(a->disc);
+	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);
 	poll_fini(a->poll);
 	if (a->loop && a->sigfd > 0) {

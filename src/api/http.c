@@ -1,0 +1,760 @@
+/* The HTTP server: libmicrohttpd without threads, its epoll fd watched by our
+ * loop and its timeout kept in one loop timer. Every request gets a struct
+ * http_req that lives until MHD reports the request complete (or until a
+ * deferred reply arrives, whichever is later), so asynchronous handlers never
+ * hold a dangling pointer. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http_int.h"
+#include "sg/app.h"
+#include "sg/auth.h"
+#include "sg/clock.h"
+#include "sg/http.h"
+#include "sg/log.h"
+
+#define CONN_LIMIT 256
+#define CONN_TIMEOUT_S 30 /* also bounds slow-loris senders */
+#define REBIND_DELAY_MS 200 /* lets the reply to the request that moved the port leave */
+#define HDR_MAX 4
+
+enum req_state {
+	REQ_NEW,      /* headers read, body may follow */
+	REQ_WAIT,     /* suspended by the auth throttle */
+	REQ_DEFERRED, /* suspended until the handler's reply */
+	REQ_READY,    /* deferred reply waiting to be queued */
+	REQ_DONE,     /* a response is queued */
+};
+
+struct http_req {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	struct http_req *prev, *next; /* srv->reqs: every live request */
+	enum req_state state;
+	bool suspended, in_handler;
+	bool owed;   /* deferred: the handler still owes its reply */
+	bool orphan; /* MHD is done with it; freed when the owed reply comes */
+	char *body;
+	size_t body_len;
+	bool too_big;
+	json_t *json;
+	struct MHD_Response *resp; /* a deferred reply not yet queued */
+	unsigned resp_status;
+	char *hdr_name[HDR_MAX], *hdr_value[HDR_MAX];
+	unsigned nhdr;
+	int64_t timer;
+	char peer[INET6_ADDRSTRLEN];
+	struct sockaddr_storage peer_sa;
+};
+
+struct http_server {
+	struct app *app;
+	struct MHD_Daemon *mhd;
+	int epfd, port, www_fd;
+	int64_t timer, rebind_timer;
+	struct http_req *reqs;
+	struct auth_throttle throttle;
+};
+
+/* ---- the MHD event source ---- */
+
+static void mhd_step(struct http_server *s);
+
+static void on_mhd_timer(void *arg)
+{
+	struct http_server *s = arg;
+
+	s->timer = 0;
+	mhd_step(s);
+}
+
+static void arm_timer(struct http_server *s, int64_t ms)
+{
+	if (s->timer)
+		loop_timer_cancel(s->app->loop, s->timer);
+	s->timer = loop_timer_add(s->app->loop, ms, on_mhd_timer, s);
+	if (s->timer < 0)
+		s->timer = 0;
+}
+
+static void mhd_step(struct http_server *s)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+
+	if (!s->mhd)
+		return;
+	MHD_run(s->mhd);
+	if (MHD_get_timeout(s->mhd, &t) == MHD_YES)
+		arm_timer(s, t > 60000 ? 60000 : (int64_t)t);
+	else if (s->timer) {
+		loop_timer_cancel(s->app->loop, s->timer);
+		s->timer = 0;
+	}
+}
+
+static void on_mhd_fd(int fd, uint32_t events, void *arg)
+{
+	(void)fd, (void)events;
+	mhd_step(arg);
+}
+
+/* ---- requests ---- */
+
+static void req_unlink(struct http_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->srv->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
+static void req_free(struct http_req *r)
+{
+	if (r->timer)
+		loop_timer_cancel(r->srv->app->loop, r->timer);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	for (unsigned i = 0; i < r->nhdr; i++) {
+		free(r->hdr_name[i]);
+		free(r->hdr_value[i]);
+	}
+	json_decref(r->json);
+	free(r->body);
+	req_unlink(r);
+	free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *r = *con_cls;
+
+	(void)cls, (void)conn, (void)toe;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	if (r->owed) {
+		/* A handler still owes the reply; it frees the request then. */
+		r->orphan = true;
+		r->conn = NULL;
+		return;
+	}
+	req_free(r);
+}
+
+static struct http_req *req_new(struct http_server *s, struct MHD_Connection *conn)
+{
+	struct http_req *r = calloc(1, sizeof(*r));
+	const union MHD_ConnectionInfo *ci;
+
+	if (!r)
+		return NULL;
+	r->srv = s;
+	r->conn = conn;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		socklen_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							  : sizeof(struct sockaddr_in);
+
+		memcpy(&r->peer_sa, sa, len);
+		if (getnameinfo(sa, len, r->peer, sizeof(r->peer), NULL, 0, NI_NUMERICHOST))
+			snprintf(r->peer, sizeof(r->peer), "?");
+	}
+	r->next = s->reqs;
+	if (s->reqs)
+		s->reqs->prev = r;
+	s->reqs = r;
+	return r;
+}
+
+static void resp_headers(struct http_req *r, struct MHD_Response *resp, const char *ctype)
+{
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (unsigned i = 0; i < r->nhdr; i++)
+		MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
+}
+
+/* Queue now when MHD is calling us; otherwise keep it and resume the connection. */
+static void req_respond(struct http_req *r, unsigned status, struct MHD_Response *resp)
+{
+	bool answered = r->state == REQ_DONE || r->state == REQ_READY;
+
+	if (r->owed) { /* the deferred reply */
+		r->owed = false;
+		if (r->orphan || answered) { /* the client left, or the server restarted */
+			MHD_destroy_response(resp);
+			if (r->orphan)
+				req_free(r);
+			return;
+		}
+	} else if (answered) {
+		log_err("http: second reply to one request (bug)");
+		MHD_destroy_response(resp);
+		return;
+	}
+	if (r->in_handler && !r->suspended) {
+		MHD_queue_response(r->conn, status, resp);
+		MHD_destroy_response(resp);
+		r->state = REQ_DONE;
+		return;
+	}
+	r->resp = resp;
+	r->resp_status = status;
+	r->state = REQ_READY;
+	if (r->suspended) {
+		r->suspended = false;
+		MHD_resume_connection(r->conn);
+		arm_timer(r->srv, 0);
+	}
+}
+
+void http_reply_data(struct http_req *r, unsigned status, const char *content_type,
+		     const void *data, size_t len)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+
+	if (!resp) {
+		log_err("http: out of memory for a response");
+		return;
+	}
+	resp_headers(r, resp, content_type);
+	req_respond(r, status, resp);
+}
+
+void http_reply_json(struct http_req *r, unsigned status, json_t *body)
+{
+	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct MHD_Response *resp;
+
+	json_decref(body);
+	if (!txt) {
+		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}";
+
+		http_reply_data(r, 500, "application/json", oom, sizeof(oom) - 1);
+		return;
+	}
+	resp = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(txt);
+		log_err("http: out of memory for a response");
+		return;
+	}
+	resp_headers(r, resp, "application/json");
+	req_respond(r, status, resp);
+}
+
+void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_reply_json(r, status, json_pack("{s:s, s:i}", "error", msg, "status", (int)status));
+}
+
+struct app *http_req_app(struct http_req *r)
+{
+	return r->srv->app;
+}
+
+const char *http_req_query(struct http_req *r, const char *key)
+{
+	return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
+}
+
+json_t *http_req_body(struct http_req *r)
+{
+	return r->json;
+}
+
+const char *http_req_peer(struct http_req *r)
+{
+	return r->peer;
+}
+
+void http_req_add_header(struct http_req *r, const char *name, const char *value)
+{
+	if (r->nhdr == HDR_MAX) {
+		log_err("http: too many extra headers (bug)");
+		return;
+	}
+	r->hdr_name[r->nhdr] = strdup(name);
+	r->hdr_value[r->nhdr] = strdup(value);
+	if (!r->hdr_name[r->nhdr] || !r->hdr_value[r->nhdr]) {
+		free(r->hdr_name[r->nhdr]);
+		free(r->hdr_value[r->nhdr]);
+		return;
+	}
+	r->nhdr++;
+}
+
+void http_req_defer(struct http_req *r)
+{
+	if (r->state != REQ_NEW)
+		return;
+	r->state = REQ_DEFERRED;
+	r->owed = true;
+	r->suspended = true;
+	MHD_suspend_connection(r->conn);
+}
+
+/* ---- routing ---- */
+
+/* The route for path and method; *param gets the "{}" segment. Sets
+ * *path_known when some route has this path with another method. */
+static const struct http_route *route_find(const char *path, const char *method,
+					   const char **param, bool *path_known)
+{
+	*path_known = false;
+	for (size_t i = 0; i < rest_route_count; i++) {
+		const struct http_route *rt = &rest_routes[i];
+		size_t n = strlen(rt->path);
+		const char *p = NULL;
+
+		if (n > 3 && !strcmp(rt->path + n - 3, "/{}")) {
+			if (strncmp(path, rt->path, n - 2) || !path[n - 2] || strchr(path + n - 2, '/'))
+				continue;
+			p = path + n - 2;
+		} else if (strcmp(path, rt->path)) {
+			continue;
+		}
+		*path_known = true;
+		if (!strcmp(method, rt->method) ||
+		    (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET"))) {
+			*param = p;
+			return rt;
+		}
+	}
+	return NULL;
+}
+
+static bool is_api_path(const char *path)
+{
+	return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) ||
+	       !strcmp(path, "/get_command");
+}
+
+/* ---- authentication ---- */
+
+static void on_throttle_done(void *arg)
+{
+	struct http_req *r = arg;
+
+	r->timer = 0;
+	r->state = REQ_NEW;
+	r->suspended = false;
+	MHD_resume_connection(r->conn);
+	arm_timer(r->srv, 0);
+}
+
+static int credentials(struct http_req *r, char *user, char *pass)
+{
+	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+	int e;
+
+	if (h && *h)
+		return auth_parse_basic(h, user, pass);
+	h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Cookie");
+	e = auth_parse_cookie(h, user, pass);
+	return e;
+}
+
+/* True when the request may go on; otherwise it was answered or suspended. */
+static bool auth_gate(struct http_req *r)
+{
+	struct http_server *s = r->srv;
+	const struct settings *st = s->app->settings;
+	char user[AUTH_FIELD_MAX], pass[AUTH_FIELD_MAX];
+	const struct sockaddr *sa = (const struct sockaddr *)&r->peer_sa;
+	int64_t now = clock_mono_ms(), wait;
+	int e;
+
+	if (!settings_int(st, "auth_enabled"))
+		return true;
+	e = credentials(r, user, pass);
+	if (e == -ENOENT) {
+		http_reply_error(r, 403, "authentication required");
+		return false;
+	}
+	wait = auth_throttle_wait(&s->throttle, sa, now);
+	if (wait > 0) {
+		/* Checked only after the wait, so guessing is slow even with many connections. */
+		r->state = REQ_WAIT;
+		r->suspended = true;
+		MHD_suspend_connection(r->conn);
+		r->timer = loop_timer_add(s->app->loop, wait, on_throttle_done, r);
+		return false;
+	}
+	if (e == 0 && auth_check(user, pass, settings_str(st, "auth_username"),
+				 settings_str(st, "auth_password"))) {
+		auth_throttle_ok(&s->throttle, sa);
+		return true;
+	}
+	auth_throttle_fail(&s->throttle, sa, now);
+	log_notice("http: failed authentication from %s", r->peer);
+	http_reply_error(r, 403, "wrong user name or password");
+	return false;
+}
+
+/* ---- API requests ---- */
+
+static bool parse_body(struct http_req *r)
+{
+	json_error_t je;
+
+	if (!r->body_len) {
+		http_reply_error(r, 400, "request body: a JSON object is required");
+		return false;
+	}
+	r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
+	if (!r->json) {
+		http_reply_error(r, 400, "request body: invalid JSON: %s (line %d, column %d)",
+				 je.text, je.line, je.column);
+		return false;
+	}
+	if (!json_is_object(r->json)) {
+		http_reply_error(r, 400, "request body must be a JSON object");
+		return false;
+	}
+	return true;
+}
+
+static void run_api(struct http_req *r, const char *url, const char *method)
+{
+	const char *param = NULL;
+	bool known;
+	const struct http_route *rt = route_find(url, method, &param, &known);
+
+	if (!rt) {
+		if (known)
+			http_reply_error(r, 405, "method %s not allowed on %s", method, url);
+		else
+			http_reply_error(r, 404, "no such API path: %s", url);
+		return;
+	}
+	if (!rt->open && !auth_gate(r))
+		return;
+	if (rt->json_body && !parse_body(r))
+		return;
+	rt->run(r, param);
+	if (r->state == REQ_NEW) {
+		log_err("http: handler for %s %s did not reply (bug)", method, url);
+		http_reply_error(r, 500, "internal error");
+	}
+}
+
+/* ---- the access handler ---- */
+
+static bool body_expected(struct MHD_Connection *conn)
+{
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_CONTENT_LENGTH) ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+static bool declared_too_big(struct MHD_Connection *conn)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char *end;
+	unsigned long long n;
+
+	if (!cl)
+		return false;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	return errno || end == cl || n > HTTP_BODY_MAX;
+}
+
+static void take_body(struct http_req *r, const char *data, size_t len)
+{
+	char *nb;
+
+	if (r->too_big || r->body_len + len > HTTP_BODY_MAX) {
+		r->too_big = true;
+		return;
+	}
+	nb = realloc(r->body, r->body_len + len + 1);
+	if (!nb) {
+		r->too_big = true;
+		return;
+	}
+	memcpy(nb + r->body_len, data, len);
+	r->body = nb;
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+}
+
+static void dispatch(struct http_req *r, const char *url, const char *method)
+{
+	if (r->too_big) {
+		http_reply_error(r, 413, "request body larger than %d bytes", HTTP_BODY_MAX);
+		return;
+	}
+	if (is_api_path(url))
+		run_api(r, url, method);
+	else
+		http_static(r, r->srv->www_fd, url, method);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	struct http_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = req_new(cls, conn);
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		if (declared_too_big(conn)) {
+			r->in_handler = true;
+			http_reply_error(r, 413, "request body larger than %d bytes", HTTP_BODY_MAX);
+			r->in_handler = false;
+			return MHD_YES;
+		}
+		if (body_expected(conn))
+			return MHD_YES; /* the body arrives in the next calls */
+	}
+	if (*upload_data_size) {
+		if (r->state == REQ_NEW)
+			take_body(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->state == REQ_READY) { /* a deferred reply after the resume */
+		MHD_queue_response(conn, r->resp_status, r->resp);
+		MHD_destroy_response(r->resp);
+		r->resp = NULL;
+		r->state = REQ_DONE;
+		return MHD_YES;
+	}
+	if (r->state != REQ_NEW)
+		return MHD_YES;
+	r->in_handler = true;
+	dispatch(r, url, method);
+	r->in_handler = false;
+	return MHD_YES;
+}
+
+/* ---- listener ---- */
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[256];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("http: %s", msg);
+}
+
+static int listen_socket(const char *bind_addr, int port)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
+	struct addrinfo *ai;
+	char ports[8];
+	int fd, one = 1, e;
+
+	snprintf(ports, sizeof(ports), "%d", port);
+	e = getaddrinfo(bind_addr, ports, &hints, &ai);
+	if (e)
+		return -EINVAL;
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = -errno;
+		freeaddrinfo(ai);
+		return e;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		e = -errno;
+		close(fd);
+		freeaddrinfo(ai);
+		return e;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+/* Answer every suspended request (503) so MHD may stop: it must not stop with
+ * suspended connections. */
+static void drain_suspended(struct http_server *s)
+{
+	bool any = false;
+
+	for (struct http_req *r = s->reqs, *n; r; r = n) {
+		bool owed = r->owed;
+
+		n = r->next;
+		if (r->state == REQ_READY)
+			any = true; /* a reply queued by a cancelled operation must still leave */
+		if (!r->suspended)
+			continue;
+		if (r->timer) {
+			loop_timer_cancel(s->app->loop, r->timer);
+			r->timer = 0;
+		}
+		r->in_handler = false;
+		r->owed = false;
+		r->state = REQ_NEW;
+		http_reply_error(r, 503, "the server is restarting");
+		r->owed = owed; /* the handler's late reply is then dropped */
+		any = true;
+	}
+	for (int i = 0; any && i < 4; i++)
+		MHD_run(s->mhd);
+}
+
+static void stop_mhd(struct http_server *s)
+{
+	if (!s->mhd)
+		return;
+	drain_suspended(s);
+	loop_del_fd(s->app->loop, s->epfd);
+	MHD_stop_daemon(s->mhd); /* closes the listening socket */
+	s->mhd = NULL;
+	s->port = 0;
+	if (s->timer) {
+		loop_timer_cancel(s->app->loop, s->timer);
+		s->timer = 0;
+	}
+}
+
+static int start_mhd(struct http_server *s, int port)
+{
+	const union MHD_DaemonInfo *di;
+	int fd = listen_socket(s->app->conf.http_bind, port);
+
+	if (fd < 0) {
+		log_errno(LOG_ERR, -fd, "http: cannot listen on %s port %d", s->app->conf.http_bind,
+			  port);
+		return fd;
+	}
+	s->mhd = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+	    s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+	if (!s->mhd) {
+		close(fd);
+		log_err("http: libmicrohttpd failed to start");
+		return -EIO;
+	}
+	di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	s->epfd = di ? di->epoll_fd : -1;
+	if (s->epfd < 0 || loop_add_fd(s->app->loop, s->epfd, EPOLLIN, on_mhd_fd, s) < 0) {
+		MHD_stop_daemon(s->mhd);
+		s->mhd = NULL;
+		log_err("http: cannot watch the libmicrohttpd epoll fd");
+		return -EIO;
+	}
+	s->port = port;
+	log_info("http: listening on %s port %d", s->app->conf.http_bind, port);
+	mhd_step(s);
+	return 0;
+}
+
+static void on_rebind(void *arg)
+{
+	struct http_server *s = arg;
+	int want = (int)settings_int(s->app->settings, "http_port");
+
+	s->rebind_timer = 0;
+	if (s->mhd && s->port == want)
+		return;
+	stop_mhd(s);
+	start_mhd(s, want);
+}
+
+int http_server_init(struct app *a, struct http_server **out)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	s->app = a;
+	s->epfd = -1;
+	auth_throttle_init(&s->throttle);
+	s->www_fd = open(a->conf.www_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->www_fd < 0)
+		log_warn("http: web root %s: %s (the web UI is not served)", a->conf.www_dir,
+			 strerror(errno));
+	on_rebind(s);
+	*out = s;
+	return 0;
+}
+
+void http_server_configure(struct http_server *s)
+{
+	int want;
+
+	if (!s)
+		return;
+	want = (int)settings_int(s->app->settings, "http_port");
+	if ((s->mhd && s->port == want) || s->rebind_timer)
+		return;
+	s->rebind_timer = loop_timer_add(s->app->loop, REBIND_DELAY_MS, on_rebind, s);
+	if (s->rebind_timer < 0)
+		s->rebind_timer = 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+	return s ? s->port : 0;
+}
+
+void http_server_fini(struct http_server *s)
+{
+	if (!s)
+		return;
+	if (s->rebind_timer)
+		loop_timer_cancel(s->app->loop, s->rebind_timer);
+	stop_mhd(s);
+	while (s->reqs) /* orphans whose handler never answered */
+		req_free(s->reqs);
+	if (s->www_fd >= 0)
+		close(s->www_fd);
+	free(s);
+}
+
+/* ---- for the static-file module ---- */
+
+void http_reply_fd(struct http_req *r, unsigned status, const char *content_type, int fd,
+		   uint64_t size)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+
+	if (!resp) {
+		close(fd);
+		http_reply_error(r, 500, "cannot send the file");
+		return;
+	}
+	resp_headers(r, resp, content_type);
+	req_respond(r, status, resp);
+}

@@ -1,0 +1,314 @@
+/* The REST route table (CONTRACTS §1) and the handlers that only read: status,
+ * settings, devices, measurements, counters, Bicoms, the legacy /get_command,
+ * and honest 501s for features not built yet. Handlers that change things or
+ * need the bus are in rest_ops.c. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rest_int.h"
+#include "sg/clock.h"
+#include "sg/legacy.h"
+#include "sg/status.h"
+
+#define INDEX_HELP "0 = Left IR, 1…16 = RS485 1…16"
+
+/* 200 with doc; a document that could not be built (no memory) is a 500. */
+static void reply_doc(struct http_req *r, json_t *doc)
+{
+	if (doc)
+		http_reply_json(r, 200, doc);
+	else
+		http_reply_error(r, 500, "out of memory");
+}
+
+const char *rest_clip(const char *s, char buf[REST_CLIP_LEN])
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i < REST_CLIP_LEN - 1; i++)
+		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+static void now_text(char *buf, size_t len)
+{
+	legacy_time_text(clock_wall(), buf, len);
+}
+
+/* ---- devices by HA index ---- */
+
+/* The slot's device for an index text; NULL after a 400/404. */
+static const struct dev *index_dev(struct http_req *r, const char *index)
+{
+	char clip[REST_CLIP_LEN];
+	long i;
+	int rc = legacy_parse_index(index, 16, &i);
+
+	if (rc == -EINVAL) {
+		http_reply_error(r, 400, "device index '%s': expected a number (" INDEX_HELP ")",
+				 rest_clip(index, clip));
+		return NULL;
+	}
+	if (rc < 0) {
+		http_reply_error(r, 404, "no device index %s (" INDEX_HELP ")",
+				 rest_clip(index, clip));
+		return NULL;
+	}
+	return poll_dev(http_req_app(r)->poll, dev_slot_of_index((int)i));
+}
+
+bool rest_index_ok(struct http_req *r, const char *index)
+{
+	return index_dev(r, index) != NULL;
+}
+
+/* 503 with the device's health: its last values may be old, and a client
+ * must not take them for current ones. */
+static void reply_unreadable(struct http_req *r, const struct dev *d)
+{
+	const char *why = d->last_error[0] ? d->last_error : dev_health_name(d->health);
+	char msg[256];
+
+	if (d->health == DEV_NOT_RESPONDING)
+		snprintf(msg, sizeof(msg), "%s: device not responding (%s)", d->ifname, why);
+	else if (d->health == DEV_UNKNOWN_MODEL)
+		snprintf(msg, sizeof(msg), "%s: unknown device model (%s)", d->ifname, why);
+	else
+		snprintf(msg, sizeof(msg), "%s: device not identified yet (%s)", d->ifname, why);
+	/* http_reply_json answers a NULL body (no memory) with a 500 itself. */
+	http_reply_json(r, 503,
+			json_pack("{s:s, s:i, s:s}", "error", msg, "status", 503, "device_status",
+				  dev_health_name(d->health)));
+}
+
+const struct dev *rest_dev_arg(struct http_req *r, const char *index)
+{
+	const struct dev *d = index_dev(r, index);
+
+	if (!d)
+		return NULL;
+	if (d->health == DEV_DISABLED) {
+		http_reply_error(r, 404, "%s: no device configured", d->ifname);
+		return NULL;
+	}
+	if (d->health != DEV_OK || !d->d) {
+		reply_unreadable(r, d);
+		return NULL;
+	}
+	return d;
+}
+
+/* Who the data is from and how old it is (read_ms: wall-clock ms of the
+ * read, 0 = not read yet → age null). */
+static json_t *dev_header(const struct dev *d, int64_t read_ms)
+{
+	char now[LEGACY_TIME_LEN];
+
+	now_text(now, sizeof(now));
+	return json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s, s:o, s:s}", "index", dev_ha_index(d->slot), "interface",
+	    d->ifname, "model", d->model, "serial", d->serial, "status", dev_health_name(d->health),
+	    "age_ms", read_ms ? json_integer((json_int_t)(clock_wall_ms() - read_ms)) : json_null(),
+	    "local_time", now);
+}
+
+static void get_measurements(struct http_req *r, const char *param)
+{
+	const struct dev *d = rest_dev_arg(r, param);
+
+	if (d)
+		reply_doc(r, json_pack("{s:o, s:o}", "measurements", dev_measurements_json(d),
+				       "header", dev_header(d, d->meas_ms)));
+}
+
+static void get_counters(struct http_req *r, const char *param)
+{
+	const struct dev *d = rest_dev_arg(r, param);
+
+	if (d)
+		reply_doc(r, json_pack("{s:o, s:o}", "counters", dev_counters_json(d), "header",
+				       dev_header(d, d->ctr_ms)));
+}
+
+/* (HA) one entry per slot in slot order: Left IR, Right IR, RS485 1…16. */
+static void get_devices(struct http_req *r, const char *param)
+{
+	struct app *a = http_req_app(r);
+	json_t *list = json_array();
+
+	(void)param;
+	for (int s = 0; s < DEV_SLOTS; s++)
+		json_array_append_new(list, dev_device_json(poll_dev(a->poll, s)));
+	reply_doc(r, json_pack("{s:o}", "devices", list));
+}
+
+/* ---- gateway ---- */
+
+static void get_status(struct http_req *r, const char *param)
+{
+	(void)param;
+	reply_doc(r, status_json(http_req_app(r)));
+}
+
+/* Secrets are left out entirely (settings_to_json without them). */
+static void get_settings(struct http_req *r, const char *param)
+{
+	(void)param;
+	reply_doc(
+	    r, json_pack("{s:o}", "settings", settings_to_json(http_req_app(r)->settings, false)));
+}
+
+/* ---- Bicoms ---- */
+
+/* The user's name for a relay (ir_relay_desc / rs485_desc_N) comes first:
+ * it is what the Bicom control page is about. */
+static json_t *bicom_json(struct app *a, const struct dev *d)
+{
+	bool right = d->slot == DEV_SLOT_RIGHT_IR;
+	/* A relay state read before the device stopped answering is not current. */
+	const char *state = d->health != DEV_OK || d->relay < 0 ? "unknown"
+			    : d->relay				? "on"
+								: "off";
+
+	return json_pack(
+	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "address", right ? 0 : d->addr, "interface",
+	    d->ifname, "description", d->cfg_description[0] ? d->cfg_description : d->description,
+	    "model", d->model, "state", state, "status", dev_health_name(d->health), "controllable",
+	    !(right && settings_int(a->settings, "ir_ext_rel_mode") == 2));
+}
+
+static void get_bicoms(struct http_req *r, const char *param)
+{
+	struct app *a = http_req_app(r);
+	json_t *list = json_array();
+
+	(void)param;
+	for (int s = 0; s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(a->poll, s);
+
+		if (d->cls == CLASS_BICOM)
+			json_array_append_new(list, bicom_json(a, d));
+	}
+	reply_doc(r, json_pack("{s:o}", "bicoms", list));
+}
+
+/* ---- not built yet: 501 with what is missing ---- */
+
+static void get_blink(struct http_req *r, const char *param)
+{
+	(void)param;
+	http_reply_error(r, 501, "LED control is not built yet (comes with the GPIO feature)");
+}
+
+static void get_wifi_scan(struct http_req *r, const char *param)
+{
+	(void)param;
+	http_reply_error(r, 501,
+			 "Wi-Fi management is not built yet (comes with the network feature)");
+}
+
+static void get_recorders(struct http_req *r, const char *param)
+{
+	(void)param;
+	http_reply_error(r, 501, "recorders are not built yet (come with the history feature)");
+}
+
+/* The index is checked already, so a bad one keeps its 400 once recorders exist. */
+static void get_recorder(struct http_req *r, const char *param)
+{
+	char clip[REST_CLIP_LEN];
+	long i;
+
+	if (legacy_parse_index(param, LONG_MAX, &i) == -EINVAL)
+		http_reply_error(r, 400, "recorder index '%s': expected a number",
+				 rest_clip(param, clip));
+	else
+		get_recorders(r, param);
+}
+
+static void get_load_profile(struct http_req *r, const char *param)
+{
+	if (rest_index_ok(r, param))
+		http_reply_error(r, 501,
+				 "load profiles are not built yet (come with the history feature)");
+}
+
+/* ---- legacy /get_command (000 §4.2) ---- */
+
+static void legacy_device(struct http_req *r, bool counters)
+{
+	const char *num = http_req_query(r, "number");
+	char now[LEGACY_TIME_LEN];
+	const struct dev *d;
+
+	if (!num) {
+		http_reply_error(r, 400, "number: missing (" INDEX_HELP ")");
+		return;
+	}
+	d = rest_dev_arg(r, num);
+	if (!d)
+		return;
+	now_text(now, sizeof(now));
+	reply_doc(r, counters ? legacy_counters(d, dev_ha_index(d->slot), now)
+			      : legacy_measurements(d, dev_ha_index(d->slot), now));
+}
+
+static void get_command(struct http_req *r, const char *param)
+{
+	const char *cmd = http_req_query(r, "command");
+	char now[LEGACY_TIME_LEN], clip[REST_CLIP_LEN];
+
+	(void)param;
+	if (cmd && !strcmp(cmd, "get_measurements")) {
+		legacy_device(r, false);
+	} else if (cmd && !strcmp(cmd, "get_counters")) {
+		legacy_device(r, true);
+	} else if (cmd && !strcmp(cmd, "get_settings")) {
+		now_text(now, sizeof(now));
+		reply_doc(r, legacy_settings(http_req_app(r)->settings, now));
+	} else {
+		http_reply_error(r, 400,
+				 "unknown command '%s' (get_measurements, get_counters, "
+				 "get_settings)",
+				 rest_clip(cmd, clip));
+	}
+}
+
+/* ---- the table ---- */
+
+#define GET(path, fn)                                                                              \
+	{                                                                                          \
+		"GET", path, false, false, fn                                                      \
+	}
+#define POST_JSON(path, fn)                                                                        \
+	{                                                                                          \
+		"POST", path, false, true, fn                                                      \
+	}
+
+const struct http_route rest_routes[] = {
+    /* The auth gate has checked the credentials before the handler runs. */
+    {"POST", "/api/auth", false, false, rest_post_auth},
+    GET("/api", get_status),
+    GET("/api/blink", get_blink),
+    GET("/api/settings", get_settings),
+    POST_JSON("/api/settings", rest_post_settings),
+    GET("/api/wifi/scan-networks", get_wifi_scan),
+    GET("/api/devices", get_devices),
+    GET("/api/measurement/{}", get_measurements),
+    GET("/api/measurements/{}", get_measurements),
+    GET("/api/counter/{}", get_counters),
+    GET("/api/counters/{}", get_counters),
+    GET("/api/bicoms", get_bicoms),
+    POST_JSON("/api/bicom", rest_post_bicom),
+    GET("/api/rs485/scan-devices", rest_get_scan),
+    POST_JSON("/api/rs485/set-parameters", rest_post_set_parameters),
+    GET("/api/recorders", get_recorders),
+    GET("/api/recorder/{}", get_recorder),
+    GET("/api/load_profile/{}", get_load_profile),
+    GET("/get_command", get_command),
+};
+
+const size_t rest_route_count = sizeof(rest_routes) / sizeof(rest_routes[0]);

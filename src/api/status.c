@@ -1,0 +1,212 @@
+/* The gateway status document (R-F2): everything the Iskra status page shows
+ * (001 §4.1.1) plus the bus and device summary of sgctl status. Values the
+ * gateway does not measure (yet) are null, never invented. */
+#include "sg/status.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "sg/app.h"
+#include "sg/busjson.h"
+#include "sg/clock.h"
+#include "sg/legacy.h"
+#include "sg/netinfo.h"
+#include "sg/version.h"
+
+/* error_flags bits ("0x%08X"); the Iskra firmware does not document its own,
+ * so these are ours:
+ *   bit 0  a configured device is not responding
+ *   bit 1  a configured device's bus is absent on this board, or its serial
+ *          port could not be opened */
+#define ERRF_DEVICE_DOWN 0x1u
+#define ERRF_BUS_DOWN 0x2u
+
+static const char *const bus_names[CONF_BUS_COUNT] = {"Left IR", "Right IR", "RS485"};
+
+static json_t *text_or_null(const char *s)
+{
+	return s[0] ? json_string(s) : json_null();
+}
+
+/* (HA) reads model_type, serial_number, description, location, sw_ver. */
+static json_t *device_json(struct app *a, const struct netinfo *ni)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "model_type",
+			 a->conf.model_type, "serial_number", a->conf.serial_number, "description",
+			 settings_str(a->settings, "description"), "location",
+			 settings_str(a->settings, "location"), "sw_ver", SGD_VERSION, "hw_ver",
+			 a->conf.hw_version, "fs_ver", SGD_VERSION, "mac",
+			 text_or_null(ni->mac_text));
+}
+
+/* MemAvailable in bytes: what the kernel says a new allocation can get. */
+static json_t *free_memory(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kb;
+	char line[128];
+	json_t *v = NULL;
+
+	if (!f)
+		return json_null();
+	while (!v && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			v = json_integer((json_int_t)(kb * 1024));
+	fclose(f);
+	return v ? v : json_null();
+}
+
+/* The SoC's temperature in °C (the first thermal zone), or null without one. */
+static json_t *temperature(void)
+{
+	FILE *f = fopen("/sys/class/thermal/thermal_zone0/temp", "re");
+	long long milli;
+	int n;
+
+	if (!f)
+		return json_null();
+	n = fscanf(f, "%lld", &milli);
+	fclose(f);
+	return n == 1 ? json_real((double)milli / 1000) : json_null();
+}
+
+static json_t *pulse_counter(struct app *a)
+{
+	uint64_t n = 0;
+
+	if (a->store && store_pulse_get(a->store, &n) < 0)
+		return json_null();
+	return json_integer((json_int_t)n);
+}
+
+/* The push links (MQTT, Standard TCP) are not built yet: an enabled link is
+ * honestly "Not connected" until they are. */
+static const char *link_status(struct app *a, int n)
+{
+	char key[32];
+
+	snprintf(key, sizeof(key), "push%d_protocol", n);
+	return settings_int(a->settings, key) ? "Not connected" : "Disabled";
+}
+
+static json_t *links_json(struct app *a)
+{
+	static const char *const proto[] = {"none", "MQTT", "Standard TCP"};
+	json_t *links = json_array();
+	char key[32];
+
+	for (int n = 1; n <= 2; n++) {
+		long p;
+
+		snprintf(key, sizeof(key), "push%d_protocol", n);
+		p = settings_int(a->settings, key);
+		json_array_append_new(links, json_pack("{s:i, s:s, s:s}", "link", n, "protocol",
+						       p >= 0 && p <= 2 ? proto[p] : "?", "status",
+						       link_status(a, n)));
+	}
+	return links;
+}
+
+/* A bus counts as down for a device when the board lacks it, or when it
+ * tried and could not open its port (before any attempt it is just closed). */
+static bool bus_down(struct app *a, enum conf_bus b)
+{
+	struct bus_stats st = {0};
+
+	if (!a->buses[b])
+		return true;
+	bus_get_stats(a->buses[b], &st);
+	return !st.open && st.transactions > 0;
+}
+
+static unsigned error_flags(struct app *a)
+{
+	unsigned f = 0;
+
+	for (int s = 0; s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(a->poll, s);
+
+		if (d->health == DEV_DISABLED)
+			continue;
+		if (d->health == DEV_NOT_RESPONDING)
+			f |= ERRF_DEVICE_DOWN;
+		if (bus_down(a, d->bus))
+			f |= ERRF_BUS_DOWN;
+	}
+	return f;
+}
+
+static void uptime_text(int64_t s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", (long long)(s / 86400),
+		 (long long)(s % 86400 / 3600), (long long)(s % 3600 / 60), (long long)(s % 60));
+}
+
+/* Connection, identity on the network and health: the status page's rows. */
+static json_t *status_part(struct app *a, const struct netinfo *ni)
+{
+	char crc[16], flags[16];
+
+	snprintf(crc, sizeof(crc), "0x%08X", settings_crc(a->settings));
+	snprintf(flags, sizeof(flags), "0x%08X", error_flags(a));
+	return json_pack(
+	    "{s:o, s:o, s:o, s:o*, s:n, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:n}",
+	    "connection_mode",
+	    ni->ifname[0] ? json_string(ni->wifi ? "WiFi" : "Ethernet") : json_null(), "ip_address",
+	    text_or_null(ni->ip), "mac_address", text_or_null(ni->mac_text), "wifi_ssid",
+	    ni->wifi ? json_string(settings_str(a->settings, "wifi_ssid")) : NULL,
+	    /* not measured yet */
+	    "wifi_signal_dbm", "app_status", "Normal", "upgrade_status", "N/A", "link1_status",
+	    link_status(a, 1), "link2_status", link_status(a, 2), "settings_crc", crc,
+	    "free_memory", free_memory(), "error_flags", flags, "temperature", temperature(),
+	    "pulse_counter", pulse_counter(a),
+	    /* tariffs come with the tariff feature */
+	    "active_tariff");
+}
+
+/* Uptime and clock go into the status object after status_part(). */
+static void add_times(struct app *a, json_t *st)
+{
+	int64_t up = (clock_mono_ms() - a->start_mono_ms) / 1000;
+	char up_txt[48], now[LEGACY_TIME_LEN];
+
+	uptime_text(up, up_txt, sizeof(up_txt));
+	legacy_time_text(clock_wall(), now, sizeof(now));
+	json_object_set_new(st, "uptime", json_string(up_txt));
+	json_object_set_new(st, "uptime_s", json_integer((json_int_t)up));
+	json_object_set_new(st, "local_time", json_string(now));
+}
+
+static json_t *network_json(const struct netinfo *ni)
+{
+	return json_pack("{s:o, s:o, s:o, s:b}", "interface", text_or_null(ni->ifname),
+			 "ip_address", text_or_null(ni->ip), "mac_address",
+			 text_or_null(ni->mac_text), "wifi", ni->wifi);
+}
+
+json_t *status_json(struct app *a)
+{
+	struct netinfo ni;
+	json_t *buses = json_array(), *st;
+	int enabled = 0, ok = 0;
+
+	/* No qualifying interface leaves empty fields, shown as null. */
+	memset(&ni, 0, sizeof(ni));
+	if (netinfo_primary(&ni) < 0)
+		memset(&ni, 0, sizeof(ni));
+	for (int i = 0; i < CONF_BUS_COUNT; i++)
+		json_array_append_new(buses, busjson_status(bus_names[i], a->buses[i]));
+	for (int s = 0; s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(a->poll, s);
+
+		enabled += d->health != DEV_DISABLED;
+		ok += d->health == DEV_OK;
+	}
+	st = status_part(a, &ni);
+	if (st)
+		add_times(a, st);
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b}", "device", device_json(a, &ni),
+			 "status", st, "network", network_json(&ni), "links", links_json(a),
+			 "buses", buses, "devices_enabled", enabled, "devices_responding", ok,
+			 "rs485_scanning", poll_scanning(a->poll));
+}
