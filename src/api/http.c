@@ -240,7 +240,7 @@ void http_reply_data(struct http_req *r, unsigned status, const char *content_ty
 
 void http_reply_json(struct http_req *r, unsigned status, json_t *body)
 {
-	char *txt = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	struct MHD_Response *resp;
 
 	json_decref(body);

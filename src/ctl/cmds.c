@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "sg/busjson.h"
 #include "sg/clock.h"
 #include "sg/ctl.h"
 #include "sg/ctlsrv.h"
@@ -35,23 +36,8 @@ static int parse_long(const char *s, long lo, long hi, long *out)
 static json_t *bus_json(struct app *a, int i)
 {
 	static const char *const names[] = {"Left IR", "Right IR", "RS485"};
-	struct bus_stats st = {0};
-	const struct bus_params *bp;
 
-	if (!a->buses[i])
-		return json_pack("{s:s, s:s, s:s}", "name", names[i], "device", "", "state",
-				 "absent");
-	bus_get_stats(a->buses[i], &st);
-	bp = bus_params(a->buses[i]);
-	return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:I, s:I, s:I, s:i, s:s}", "name",
-			 names[i], "device", bp->device, "state", st.open ? "open" : "closed",
-			 "baud", bp->baud, "parity",
-			 bp->parity == 'E'   ? "even"
-			 : bp->parity == 'O' ? "odd"
-					     : "none",
-			 "stop_bits", bp->stop_bits, "transactions", (json_int_t)st.transactions,
-			 "errors", (json_int_t)st.errors, "timeouts", (json_int_t)st.timeouts,
-			 "queue", st.queued_high + st.queued_low, "last_error", st.last_error);
+	return busjson_status(names[i], a->buses[i]);
 }
 
 static void local_time(char *buf, size_t len)

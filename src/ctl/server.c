@@ -93,7 +93,7 @@ static bool client_flush(struct ctl_client *c)
 
 static void client_send(struct ctl_client *c, json_t *msg)
 {
-	char *s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII);
+	char *s = json_dumps(msg, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15));
 	size_t n = s ? strlen(s) : 0;
 	char *buf;
 
