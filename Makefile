@@ -81,7 +81,8 @@ check: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		./tests/run-all build-asan --sanitized
 
-bench: deps
+bench:
+	@./tools/install-deps bench
 	$(MAKE) all bench-bin
 	./bench/run-all $(BUILD)
 

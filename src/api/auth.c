@@ -358,9 +358,9 @@ static int64_t delay_ms(unsigned fails)
 {
 	unsigned k;
 
-	if (fails <= AUTH_FREE_FAILS)
+	if (fails < AUTH_FREE_FAILS)
 		return 0;
-	k = fails - AUTH_FREE_FAILS - 1;
+	k = fails - AUTH_FREE_FAILS; /* the 3rd failure already earns the first delay */
 	if (k >= 32)
 		return AUTH_DELAY_MAX_MS;
 	int64_t d = (int64_t)AUTH_DELAY_MIN_MS << k;

@@ -464,14 +464,6 @@ static void run_api(struct http_req *r, const char *url, const char *method)
 
 /* ---- the access handler ---- */
 
-static bool body_expected(struct MHD_Connection *conn)
-{
-	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					   MHD_HTTP_HEADER_CONTENT_LENGTH) ||
-	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-					   MHD_HTTP_HEADER_TRANSFER_ENCODING);
-}
-
 static bool declared_too_big(struct MHD_Connection *conn)
 {
 	const char *cl =
@@ -536,8 +528,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			r->in_handler = false;
 			return MHD_YES;
 		}
-		if (body_expected(conn))
-			return MHD_YES; /* the body arrives in the next calls */
+		/* Always answer from a later call: a response queued in the first
+		 * call makes libmicrohttpd close the connection (no keep-alive). */
+		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		if (r->state == REQ_NEW)

@@ -14,9 +14,18 @@ import tempfile
 import time
 import traceback
 
+# bench/http.py is named like the standard library's http package and the
+# bench scripts run with bench/ first on the import path: keep it off, so
+# that this is the real http.client.
+_BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "bench")
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _BENCH_DIR]
+import http.client  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("SG_BUILD", "build"))
 DEVICES = os.path.join(ROOT, "etc", "devices")
+WWW = os.path.join(ROOT, "www")
 
 # The demo layout of the issue: Left IR IE38@33, Right IR Bicom, RS485
 # WM3M4C@1, MC750@2, Bicom@3, IE14@4.
@@ -43,6 +52,118 @@ def wait_until(fn, timeout, what, interval=0.05):
             last = e
         time.sleep(interval)
     raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that nothing listens on right now (TCP or UDP)."""
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def port_accepts(port, host="127.0.0.1"):
+    """True when a TCP connection to host:port succeeds."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def decode_body(headers, raw):
+    """JSON when the body parses as JSON (any content type); else the raw bytes."""
+    if raw:
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    return raw
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=10, host="127.0.0.1",
+                 conn=None, raw=False, source=None):
+    """One HTTP/1.1 request with http.client (stdlib only).
+
+    body: dict/list (sent as JSON), str or bytes (sent as is), or None.
+    conn: an open http.client.HTTPConnection to reuse (keep-alive); else a new
+    connection is made (from source, an address to bind, if given) and closed.
+    Returns (status, headers, data) where headers is the case-insensitive
+    http.client message and data the parsed JSON body, or the raw bytes when
+    the body is not JSON or raw is true."""
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    own = conn is None
+    c = conn or http.client.HTTPConnection(host, port, timeout=timeout,
+                                           source_address=(source, 0) if source else None)
+    try:
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, r.headers, data if raw else decode_body(r.headers, data)
+    finally:
+        if own:
+            c.close()
+
+
+def raw_http(port, data, timeout=10, host="127.0.0.1", shut_wr=False):
+    """Send bytes exactly as given (no client-side normalisation) on a new
+    connection and read until the server closes or timeout. Returns
+    (status or None, headers dict with lower-case names, body bytes)."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    buf = b""
+    try:
+        s.sendall(data)
+        if shut_wr:
+            s.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            st, hd, body = parse_response(buf)
+            if st is not None and "content-length" in hd and \
+                    len(body) >= int(hd["content-length"]):
+                break
+    finally:
+        s.close()
+    return parse_response(buf)
+
+
+def parse_response(buf):
+    """(status, headers, body) of one HTTP response in buf; status None when
+    the header block is incomplete."""
+    head, sep, body = buf.partition(b"\r\n\r\n")
+    if not sep:
+        return None, {}, buf
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    try:
+        status = int(parts[1])
+    except (IndexError, ValueError):
+        return None, {}, buf
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    if "content-length" in hdrs:
+        try:
+            body = body[:int(hdrs["content-length"])]
+        except ValueError:
+            pass
+    return status, hdrs, body
 
 
 def unix_request(path, line, timeout=10):
@@ -103,6 +224,13 @@ class Sgd:
         self.sock = os.path.join(workdir, name + ".sock")
         self.conf = os.path.join(workdir, name + ".conf")
         self.logpath = os.path.join(workdir, name + ".log")
+        # HTTP and UDP discovery stay on loopback; discovery on a port of its
+        # own so that tests (and a running demo) do not answer each other.
+        self.discovery_port = free_port(socket.SOCK_DGRAM)
+        self.http_port = None
+        net = {"www_dir": WWW, "discovery_port": str(self.discovery_port),
+               "http_bind": "127.0.0.1"}
+        given = {ln.split("=", 1)[0].strip() for ln in extra_conf.splitlines() if "=" in ln}
         with open(self.conf, "w") as f:
             f.write("serial_left_ir = %s\n" % buses.get("left", ""))
             f.write("serial_right_ir = %s\n" % buses.get("right", ""))
@@ -110,6 +238,9 @@ class Sgd:
             f.write("state_dir = %s\nctl_socket = %s\ndevices_dir = %s\n"
                     % (self.state, self.sock, DEVICES))
             f.write("rs485_timeout_ms = 100\nir_timeout_ms = 150\n")
+            for k, v in net.items():
+                if k not in given:
+                    f.write("%s = %s\n" % (k, v))
             f.write(extra_conf)
         self.wrapper = list(wrapper)
         self.proc = None
@@ -148,6 +279,22 @@ class Sgd:
         if rc != 0:
             raise AssertionError("sgctl %s failed (%d): %s" % (" ".join(args), rc, err))
         return data
+
+    def http_on(self, port=None, timeout=10):
+        """Move the HTTP server to port (default: a free one) with the
+        http_port setting; return the port once it accepts connections."""
+        port = port or free_port()
+        self.ok("set", "http_port=%d" % port)
+        wait_until(lambda: port_accepts(port), timeout, "HTTP on port %d" % port)
+        self.http_port = port
+        return port
+
+    def http(self, method, path, body=None, headers=None, timeout=10, conn=None, raw=False,
+             source=None):
+        """http_request() against this daemon's HTTP port (see http_on)."""
+        assert self.http_port, "call http_on() first"
+        return http_request(self.http_port, method, path, body, headers, timeout, conn=conn,
+                            raw=raw, source=source)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if not self.proc or self.proc.poll() is not None:
