@@ -61,6 +61,14 @@ void http_reply_json(struct http_req *r, unsigned status, json_t *body);
 /* Reply {"error": "<message>", "status": <status>}. */
 void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Replies that depend only on (key, tag) — e.g. a device's readings and the
+ * time they were read — are rendered once and the same response is sent to
+ * every client until the tag changes. key < HTTP_CACHE_KEYS. */
+#define HTTP_CACHE_KEYS 64
+/* Reply 200 from the cache when it holds key with this tag; else false (reply yourself). */
+bool http_reply_cached(struct http_req *r, unsigned key, uint64_t tag);
+/* Reply 200 with body (stolen) and keep the response for key/tag. */
+void http_reply_json_cache(struct http_req *r, unsigned key, uint64_t tag, json_t *body);
 /* Reply with a copy of data (CSV, text). */
 void http_reply_data(struct http_req *r, unsigned status, const char *content_type,
 		     const void *data, size_t len);

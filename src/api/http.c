@@ -58,11 +58,17 @@ struct http_req {
 	struct sockaddr_storage peer_sa;
 };
 
+struct cache_entry {
+	struct MHD_Response *resp; /* one reference held by the cache */
+	uint64_t tag;
+};
+
 struct http_server {
 	struct app *app;
+	struct cache_entry cache[HTTP_CACHE_KEYS];
 	struct MHD_Daemon *mhd;
 	int epfd, port, www_fd;
-	int64_t timer, rebind_timer;
+	int64_t timer, timer_due, rebind_timer;
 	struct http_req *reqs;
 	struct auth_throttle throttle;
 };
@@ -79,13 +85,20 @@ static void on_mhd_timer(void *arg)
 	mhd_step(s);
 }
 
+/* MHD must run within ms. A pending timer that fires no later is kept: an
+ * early run is harmless, and re-arming on every event would cost syscalls. */
 static void arm_timer(struct http_server *s, int64_t ms)
 {
+	int64_t due = clock_mono_ms() + ms;
+
+	if (s->timer && s->timer_due <= due)
+		return;
 	if (s->timer)
 		loop_timer_cancel(s->app->loop, s->timer);
 	s->timer = loop_timer_add(s->app->loop, ms, on_mhd_timer, s);
 	if (s->timer < 0)
 		s->timer = 0;
+	s->timer_due = due;
 }
 
 static void mhd_step(struct http_server *s)
@@ -97,10 +110,6 @@ static void mhd_step(struct http_server *s)
 	MHD_run(s->mhd);
 	if (MHD_get_timeout(s->mhd, &t) == MHD_YES)
 		arm_timer(s, t > 60000 ? 60000 : (int64_t)t);
-	else if (s->timer) {
-		loop_timer_cancel(s->app->loop, s->timer);
-		s->timer = 0;
-	}
 }
 
 static void on_mhd_fd(int fd, uint32_t events, void *arg)
@@ -238,26 +247,82 @@ void http_reply_data(struct http_req *r, unsigned status, const char *content_ty
 	req_respond(r, status, resp);
 }
 
-void http_reply_json(struct http_req *r, unsigned status, json_t *body)
+/* The response for body (stolen), or NULL (no memory). */
+static struct MHD_Response *json_response(struct http_req *r, json_t *body)
 {
 	char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	struct MHD_Response *resp;
 
 	json_decref(body);
-	if (!txt) {
-		static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}";
-
-		http_reply_data(r, 500, "application/json", oom, sizeof(oom) - 1);
-		return;
-	}
+	if (!txt)
+		return NULL;
 	resp = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
 	if (!resp) {
 		free(txt);
-		log_err("http: out of memory for a response");
-		return;
+		return NULL;
 	}
 	resp_headers(r, resp, "application/json");
-	req_respond(r, status, resp);
+	return resp;
+}
+
+static void reply_oom(struct http_req *r)
+{
+	static const char oom[] = "{\"error\":\"out of memory\",\"status\":500}";
+
+	log_err("http: out of memory for a response");
+	http_reply_data(r, 500, "application/json", oom, sizeof(oom) - 1);
+}
+
+void http_reply_json(struct http_req *r, unsigned status, json_t *body)
+{
+	struct MHD_Response *resp = json_response(r, body);
+
+	if (resp)
+		req_respond(r, status, resp);
+	else
+		reply_oom(r);
+}
+
+/* Only synchronous replies without extra headers share cached responses. */
+static bool cacheable(const struct http_req *r, unsigned key)
+{
+	return key < HTTP_CACHE_KEYS && r->in_handler && !r->suspended && !r->nhdr &&
+	       r->state == REQ_NEW;
+}
+
+bool http_reply_cached(struct http_req *r, unsigned key, uint64_t tag)
+{
+	struct cache_entry *e = &r->srv->cache[key < HTTP_CACHE_KEYS ? key : 0];
+
+	if (!cacheable(r, key) || !e->resp || e->tag != tag)
+		return false;
+	/* MHD takes its own reference; the cache keeps ours. */
+	MHD_queue_response(r->conn, 200, e->resp);
+	r->state = REQ_DONE;
+	return true;
+}
+
+void http_reply_json_cache(struct http_req *r, unsigned key, uint64_t tag, json_t *body)
+{
+	struct MHD_Response *resp;
+	struct cache_entry *e;
+
+	if (!cacheable(r, key)) {
+		http_reply_json(r, 200, body);
+		return;
+	}
+	resp = json_response(r, body);
+	if (!resp) {
+		reply_oom(r);
+		return;
+	}
+	e = &r->srv->cache[key];
+	if (e->resp)
+		MHD_destroy_response(e->resp); /* connections still sending it keep theirs */
+	e->resp = resp;
+	e->tag = tag;
+	MHD_queue_response(r->conn, 200, resp);
+	r->state = REQ_DONE;
 }
 
 void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
@@ -731,6 +796,9 @@ void http_server_fini(struct http_server *s)
 	stop_mhd(s);
 	while (s->reqs) /* orphans whose handler never answered */
 		req_free(s->reqs);
+	for (int i = 0; i < HTTP_CACHE_KEYS; i++)
+		if (s->cache[i].resp)
+			MHD_destroy_response(s->cache[i].resp);
 	if (s->www_fd >= 0)
 		close(s->www_fd);
 	free(s);

@@ -101,18 +101,40 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index)
 	return d;
 }
 
-/* Who the data is from and how old it is (read_ms: wall-clock ms of the
- * read, 0 = not read yet → age null). */
+/* Who the data is from and when it was read (read_ms: wall-clock ms, 0 =
+ * not read yet). The reply depends on nothing else, so it can be cached. */
 static json_t *dev_header(const struct dev *d, int64_t read_ms)
 {
-	char now[LEGACY_TIME_LEN];
+	char when[LEGACY_TIME_LEN] = "";
 
-	now_text(now, sizeof(now));
-	return json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s, s:o, s:s}", "index", dev_ha_index(d->slot), "interface",
-	    d->ifname, "model", d->model, "serial", d->serial, "status", dev_health_name(d->health),
-	    "age_ms", read_ms ? json_integer((json_int_t)(clock_wall_ms() - read_ms)) : json_null(),
-	    "local_time", now);
+	if (read_ms)
+		legacy_time_text((time_t)(read_ms / 1000), when, sizeof(when));
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "index", dev_ha_index(d->slot),
+			 "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
+			 dev_health_name(d->health), "read_at_ms",
+			 read_ms ? json_integer((json_int_t)read_ms) : json_null(), "read_time",
+			 read_ms ? json_string(when) : json_null());
+}
+
+/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s. */
+static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
+{
+	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
+	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+
+	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
+		return;
+	json_t *doc = counters ? json_pack("{s:o, s:o}", "counters", dev_counters_json(d),
+					   "header", dev_header(d, read_ms))
+			       : json_pack("{s:o, s:o}", "measurements", dev_measurements_json(d),
+					   "header", dev_header(d, read_ms));
+
+	if (!doc)
+		http_reply_error(r, 500, "out of memory");
+	else if (read_ms)
+		http_reply_json_cache(r, key, (uint64_t)read_ms, doc);
+	else
+		http_reply_json(r, 200, doc);
 }
 
 static void get_measurements(struct http_req *r, const char *param)
@@ -120,8 +142,7 @@ static void get_measurements(struct http_req *r, const char *param)
 	const struct dev *d = rest_dev_arg(r, param);
 
 	if (d)
-		reply_doc(r, json_pack("{s:o, s:o}", "measurements", dev_measurements_json(d),
-				       "header", dev_header(d, d->meas_ms)));
+		reply_dev(r, d, false);
 }
 
 static void get_counters(struct http_req *r, const char *param)
@@ -129,8 +150,7 @@ static void get_counters(struct http_req *r, const char *param)
 	const struct dev *d = rest_dev_arg(r, param);
 
 	if (d)
-		reply_doc(r, json_pack("{s:o, s:o}", "counters", dev_counters_json(d), "header",
-				       dev_header(d, d->ctr_ms)));
+		reply_dev(r, d, true);
 }
 
 /* (HA) one entry per slot in slot order: Left IR, Right IR, RS485 1…16. */

@@ -34,6 +34,7 @@ struct loop {
 	struct timer *heap;
 	size_t nheap, capheap;
 	int64_t next_id;
+	int64_t armed_ms; /* deadline the timerfd is armed for; INT64_MAX = disarmed */
 };
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
@@ -89,6 +90,7 @@ static void arm_timerfd(struct loop *l)
 {
 	struct itimerspec its = {0};
 
+	l->armed_ms = l->nheap ? l->heap[0].due_ms : INT64_MAX;
 	if (l->nheap) {
 		int64_t delay = l->heap[0].due_ms - clock_mono_ms();
 
@@ -134,6 +136,7 @@ int loop_init(struct loop **out)
 		goto out_close_ep;
 	}
 	l->next_id = 1;
+	l->armed_ms = INT64_MAX;
 	*out = l;
 	return 0;
 
@@ -217,7 +220,9 @@ int64_t loop_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void 
 	l->heap[l->nheap] = (struct timer){
 	    .id = l->next_id++, .due_ms = clock_mono_ms() + delay_ms, .cb = cb, .arg = arg};
 	heap_up(l, l->nheap++);
-	arm_timerfd(l);
+	/* Only a new earliest deadline needs the syscall. */
+	if (l->heap[0].due_ms < l->armed_ms)
+		arm_timerfd(l);
 	return l->next_id - 1;
 }
 
@@ -225,8 +230,8 @@ void loop_timer_cancel(struct loop *l, int64_t id)
 {
 	for (size_t i = 0; i < l->nheap; i++) {
 		if (l->heap[i].id == id) {
+			/* The timerfd may stay armed earlier: that wake-up finds nothing due. */
 			heap_remove_at(l, i);
-			arm_timerfd(l);
 			return;
 		}
 	}
