@@ -74,6 +74,8 @@ void bus_get_stats(struct bus *b, struct bus_stats *out);
 const char *bus_strerror(int err, char *buf, size_t len);
 /* Map a baud code (0…7) to a rate; -EINVAL if out of range. */
 int bus_baud_from_code(long code);
+/* A rate ("9600") or an Iskra baud code ("0"…"7") as a rate; -EINVAL otherwise. */
+int bus_baud_parse(const char *s, int *baud);
 /* Validate the shape of a request (fc, counts, limits); 0 or -EINVAL. */
 int bus_txn_check(const struct bus_txn *t);
 

@@ -27,7 +27,7 @@ struct conf {
 	int rs485_timeout_ms;	/* rs485_timeout_ms, default 300 (20…10000) */
 	int right_ir_addr;	/* right_ir_addr: Modbus address of the Right IR Bicom, default 33
 				   (1…247) */
-	int discovery_port;	/* discovery_port: UDP discovery port, default 33333 (tests move it) */
+	int discovery_port; /* discovery_port: UDP discovery port, default 33333 (tests move it) */
 };
 
 /* Fill c with defaults. */

@@ -9,8 +9,8 @@
 
 struct netinfo {
 	char ifname[32];
-	char ip[48];	/* "" when none */
-	uint8_t mac[6]; /* zeros when unknown */
+	char ip[48];	   /* "" when none */
+	uint8_t mac[6];	   /* zeros when unknown */
 	char mac_text[18]; /* "AA:BB:CC:DD:EE:FF" */
 	bool wifi;	   /* the interface is wireless (/sys/class/net/IF/wireless) */
 };

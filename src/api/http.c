@@ -25,7 +25,7 @@
 #include "sg/log.h"
 
 #define CONN_LIMIT 256
-#define CONN_TIMEOUT_S 30 /* also bounds slow-loris senders */
+#define CONN_TIMEOUT_S 30   /* also bounds slow-loris senders */
 #define REBIND_DELAY_MS 200 /* lets the reply to the request that moved the port leave */
 #define HDR_MAX 4
 
@@ -386,8 +386,8 @@ void http_req_defer(struct http_req *r)
 
 /* The route for path and method; *param gets the "{}" segment. Sets
  * *path_known when some route has this path with another method. */
-static const struct http_route *route_find(const char *path, const char *method,
-					   const char **param, bool *path_known)
+static const struct http_route *route_find(const char *path, const char *method, const char **param,
+					   bool *path_known)
 {
 	*path_known = false;
 	for (size_t i = 0; i < rest_route_count; i++) {
@@ -396,7 +396,8 @@ static const struct http_route *route_find(const char *path, const char *method,
 		const char *p = NULL;
 
 		if (n > 3 && !strcmp(rt->path + n - 3, "/{}")) {
-			if (strncmp(path, rt->path, n - 2) || !path[n - 2] || strchr(path + n - 2, '/'))
+			if (strncmp(path, rt->path, n - 2) || !path[n - 2] ||
+			    strchr(path + n - 2, '/'))
 				continue;
 			p = path + n - 2;
 		} else if (strcmp(path, rt->path)) {
@@ -414,8 +415,7 @@ static const struct http_route *route_find(const char *path, const char *method,
 
 static bool is_api_path(const char *path)
 {
-	return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) ||
-	       !strcmp(path, "/get_command");
+	return !strcmp(path, "/api") || !strncmp(path, "/api/", 5) || !strcmp(path, "/get_command");
 }
 
 /* ---- authentication ---- */
@@ -575,9 +575,8 @@ static void dispatch(struct http_req *r, const char *url, const char *method)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct http_req *r = *con_cls;
 
@@ -589,7 +588,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = r;
 		if (declared_too_big(conn)) {
 			r->in_handler = true;
-			http_reply_error(r, 413, "request body larger than %d bytes", HTTP_BODY_MAX);
+			http_reply_error(r, 413, "request body larger than %d bytes",
+					 HTTP_BODY_MAX);
 			r->in_handler = false;
 			return MHD_YES;
 		}

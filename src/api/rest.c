@@ -124,8 +124,8 @@ static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 
 	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
 		return;
-	json_t *doc = counters ? json_pack("{s:o, s:o}", "counters", dev_counters_json(d),
-					   "header", dev_header(d, read_ms))
+	json_t *doc = counters ? json_pack("{s:o, s:o}", "counters", dev_counters_json(d), "header",
+					   dev_header(d, read_ms))
 			       : json_pack("{s:o, s:o}", "measurements", dev_measurements_json(d),
 					   "header", dev_header(d, read_ms));
 

@@ -244,25 +244,6 @@ struct scan_args {
 	long first, last;
 };
 
-/* A rate (9600) or an Iskra baud code (0…7), as sgctl scan --baud. */
-static int scan_baud(const char *s, int *baud)
-{
-	long v;
-
-	if (legacy_parse_index(s, 115200, &v) < 0)
-		return -EINVAL;
-	if (v <= 7) {
-		*baud = bus_baud_from_code(v);
-		return 0;
-	}
-	for (long code = 0; code <= 7; code++)
-		if (bus_baud_from_code(code) == v) {
-			*baud = (int)v;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static char parity_code(const char *s)
 {
 	return !strcmp(s, "none") ? 'N' : !strcmp(s, "odd") ? 'O' : !strcmp(s, "even") ? 'E' : 0;
@@ -274,7 +255,7 @@ static bool scan_query(struct http_req *r, struct scan_args *o)
 	const char *v;
 	long n;
 
-	if ((v = http_req_query(r, "baud")) && scan_baud(v, &o->baud) < 0)
+	if ((v = http_req_query(r, "baud")) && bus_baud_parse(v, &o->baud) < 0)
 		return bad_arg(r, "baud", "a rate 1200…115200 or a code 0…7");
 	if ((v = http_req_query(r, "parity")) && !(o->parity = parity_code(v)))
 		return bad_arg(r, "parity", "none, odd or even");

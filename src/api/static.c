@@ -66,8 +66,8 @@ static bool safe_path(const char *rel)
 static int open_beneath(int dirfd, const char *rel)
 {
 	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
-			       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					  RESOLVE_NO_MAGICLINKS};
+			       .resolve =
+				   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
 	long fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
 
 	if (fd >= 0 || (errno != ENOSYS && errno != EPERM))

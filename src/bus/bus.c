@@ -69,6 +69,29 @@ int bus_baud_from_code(long code)
 	return rates[code];
 }
 
+int bus_baud_parse(const char *s, int *baud)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v > 115200)
+		return -EINVAL;
+	if (v <= 7) {
+		*baud = bus_baud_from_code(v);
+		return 0;
+	}
+	for (long code = 0; code <= 7; code++)
+		if (bus_baud_from_code(code) == v) {
+			*baud = (int)v;
+			return 0;
+		}
+	return -EINVAL;
+}
+
 const char *bus_strerror(int err, char *buf, size_t len)
 {
 	static const char *const exc[] = {"",

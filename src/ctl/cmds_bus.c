@@ -132,31 +132,12 @@ static void scan_add_done(int err, const char *msg, json_t *res, void *arg)
 	free(sa);
 }
 
-/* --baud accepts a rate (9600) or an Iskra baud code (0…7). */
-static int scan_baud(const char *s, int *baud)
-{
-	long v;
-
-	if (num(s, 0, 115200, &v) < 0)
-		return -EINVAL;
-	if (v <= 7) {
-		*baud = bus_baud_from_code(v);
-		return 0;
-	}
-	for (long code = 0; code <= 7; code++)
-		if (bus_baud_from_code(code) == v) {
-			*baud = (int)v;
-			return 0;
-		}
-	return -EINVAL;
-}
-
 static int scan_opt(struct scan_opts *o, const char *k, const char *v)
 {
 	long n;
 
 	if (!strcmp(k, "--baud"))
-		return scan_baud(v, &o->baud);
+		return bus_baud_parse(v, &o->baud);
 	if (!strcmp(k, "--stop-bits")) {
 		if (num(v, 1, 2, &n) < 0)
 			return -EINVAL;

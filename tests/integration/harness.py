@@ -346,6 +346,38 @@ class Demo:
         return rc
 
 
+# ---- shared by the test suites ----
+
+FAST = ["poll_meas_interval=1", "poll_counter_interval=1"]
+
+# (HA index, simulator, Modbus address) of each demo meter
+DEMO_METERS = [(0, "left", 33), (1, "rs485", 1), (2, "rs485", 2), (4, "rs485", 4)]
+
+# simulator quantity -> key in a REST/ctl phase or total object
+PHASE_KEY = {"U": "U", "I": "I", "P": "P", "Q": "Q", "S": "S", "PF": "PF", "PA": "PA",
+             "THDU": "THDUp", "THDI": "THDI"}
+
+
+def close(a, b, rel=1e-6):
+    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+def sim_of(demo, name):
+    return {"left": demo.left, "right": demo.right, "rs485": demo.rs485}[name]
+
+
+def settled(check, timeout=8):
+    """Retry a comparison until it holds: a poll cycle may straddle the freeze."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 # ---- a minimal runner: "N passed, N failed" closes the output ----
 
 TESTS = []

@@ -12,25 +12,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, DEMO_SETTINGS, Demo, Sgd, Sim, run, test,  # noqa: E402
-                     unix_request, wait_until)
-
-# JSON key of each simulator quantity in the REST/ctl measurement shape.
-PHASE_KEY = {"U": "U", "I": "I", "P": "P", "Q": "Q", "S": "S", "PF": "PF", "PA": "PA",
-             "THDU": "THDUp", "THDI": "THDI"}
-
-# (HA index, simulator, Modbus address) of each demo meter
-DEMO_METERS = [(0, "left", 33), (1, "rs485", 1), (2, "rs485", 2), (4, "rs485", 4)]
-
-FAST = ["poll_meas_interval=1", "poll_counter_interval=1"]
-
-
-def close(a, b):
-    return abs(a - b) <= 1e-6 * max(1.0, abs(a), abs(b))
-
-
-def sim_of(demo, name):
-    return {"left": demo.left, "right": demo.right, "rs485": demo.rs485}[name]
+from harness import (BUILD, DEMO_METERS, FAST, PHASE_KEY, Demo, Sgd, close, run,  # noqa: E402
+                     settled, sim_of, test, unix_request, wait_until)
 
 
 def fresh_reading(demo, index, since_wall_ms):
@@ -84,18 +67,6 @@ def compare_counters(demo, index, sim, addr):
         assert mine["direction"] == c["direction"], (index, c["name"], mine["direction"])
     assert len(flat) == len(served["counters"])
     return len(flat)
-
-
-def settled(check, timeout=8):
-    """Retry a comparison until it holds: a poll cycle may straddle the freeze."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 @test

@@ -19,46 +19,19 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, Demo, Sgd, free_port, http_request, parse_response,  # noqa: E402
-                     port_accepts, raw_http, run, test, wait_until)
-
-FAST = ["poll_meas_interval=1", "poll_counter_interval=1"]
-
-# HA index -> (simulator, Modbus address) of the demo devices
-DEMO_METERS = [(0, "left", 33), (1, "rs485", 1), (2, "rs485", 2), (4, "rs485", 4)]
+from harness import (DEMO_METERS, FAST, PHASE_KEY, ROOT, Demo, Sgd, close,  # noqa: E402
+                     free_port, http_request, parse_response, port_accepts, raw_http, run,
+                     settled, sim_of, test, wait_until)
 
 # Models pyiskra builds a device for (BaseDevice.create_device: Impact,
 # MeasuringCentre, WM); anything else (Bicom) raises DeviceNotSupported and
 # Home Assistant reads nothing from it.
 PYISKRA_MODELS = [r"^IE", r"^3MEM", r"^7M", r"^MC", r"^iMC", r"^MT", r"^WM"]
 
-# simulator quantity -> key in a REST phase / total object
-PHASE_KEY = {"U": "U", "I": "I", "P": "P", "Q": "Q", "S": "S", "PF": "PF", "PA": "PA",
-             "THDU": "THDUp", "THDI": "THDI"}
 UNITS = {"U": "V", "I": "A", "P": "W", "Q": "var", "S": "VA", "PF": "", "PA": "°",
          "THDUp": "%", "THDI": "%", "Frequency": "Hz", "Temperature": "°C"}
 
 SECRETS = ("wifi_password", "mqtt1_password", "mqtt2_password", "auth_password")
-
-
-def close(a, b, rel=1e-6):
-    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
-
-
-def sim_of(demo, name):
-    return {"left": demo.left, "right": demo.right, "rs485": demo.rs485}[name]
-
-
-def settled(check, timeout=8):
-    """Retry a comparison until it holds: a poll cycle may straddle the freeze."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def freeze(demo):

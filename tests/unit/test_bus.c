@@ -112,6 +112,27 @@ static void test_baud(void **state)
 	assert_int_equal(bus_baud_from_code(LONG_MIN), -EINVAL);
 }
 
+/* Rates and codes as sgctl --baud and REST ?baud= take them. */
+static void test_baud_parse(void **state)
+{
+	static const char *const bad[] = {
+	    "", "-1", "+7", " 7", "8", "9601", "115201", "7x", "0x7", "99999999999999999999", NULL};
+	int b = -1;
+
+	(void)state;
+	assert_int_equal(bus_baud_parse("7", &b), 0);
+	assert_int_equal(b, 115200);
+	assert_int_equal(bus_baud_parse("0", &b), 0);
+	assert_int_equal(b, 1200);
+	assert_int_equal(bus_baud_parse("19200", &b), 0);
+	assert_int_equal(b, 19200);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = -1;
+		assert_int_equal(bus_baud_parse(bad[i], &b), -EINVAL);
+		assert_int_equal(b, -1);
+	}
+}
+
 /* ---- end to end over a pty ---- */
 
 #define SLAVE_UNIT 1
@@ -441,6 +462,7 @@ int main(void)
 	    cmocka_unit_test(test_txn_check),
 	    cmocka_unit_test(test_strerror),
 	    cmocka_unit_test(test_baud),
+	    cmocka_unit_test(test_baud_parse),
 	    cmocka_unit_test(test_pty_end_to_end),
 	    cmocka_unit_test(test_stop_cancels_queued),
 	    cmocka_unit_test(test_stop_keeps_completed_result),
