@@ -82,5 +82,9 @@ json_t *dev_device_json(const struct dev *d);
 json_t *dev_measurements_json(const struct dev *d);
 /* {"non_resettable": [...], "resettable": [...]}. */
 json_t *dev_counters_json(const struct dev *d);
+/* The document REST serves and MQTT publishes for a device's last reading:
+ * {"measurements"|"counters": …, "header": {index, interface, model, serial,
+ * status, read_at_ms, read_time}}; it depends only on that reading. */
+json_t *dev_reading_json(const struct dev *d, bool counters);
 
 #endif

@@ -101,34 +101,16 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index)
 	return d;
 }
 
-/* Who the data is from and when it was read (read_ms: wall-clock ms, 0 =
- * not read yet). The reply depends on nothing else, so it can be cached. */
-static json_t *dev_header(const struct dev *d, int64_t read_ms)
-{
-	char when[LEGACY_TIME_LEN] = "";
-
-	if (read_ms)
-		legacy_time_text((time_t)(read_ms / 1000), when, sizeof(when));
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "index", dev_ha_index(d->slot),
-			 "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
-			 dev_health_name(d->health), "read_at_ms",
-			 read_ms ? json_integer((json_int_t)read_ms) : json_null(), "read_time",
-			 read_ms ? json_string(when) : json_null());
-}
-
 /* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s. */
 static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 {
 	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+	json_t *doc;
 
 	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
 		return;
-	json_t *doc = counters ? json_pack("{s:o, s:o}", "counters", dev_counters_json(d), "header",
-					   dev_header(d, read_ms))
-			       : json_pack("{s:o, s:o}", "measurements", dev_measurements_json(d),
-					   "header", dev_header(d, read_ms));
-
+	doc = dev_reading_json(d, counters);
 	if (!doc)
 		http_reply_error(r, 500, "out of memory");
 	else if (read_ms)
