@@ -59,6 +59,10 @@ struct dev {
 	uint64_t txns, errors;
 };
 
+/* json_dumps flags of every document sgd sends (REST, MQTT): compact, and
+ * numbers with 15 significant digits (not %.17g's 49.975760000000001). */
+#define SG_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 /* Reset d to an empty slot. */
 void dev_reset(struct dev *d, int slot);
 /* HA index (legacy number) of a slot: 0 Left IR, 1…16 RS485; -1 for Right IR. */

@@ -21,6 +21,7 @@
 #include "sg/app.h"
 #include "sg/auth.h"
 #include "sg/clock.h"
+#include "sg/dev.h"
 #include "sg/http.h"
 #include "sg/log.h"
 
@@ -250,7 +251,7 @@ void http_reply_data(struct http_req *r, unsigned status, const char *content_ty
 /* The response for body (stolen), or NULL (no memory). */
 static struct MHD_Response *json_response(struct http_req *r, json_t *body)
 {
-	char *txt = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	char *txt = body ? json_dumps(body, SG_JSON_FLAGS) : NULL;
 	struct MHD_Response *resp;
 
 	json_decref(body);

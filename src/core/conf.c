@@ -52,6 +52,7 @@ static const struct key keys[] = {
 	INT("rs485_timeout_ms", rs485_timeout_ms, 20, 10000),
 	INT("right_ir_addr", right_ir_addr, 1, 247),
 	INT("discovery_port", discovery_port, 1, 65535),
+	INT("mqtt_buffer_max", mqtt_buffer_max, 10, 1000000),
 };
 // clang-format on
 
@@ -96,6 +97,7 @@ void conf_defaults(struct conf *c)
 	c->rs485_timeout_ms = 300;
 	c->right_ir_addr = 33;
 	c->discovery_port = 33333;
+	c->mqtt_buffer_max = 50000;
 }
 
 static const struct key *find_key(const char *name)
