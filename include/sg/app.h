@@ -16,6 +16,7 @@
 struct ctl_server;
 struct discovery;
 struct http_server;
+struct mqtt;
 
 struct app {
 	char conf_path[CONF_PATH_MAX];
@@ -29,6 +30,7 @@ struct app {
 	struct ctl_server *ctl;
 	struct http_server *http;
 	struct discovery *disc;
+	struct mqtt *mqtt;
 	int sigfd;
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;

@@ -1,6 +1,7 @@
 /* The gateway status document (R-F2): everything the Iskra status page shows
  * (001 §4.1.1) plus the bus and device summary of sgctl status. Values the
  * gateway does not measure (yet) are null, never invented. */
+#include "sg/mqtt.h"
 #include "sg/status.h"
 
 #include <stdio.h>
@@ -79,32 +80,14 @@ static json_t *pulse_counter(struct app *a)
 	return json_integer((json_int_t)n);
 }
 
-/* The push links (MQTT, Standard TCP) are not built yet: an enabled link is
- * honestly "Not connected" until they are. */
 static const char *link_status(struct app *a, int n)
 {
-	char key[32];
-
-	snprintf(key, sizeof(key), "push%d_protocol", n);
-	return settings_int(a->settings, key) ? "Not connected" : "Disabled";
+	return a->mqtt ? mqtt_link_status_text(a->mqtt, n) : "Disabled";
 }
 
 static json_t *links_json(struct app *a)
 {
-	static const char *const proto[] = {"none", "MQTT", "Standard TCP"};
-	json_t *links = json_array();
-	char key[32];
-
-	for (int n = 1; n <= 2; n++) {
-		long p;
-
-		snprintf(key, sizeof(key), "push%d_protocol", n);
-		p = settings_int(a->settings, key);
-		json_array_append_new(links, json_pack("{s:i, s:s, s:s}", "link", n, "protocol",
-						       p >= 0 && p <= 2 ? proto[p] : "?", "status",
-						       link_status(a, n)));
-	}
-	return links;
+	return a->mqtt ? mqtt_status_json(a->mqtt) : json_array();
 }
 
 /* A bus counts as down for a device when the board lacks it, or when it

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "sg/app.h"
+#include "sg/dev.h"
 #include "sg/mqtt.h"
 
 struct mqtt_link;
@@ -36,8 +37,9 @@ struct mqtt {
 	struct app *app;
 	struct mqtt_link *link[MQTT_LINKS];
 	struct stdtcp *tcp[MQTT_LINKS];
-	struct outbox *outbox;
+	struct outbox *outbox; /* NULL when the buffer could not be opened */
 	struct publisher *pub;
+	char announced[DEV_SLOTS][16]; /* serial last announced to HA, per slot */
 };
 
 /* ---- link.c ---- */

@@ -17,6 +17,7 @@
 #include "sg/discovery.h"
 #include "sg/http.h"
 #include "sg/log.h"
+#include "sg/mqtt.h"
 #include "sg/version.h"
 
 #define IR_BAUD 19200
@@ -35,6 +36,8 @@ void app_settings_changed(struct app *a)
 	poll_configure(a->poll, a->settings);
 	http_server_configure(a->http);
 	disc_configure(a->disc);
+	if (a->mqtt)
+		mqtt_configure(a->mqtt);
 }
 
 static int load_descs(struct app *a)
@@ -206,7 +209,8 @@ static int start(struct app *a)
 	}
 	/* A port that cannot be bound is logged and retried on the next settings
 	 * change; the gateway keeps polling either way. */
-	if ((r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0)
+	if ((r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0 ||
+	    (r = mqtt_init(a, &a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
 	start_watchdog(a);
@@ -224,6 +228,8 @@ static void stop(struct app *a)
 		poll_quiesce(a->poll);
 	for (int i = CONF_BUS_COUNT - 1; i >= 0; i--)
 		bus_stop(a->buses[i]);
+	mqtt_fini(a->mqtt); /* after the buses: pending commands have their answers */
+	a->mqtt = NULL;
 	disc_fini(a->disc);
 	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);

@@ -1,0 +1,406 @@
+/* Periodic publications (R-A1…A3, R-C4) and the disk-buffer replay.
+ *
+ * Each slot has a push-link mask (0 none, 1 link 1, 2 link 2, 3 both) and an
+ * interval: leftir_pushlink/intv (slot 0), ir_relay_pushlink/intv (slot 1,
+ * the Right IR Bicom), rs485_pushlnkN/pushintN (slot 1+N). One loop timer per
+ * slot fires every interval; at each due time every link of the mask gets:
+ *
+ *   meter / PQ analyser with a reading   device/<index>/measurements and
+ *                                        device/<index>/counters, the REST
+ *                                        documents byte for byte (QoS 1)
+ *                                        — or one XML push per document pair
+ *                                        on a Standard TCP link
+ *   Bicom with a known relay state       bicom/<addr>/state "ON"/"OFF"
+ *                                        (QoS 1, retained, never buffered)
+ *   device not responding                error "Error: <ifname> <class>
+ *                                        not responding", once per transition,
+ *                                        only while connected
+ *
+ * Ordering and the buffer: a reading goes straight to the broker only while
+ * the link is connected, its buffer is empty and no replay runs; otherwise it
+ * is appended to the outbox (with the time it was made; the payload carries
+ * its own read time), so nothing made while the broker is away is lost and
+ * order holds. When a link comes up its outbox is replayed in batches of 100:
+ * a batch is deleted once the broker has acknowledged every message of it,
+ * then the next one, until the outbox is empty and live publishing resumes.
+ * Delivery is at least once: if the link drops in the middle of a batch, the
+ * whole batch is sent again after the reconnect, so a message may arrive
+ * twice. */
+#include "mqtt_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg/clock.h"
+#include "sg/dev.h"
+#include "sg/log.h"
+#include "sg/poll.h"
+
+#define BATCH 100
+
+struct pslot {
+	struct publisher *p;
+	int idx;    /* slot 0 … DEV_SLOTS-1 */
+	int links;  /* bit 0 link 1, bit 1 link 2 */
+	int intv_s; /* interval the timer runs at */
+	int64_t timer;
+	bool down; /* not responding at the last due time */
+	bool err_sent[MQTT_LINKS];
+};
+
+/* The batch of the outbox being replayed on one link. */
+struct replay {
+	bool active;
+	int mids[BATCH]; /* message ids still waiting for PUBACK; 0 = acknowledged */
+	unsigned n, pending;
+	int64_t last_id;
+};
+
+struct publisher {
+	struct mqtt *m;
+	struct pslot slot[DEV_SLOTS];
+	struct replay rp[MQTT_LINKS];
+};
+
+static struct loop *loop_of(const struct publisher *p)
+{
+	return p->m && p->m->app ? p->m->app->loop : NULL;
+}
+
+static const struct settings *settings_of(const struct publisher *p)
+{
+	return p->m && p->m->app ? p->m->app->settings : NULL;
+}
+
+static struct mqtt_link *link_of(const struct publisher *p, int n)
+{
+	return p->m ? p->m->link[n - 1] : NULL;
+}
+
+static struct outbox *outbox_of(const struct publisher *p)
+{
+	return p->m ? p->m->outbox : NULL;
+}
+
+static int protocol_of(const struct publisher *p, int n)
+{
+	const struct settings *s = settings_of(p);
+	char key[32];
+
+	snprintf(key, sizeof(key), "push%d_protocol", n);
+	return s ? (int)settings_int(s, key) : PROTO_NONE;
+}
+
+/* ---- replay ---- */
+
+static void replay_reset(struct replay *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+/* Publish one batch; false when it could not (link down, nothing left). */
+static bool replay_batch(struct publisher *p, int n)
+{
+	struct replay *r = &p->rp[n - 1];
+	struct mqtt_link *l = link_of(p, n);
+	struct outbox_msg v[BATCH];
+	unsigned cnt = 0;
+
+	if (!l || outbox_peek(outbox_of(p), n, BATCH, v, &cnt) < 0 || !cnt)
+		return false;
+	r->n = r->pending = 0;
+	for (unsigned i = 0; i < cnt; i++) {
+		int mid = link_publish(l, v[i].subtopic, v[i].payload, v[i].len, 1, false);
+
+		if (mid < 0) {
+			/* The rows stay: the next link_up sends them again. */
+			log_info("MQTT link %d: replay paused: %s", n, strerror(-mid));
+			outbox_msgs_free(v, cnt);
+			return false;
+		}
+		r->mids[r->n++] = mid;
+		r->pending += mid > 0;
+	}
+	r->last_id = v[cnt - 1].id;
+	outbox_msgs_free(v, cnt);
+	return true;
+}
+
+/* Send batches until one waits for acknowledgements or the outbox is empty. */
+static void replay_run(struct publisher *p, int n)
+{
+	struct replay *r = &p->rp[n - 1];
+
+	while (r->active) {
+		if (!replay_batch(p, n)) {
+			replay_reset(r);
+			return;
+		}
+		if (r->pending)
+			return;
+		outbox_delete_upto(outbox_of(p), n, r->last_id);
+	}
+}
+
+void publisher_link_up(struct publisher *p, int n)
+{
+	if (!p || n < 1 || n > MQTT_LINKS || !outbox_of(p))
+		return;
+	/* A batch of an earlier connection is forgotten: its rows are still there. */
+	replay_reset(&p->rp[n - 1]);
+	if (!outbox_count(outbox_of(p), n))
+		return;
+	log_info("MQTT link %d: replaying %u buffered message(s)", n,
+		 outbox_count(outbox_of(p), n));
+	p->rp[n - 1].active = true;
+	replay_run(p, n);
+}
+
+void publisher_acked(struct publisher *p, int n, int mid)
+{
+	struct replay *r;
+
+	if (!p || n < 1 || n > MQTT_LINKS || mid <= 0)
+		return;
+	r = &p->rp[n - 1];
+	for (unsigned i = 0; r->active && i < r->n; i++) {
+		if (r->mids[i] != mid)
+			continue;
+		r->mids[i] = 0;
+		if (--r->pending == 0) {
+			outbox_delete_upto(outbox_of(p), n, r->last_id);
+			replay_run(p, n);
+		}
+		return;
+	}
+}
+
+/* ---- delivery ---- */
+
+static void buffer_msg(struct publisher *p, int n, const char *sub, const char *payload)
+{
+	int r = outbox_push(outbox_of(p), n, clock_wall_ms(), sub, payload, strlen(payload));
+
+	if (r < 0)
+		log_errno(LOG_WARNING, -r, "MQTT link %d: cannot buffer %s", n, sub);
+}
+
+/* Live when nothing older is waiting, else behind the buffered ones. */
+static void deliver(struct publisher *p, int n, const char *sub, const char *payload)
+{
+	struct mqtt_link *l = link_of(p, n);
+	struct outbox *o = outbox_of(p);
+	bool up = l && link_connected(l), replaying = p->rp[n - 1].active;
+
+	if (!l)
+		return;
+	if (up && !replaying && (!o || !outbox_count(o, n)) &&
+	    link_publish(l, sub, payload, strlen(payload), 1, false) >= 0)
+		return;
+	if (!o)
+		return; /* no buffer (no state dir): lost, as on the hardware gateway */
+	buffer_msg(p, n, sub, payload);
+	/* Rows left over by a paused replay must not block live publishing. */
+	if (up && !replaying)
+		publisher_link_up(p, n);
+}
+
+static bool readable(const struct dev *d)
+{
+	return d->health == DEV_OK && d->d && d->meas_ms != 0;
+}
+
+static char *render(const struct dev *d, bool counters)
+{
+	json_t *j = dev_reading_json(d, counters);
+	char *s = j ? json_dumps(j, SG_JSON_FLAGS) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
+static void publish_reading(struct publisher *p, const struct pslot *s, const struct dev *d)
+{
+	char *meas = NULL, *ctr = NULL, sm[48], sc[48];
+	int idx = dev_ha_index(s->idx);
+
+	snprintf(sm, sizeof(sm), "device/%d/measurements", idx);
+	snprintf(sc, sizeof(sc), "device/%d/counters", idx);
+	for (int n = 1; n <= MQTT_LINKS; n++) {
+		int proto = s->links & (1 << (n - 1)) ? protocol_of(p, n) : PROTO_NONE;
+
+		if (proto == PROTO_STDTCP && p->m->tcp[n - 1])
+			stdtcp_push(p->m->tcp[n - 1], d);
+		if (proto != PROTO_MQTT)
+			continue;
+		if (!meas)
+			meas = render(d, false);
+		if (!ctr)
+			ctr = render(d, true);
+		if (meas && ctr) {
+			deliver(p, n, sm, meas);
+			deliver(p, n, sc, ctr);
+		}
+	}
+	free(meas);
+	free(ctr);
+}
+
+/* A state, not history: only to a connected link, retained. */
+static void publish_bicom(struct publisher *p, const struct pslot *s, const struct dev *d)
+{
+	const char *state = d->relay ? "ON" : "OFF";
+	char sub[32];
+
+	if (d->relay < 0)
+		return;
+	snprintf(sub, sizeof(sub), "bicom/%d/state", s->idx == DEV_SLOT_RIGHT_IR ? 0 : d->addr);
+	for (int n = 1; n <= MQTT_LINKS; n++) {
+		struct mqtt_link *l = link_of(p, n);
+
+		if ((s->links & (1 << (n - 1))) && protocol_of(p, n) == PROTO_MQTT && l &&
+		    link_connected(l))
+			link_publish(l, sub, state, strlen(state), 1, true);
+	}
+}
+
+/* Once per transition into "not responding", per link, when it can be said. */
+static void report_down(struct publisher *p, struct pslot *s, const struct dev *d)
+{
+	char text[96];
+
+	snprintf(text, sizeof(text), "Error: %s %s not responding", d->ifname,
+		 dev_class_name(d->cls));
+	if (!s->down)
+		log_warn("push: %s", text + strlen("Error: "));
+	s->down = true;
+	for (int n = 1; n <= MQTT_LINKS; n++) {
+		struct mqtt_link *l = link_of(p, n);
+
+		if (!(s->links & (1 << (n - 1))) || s->err_sent[n - 1] ||
+		    protocol_of(p, n) != PROTO_MQTT || !l || !link_connected(l))
+			continue;
+		if (link_publish(l, SUB_ERROR, text, strlen(text), 1, false) >= 0)
+			s->err_sent[n - 1] = true;
+	}
+}
+
+static void publish_slot(struct publisher *p, struct pslot *s)
+{
+	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, s->idx) : NULL;
+
+	if (!d || d->health == DEV_DISABLED)
+		return;
+	if (d->health == DEV_NOT_RESPONDING) {
+		report_down(p, s, d);
+		return;
+	}
+	/* Identifying or no reading yet: nothing to say (not an error). */
+	if (d->health != DEV_OK)
+		return;
+	s->down = false;
+	memset(s->err_sent, 0, sizeof(s->err_sent));
+	if (d->cls == CLASS_BICOM)
+		publish_bicom(p, s, d);
+	else if ((d->cls == CLASS_METER || d->cls == CLASS_PQ) && readable(d))
+		publish_reading(p, s, d);
+}
+
+/* ---- schedule ---- */
+
+static void on_due(void *arg);
+
+static void arm(struct publisher *p, struct pslot *s)
+{
+	int64_t id = loop_timer_add(loop_of(p), (int64_t)s->intv_s * 1000, on_due, s);
+
+	s->timer = id > 0 ? id : 0;
+}
+
+static void disarm(struct publisher *p, struct pslot *s)
+{
+	if (s->timer > 0 && loop_of(p))
+		loop_timer_cancel(loop_of(p), s->timer);
+	s->timer = 0;
+}
+
+static void on_due(void *arg)
+{
+	struct pslot *s = arg;
+
+	s->timer = 0;
+	arm(s->p, s); /* first, so the period does not stretch by the publishing time */
+	publish_slot(s->p, s);
+}
+
+static void slot_keys(int idx, char *lk, char *ik, size_t len)
+{
+	if (idx == DEV_SLOT_LEFT_IR) {
+		snprintf(lk, len, "leftir_pushlink");
+		snprintf(ik, len, "leftir_pushintv");
+	} else if (idx == DEV_SLOT_RIGHT_IR) {
+		snprintf(lk, len, "ir_relay_pushlink");
+		snprintf(ik, len, "ir_relay_pushintv");
+	} else {
+		snprintf(lk, len, "rs485_pushlnk%d", idx - 1);
+		snprintf(ik, len, "rs485_pushint%d", idx - 1);
+	}
+}
+
+void publisher_configure(struct publisher *p)
+{
+	const struct settings *st;
+	char lk[32], ik[32];
+
+	if (!p)
+		return;
+	st = settings_of(p);
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		struct pslot *s = &p->slot[i];
+		int links = 0, intv = 0;
+
+		if (st) {
+			slot_keys(i, lk, ik, sizeof(lk));
+			links = (int)settings_int(st, lk);
+			intv = (int)settings_int(st, ik);
+		}
+		s->links = links;
+		if (!links || !loop_of(p)) {
+			disarm(p, s);
+			continue;
+		}
+		/* An unrelated settings change must not delay this slot's next publication. */
+		if (s->timer > 0 && s->intv_s == intv)
+			continue;
+		disarm(p, s);
+		s->intv_s = intv;
+		arm(p, s);
+	}
+}
+
+int publisher_init(struct mqtt *m, struct publisher **out)
+{
+	struct publisher *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->m = m;
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		p->slot[i].p = p;
+		p->slot[i].idx = i;
+	}
+	publisher_configure(p);
+	*out = p;
+	return 0;
+}
+
+void publisher_fini(struct publisher *p)
+{
+	if (!p)
+		return;
+	for (int i = 0; i < DEV_SLOTS; i++)
+		disarm(p, &p->slot[i]);
+	free(p);
+}
