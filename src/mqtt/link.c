@@ -506,6 +506,11 @@ static void subscribe_all(struct mqtt_link *l)
 		mosquitto_subscribe(l->mosq, NULL, l->filters[i], 1);
 }
 
+static const char *tls_note(long tls)
+{
+	return tls == 2 ? " (mutual TLS)" : tls == 1 ? " (TLS)" : "";
+}
+
 static void went_up(struct mqtt_link *l)
 {
 	char avail[sizeof(l->base) + 16];
@@ -516,9 +521,7 @@ static void went_up(struct mqtt_link *l)
 	l->had_error = false;
 	set_status(l, "Connected");
 	log_notice("mqtt%d: connected to %s:%ld%s", l->n, l->cfg.server, l->cfg.port,
-		   l->cfg.tls == 2 ? " (mutual TLS)"
-		   : l->cfg.tls	   ? " (TLS)"
-				   : "");
+		   tls_note(l->cfg.tls));
 	subscribe_all(l);
 	snprintf(avail, sizeof(avail), "%s/%s", l->base, SUB_AVAIL);
 	mosquitto_publish(l->mosq, NULL, avail, 6, "online", 1, true);
@@ -631,7 +634,7 @@ static bool setup_tls(struct mqtt_link *l)
 {
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	bool own_ca = l->cfg.ca[0], mutual = l->cfg.tls == 2;
-	int rc = MOSQ_ERR_SUCCESS;
+	int rc;
 
 	if (own_ca && !resolve_file(l, l->cfg.ca, ca, sizeof(ca)))
 		return false;

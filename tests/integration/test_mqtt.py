@@ -323,7 +323,8 @@ def test_plain_hello_periodic_rest_equal():
             for kind, cmp in (("measurements", compare_sim_measurements),
                               ("counters", compare_sim_counters)):
                 topic = "%s/device/%d/%s" % (base, index, kind)
-                m = obs.wait_msg(topic, match=lambda m: read_at(m) > frozen, timeout=10)
+                # a whole poll cycle after the freeze
+                m = obs.wait_msg(topic, match=lambda m: read_at(m) > frozen + 1000, timeout=10)
                 n += cmp(jpay(m), served, topic)
         print("  %d published values equal the simulators'" % n)
         assert n > 60, n
@@ -1343,7 +1344,6 @@ def test_standard_tcp():
             n += xml_vs_rest(sgd, ET.fromstring(d))
         print("  %d XML values equal REST" % n)
         assert n > 60, n
-        print("  sample: %s" % srv.since(t1)[0][:300].decode())
         # a server that never answers: error with the timeout
         sgd.ok("set", "mqtt2_port=%d" % silent.port)
         t2 = time.time()
