@@ -9,6 +9,7 @@
 
 #include "rest_int.h"
 #include "sg/clock.h"
+#include "sg/devop.h"
 #include "sg/legacy.h"
 #include "sg/status.h"
 
@@ -69,19 +70,12 @@ bool rest_index_ok(struct http_req *r, const char *index)
  * must not take them for current ones. */
 static void reply_unreadable(struct http_req *r, const struct dev *d)
 {
-	const char *why = d->last_error[0] ? d->last_error : dev_health_name(d->health);
 	char msg[256];
 
-	if (d->health == DEV_NOT_RESPONDING)
-		snprintf(msg, sizeof(msg), "%s: device not responding (%s)", d->ifname, why);
-	else if (d->health == DEV_UNKNOWN_MODEL)
-		snprintf(msg, sizeof(msg), "%s: unknown device model (%s)", d->ifname, why);
-	else
-		snprintf(msg, sizeof(msg), "%s: device not identified yet (%s)", d->ifname, why);
 	/* http_reply_json answers a NULL body (no memory) with a 500 itself. */
 	http_reply_json(r, 503,
-			json_pack("{s:s, s:i, s:s}", "error", msg, "status", 503, "device_status",
-				  dev_health_name(d->health)));
+			json_pack("{s:s, s:i, s:s}", "error", devop_unreadable(d, msg, sizeof(msg)),
+				  "status", 503, "device_status", dev_health_name(d->health)));
 }
 
 const struct dev *rest_dev_arg(struct http_req *r, const char *index)

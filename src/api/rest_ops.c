@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rest_int.h"
+#include "sg/devop.h"
 #include "sg/legacy.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -15,51 +16,29 @@
 
 unsigned rest_err_status(int err)
 {
-	if (err <= -BUS_EXCEPTION_BASE)
-		return 502; /* the device answered, with a Modbus exception */
-	switch (-err) {
-	case ETIMEDOUT:
-	case EIO:
-	case ENXIO:
-	case EBADF:
-	case ENODEV:
-	case ENOENT:
-	case EBADMSG:
-		return 504; /* no (usable) answer: the port or the device is gone */
-	case ECANCELED:
-	case ESHUTDOWN:
-		return 503; /* the bus stopped (shutdown, restart) */
-	case EBUSY:
-		return 409;
-	case EINVAL:
-	case ERANGE:
-		return 400;
-	case ENOMEM:
-	case ENOTSUP:
-		return 500; /* the gateway's own trouble */
-	default:
-		return 502;
-	}
+	static const unsigned status[] = {
+	    [DEVOP_NO_ANSWER] = 504,   /* no (usable) answer: the port or the device is gone */
+	    [DEVOP_EXCEPTION] = 502,   /* the device answered, with a Modbus exception */
+	    [DEVOP_STOPPED] = 503,     /* the bus stopped (shutdown, restart) */
+	    [DEVOP_BUSY] = 409,	       /* a scan holds the bus, or the queue is full */
+	    [DEVOP_BAD_REQUEST] = 400, /* the request itself was refused */
+	    [DEVOP_INTERNAL] = 500,    /* the gateway's own trouble */
+	};
+
+	return status[devop_classify(err)];
 }
 
 void rest_op_done(int err, const char *msg, json_t *res, void *arg)
 {
 	struct http_req *r = arg;
-	char buf[96];
-	unsigned st;
+	char buf[160];
 
 	if (!err) {
 		http_reply_json(r, 200, res ? res : json_pack("{s:s}", "result", "ok"));
 		return;
 	}
 	json_decref(res);
-	if (!msg)
-		msg = bus_strerror(err, buf, sizeof(buf));
-	st = rest_err_status(err);
-	if (st == 504)
-		http_reply_error(r, st, "device did not answer: %s", msg);
-	else
-		http_reply_error(r, st, "%s", msg);
+	http_reply_error(r, rest_err_status(err), "%s", devop_err_text(err, msg, buf, sizeof(buf)));
 }
 
 /* An operation that could not start. The request is deferred already (the

@@ -27,10 +27,10 @@ struct publisher;
 enum link_proto { PROTO_NONE = 0, PROTO_MQTT = 1, PROTO_STDTCP = 2 };
 
 /* Subtopics under <root>/<pub topic>/ (README "MQTT"). */
-#define SUB_STATUS "status"		/* command replies */
-#define SUB_HELLO "status/hello"	/* hello on connect */
-#define SUB_ERROR "error"		/* errors, as text */
-#define SUB_AVAIL "availability"	/* "online" / "offline" (last will), retained */
+#define SUB_STATUS "status"	 /* command replies */
+#define SUB_HELLO "status/hello" /* hello on connect */
+#define SUB_ERROR "error"	 /* errors, as text */
+#define SUB_AVAIL "availability" /* "online" / "offline" (last will), retained */
 #define HA_STATUS_TOPIC "homeassistant/status"
 
 struct mqtt {
@@ -92,8 +92,8 @@ json_t *mqtt_hello_json(struct app *a);
 void hadisc_announce(struct mqtt *m, struct mqtt_link *l);
 /* Topic under <root>/<sub topic>/ such as "bicom/3/set" with payload
  * "ON"/"OFF": switch that Bicom. True when the topic was a discovery command. */
-bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic,
-		    const void *payload, size_t len);
+bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, const void *payload,
+		    size_t len);
 
 /* ---- stdtcp.c ---- */
 int stdtcp_init(struct mqtt *m, int n, struct stdtcp **out);
@@ -115,8 +115,7 @@ struct outbox_msg {
 	size_t len;
 };
 /* Open/create path; max_rows per link (oldest dropped beyond it). */
-int outbox_open(const char *path, unsigned max_rows, struct outbox **out, char *err,
-		size_t errlen);
+int outbox_open(const char *path, unsigned max_rows, struct outbox **out, char *err, size_t errlen);
 void outbox_close(struct outbox *o);
 /* Append; drops the oldest of that link when full (counted). 0 or -errno. */
 int outbox_push(struct outbox *o, int link, int64_t ts_ms, const char *subtopic,
