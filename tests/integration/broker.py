@@ -13,7 +13,10 @@ an observing client.
   autosave) keeps a persistent observer's subscription across a SIGKILL.
 - Observer: a paho client subscribed to '#' (so $SYS is excluded) that
   records every message as Msg(topic, payload bytes, retain, time, seq),
-  thread-safely, with wait_for(predicate, timeout).
+  thread-safely, with wait_for(predicate, timeout). A message the broker
+  delivers again (DUP flag) after a restart, identical to one already
+  received, is counted in .redelivered, not recorded: that is the broker's
+  at-least-once towards this client, not a publication of the daemon.
 
 Debian packages: mosquitto, mosquitto-clients (mosquitto_passwd),
 python3-paho-mqtt (1.6), openssl. Run this file to check the set-up alone:
@@ -240,6 +243,8 @@ class Observer:
     def __init__(self, port, host="127.0.0.1", topics=("#",), client_id=None, persistent=False,
                  tls=None, username=None, password=None, timeout=10):
         self.msgs = []
+        self._seen = set()
+        self.redelivered = 0
         self.cond = threading.Condition()
         self.topics = list(topics)
         self.connects = 0
@@ -266,9 +271,16 @@ class Observer:
             c.subscribe([(t, 1) for t in self.topics])
 
     def _on_message(self, c, userdata, m):
+        payload = bytes(m.payload)
         with self.cond:
-            self.msgs.append(Msg(m.topic, bytes(m.payload), bool(m.retain), time.time(),
-                                 len(self.msgs)))
+            key = (m.topic, hash(payload))
+            if m.dup and key in self._seen:
+                # the broker delivering again what this client already has (it was in
+                # flight to us when the broker went down): not a new publication
+                self.redelivered += 1
+                return
+            self._seen.add(key)
+            self.msgs.append(Msg(m.topic, payload, bool(m.retain), time.time(), len(self.msgs)))
             self.cond.notify_all()
 
     def mark(self):
