@@ -956,6 +956,26 @@ static int map_publish_rc(int rc)
 	}
 }
 
+/* libmosquitto queues a QoS 1 message before writing it: when the write then
+ * fails (the broker just died), the message stays queued and goes out after
+ * the reconnect. Reporting a failure would make the caller buffer a second
+ * copy, and every retry a third. */
+static bool queued_anyway(int rc, int qos, int mid)
+{
+	if (qos != 1 || mid <= 0)
+		return false;
+	switch (rc) {
+	case MOSQ_ERR_INVAL:
+	case MOSQ_ERR_PAYLOAD_SIZE:
+	case MOSQ_ERR_MALFORMED_UTF8:
+	case MOSQ_ERR_OVERSIZE_PACKET:
+	case MOSQ_ERR_NOMEM:
+		return false;
+	default:
+		return true;
+	}
+}
+
 int link_publish_abs(struct mqtt_link *l, const char *topic, const void *payload, size_t len,
 		     int qos, bool retain)
 {
@@ -969,7 +989,7 @@ int link_publish_abs(struct mqtt_link *l, const char *topic, const void *payload
 	l->in_lib++;
 	rc = mosquitto_publish(l->mosq, &mid, topic, (int)len, payload, qos, retain);
 	l->in_lib--;
-	if (rc != MOSQ_ERR_SUCCESS)
+	if (rc != MOSQ_ERR_SUCCESS && !queued_anyway(rc, qos, mid))
 		return map_publish_rc(rc);
 	if (qos == 1)
 		unacked_add(l, mid);
