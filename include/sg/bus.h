@@ -52,6 +52,8 @@ struct bus_stats {
 	uint64_t transactions, errors, timeouts;
 	unsigned queued_high, queued_low;
 	bool open;
+	uint8_t slave_addr;	 /* 0 = master role */
+	uint64_t slave_requests; /* frames answered in the slave role */
 	char last_error[96];
 };
 
@@ -78,5 +80,16 @@ int bus_baud_from_code(long code);
 int bus_baud_parse(const char *s, int *baud);
 /* Validate the shape of a request (fc, counts, limits); 0 or -EINVAL. */
 int bus_txn_check(const struct bus_txn *t);
+
+/* Slave role (R-A4). Answer a request frame's PDU (function code first, len
+ * bytes) addressed to the slave: fill rsp (>= 253 bytes) and return the
+ * response PDU length, or 0 to send nothing. Runs on the main thread. */
+typedef size_t (*bus_slave_cb)(const uint8_t *req, size_t len, uint8_t *rsp, void *arg);
+/* While addr != 0, the worker listens on the line whenever it has no master
+ * transaction to run and answers RTU requests for addr through cb (frames for
+ * other addresses, broadcasts and bad CRCs are ignored); queued master work
+ * (a scan, raw requests) still runs between frames. addr 0 ends the role. The
+ * port stays open across the switch, so no restart is needed either way. */
+void bus_set_slave(struct bus *b, uint8_t addr, bus_slave_cb cb, void *arg);
 
 #endif

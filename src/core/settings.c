@@ -35,6 +35,8 @@
 #define FILE_LEN 64
 #define IP_LEN 15
 #define DAY_S 86400
+#define CACHE_MS_MAX 60000
+#define CACHE_MS_DEF 1000
 
 /* One push link (000 order). Protocol 0 disabled, 1 MQTT, 2 Standard TCP;
  * tls 0 TCP, 1 TLS, 2 TLS with mutual authentication. The root topic's
@@ -59,6 +61,9 @@
 /* Push link: 0 none, 1 link 1, 2 link 2, 3 both. */
 #define SLOT_LINK(n) I("rs485_pushlnk" #n, 0, 3, 0),
 #define SLOT_INTV(n) I("rs485_pushint" #n, 1, DAY_S, 600),
+/* Modbus TCP gateway: how old (ms) a background read may be to answer a
+ * forwarded read from the register cache; 0 = always the bus. */
+#define SLOT_CACHE(n) I("rs485_cache_ms_" #n, 0, CACHE_MS_MAX, CACHE_MS_DEF),
 
 static const struct set_def defs[] = {
 	/* 000 §4.2.1, in the order get_settings prints them. */
@@ -141,6 +146,12 @@ static const struct set_def defs[] = {
 	/* Seconds between measurement / counter polls of each device. */
 	I("poll_meas_interval", 1, 3600, 1),
 	I("poll_counter_interval", 1, DAY_S, 10),
+
+	/* Modbus TCP gateway register cache (sgd). New keys go at the end: the
+	 * own unit's settings registers follow this order (docs/modbus-map.md). */
+	I("leftir_cache_ms", 0, CACHE_MS_MAX, CACHE_MS_DEF),
+	I("ir_relay_cache_ms", 0, CACHE_MS_MAX, CACHE_MS_DEF),
+	X16(SLOT_CACHE)
 };
 // clang-format on
 

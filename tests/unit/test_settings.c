@@ -45,11 +45,12 @@ static const char *const keys_001[] = {
 	"static_gateway", "static_dns1", "static_dns2", "wifi_ap_fallback", "leftir_timesync",
 	"leftir_tariffs", "ir_relay_pushlink", "ir_relay_pushintv", "mqtt1_ca_file",
 	"mqtt2_ca_file", "ha_discovery", "poll_meas_interval", "poll_counter_interval",
+	"leftir_cache_ms", "ir_relay_cache_ms",
 };
 
 /* rs485_*_1..16 */
 static const char *const slot_prefix[] = {"rs485_type_", "rs485_addr_", "rs485_desc_",
-					  "rs485_pushlnk", "rs485_pushint"};
+					  "rs485_pushlnk", "rs485_pushint", "rs485_cache_ms_"};
 // clang-format on
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
