@@ -16,6 +16,7 @@
 struct ctl_server;
 struct discovery;
 struct http_server;
+struct modbus;
 struct mqtt;
 
 struct app {
@@ -31,6 +32,7 @@ struct app {
 	struct http_server *http;
 	struct discovery *disc;
 	struct mqtt *mqtt;
+	struct modbus *modbus;
 	int sigfd;
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;

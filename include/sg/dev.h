@@ -11,6 +11,7 @@
 
 #include "sg/conf.h"
 #include "sg/desc.h"
+#include "sg/regcache.h"
 
 #define DEV_SLOTS 18 /* 0 Left IR, 1 Right IR, 2…17 RS485 1…16 */
 #define DEV_SLOT_LEFT_IR 0
@@ -57,6 +58,8 @@ struct dev {
 	int64_t latency_ms; /* of the last successful transaction */
 	unsigned fails;	    /* consecutive failed poll cycles */
 	uint64_t txns, errors;
+
+	struct regcache cache; /* raw registers of recent reads (Modbus TCP gateway) */
 };
 
 /* json_dumps flags of every document sgd sends (REST, MQTT): compact, and

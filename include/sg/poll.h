@@ -53,5 +53,15 @@ int poll_set_parameters(struct poll *p, int addr, const char *model, int new_add
 			int parity, int stop_code, poll_result_cb cb, void *arg);
 /* True while a scan holds the RS485 bus. */
 bool poll_scanning(const struct poll *p);
+/* The enabled slot whose device has Modbus address unit, looked up in the
+ * order RS485 1…16, Left IR, Right IR; -1 if none. */
+int poll_slot_of_unit(const struct poll *p, int unit);
+/* The bus a slot's device is on (NULL when that port is absent). */
+struct bus *poll_slot_bus(const struct poll *p, int slot);
+/* Remember registers read from the slot's device outside the poller. */
+void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start,
+		    uint16_t count, const uint16_t *regs);
+/* Forget the slot's cached registers (after a write to the device). */
+void poll_cache_clear(struct poll *p, int slot);
 
 #endif

@@ -24,6 +24,7 @@
 #include "sg/dev.h"
 #include "sg/http.h"
 #include "sg/log.h"
+#include "sg/netsock.h"
 
 #define CONN_LIMIT 256
 #define CONN_TIMEOUT_S 30   /* also bounds slow-loris senders */
@@ -631,36 +632,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_debug("http: %s", msg);
 }
 
-static int listen_socket(const char *bind_addr, int port)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICHOST | AI_PASSIVE};
-	struct addrinfo *ai;
-	char ports[8];
-	int fd, one = 1, e;
-
-	snprintf(ports, sizeof(ports), "%d", port);
-	e = getaddrinfo(bind_addr, ports, &hints, &ai);
-	if (e)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		e = -errno;
-		freeaddrinfo(ai);
-		return e;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-		e = -errno;
-		close(fd);
-		freeaddrinfo(ai);
-		return e;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
 /* Answer every suspended request (503) so MHD may stop: it must not stop with
  * suspended connections. */
 static void drain_suspended(struct http_server *s)
@@ -708,7 +679,7 @@ static void stop_mhd(struct http_server *s)
 static int start_mhd(struct http_server *s, int port)
 {
 	const union MHD_DaemonInfo *di;
-	int fd = listen_socket(s->app->conf.http_bind, port);
+	int fd = net_listen_tcp(s->app->conf.http_bind, port);
 
 	if (fd < 0) {
 		log_errno(LOG_ERR, -fd, "http: cannot listen on %s port %d", s->app->conf.http_bind,

@@ -27,11 +27,15 @@ int txq_push(struct txq *q, struct txq_node *n, enum bus_prio prio)
 
 struct txq_node *txq_pop(struct txq *q)
 {
-	for (int p = 0; p < BUS_PRIO_COUNT; p++) {
+	int first = q->high_run >= TXQ_HIGH_BURST && q->head[BUS_PRIO_LOW] ? BUS_PRIO_LOW
+									    : BUS_PRIO_HIGH;
+
+	for (int p = first; p < BUS_PRIO_COUNT; p++) {
 		struct txq_node *n = q->head[p];
 
 		if (!n)
 			continue;
+		q->high_run = p == BUS_PRIO_HIGH ? q->high_run + 1 : 0;
 		q->head[p] = n->next;
 		if (!q->head[p])
 			q->tail[p] = NULL;

@@ -213,6 +213,7 @@ static void store_result(struct poll *p, struct pslot *s, const struct desc_bloc
 		dev_apply_ident(&s->dev, p->generic, b->space, b->start, b->count, t->regs);
 	else
 		dev_apply_block(&s->dev, b->space, b->start, b->count, t->regs);
+	regcache_put(&s->dev.cache, b->space, b->start, b->count, t->regs, clock_mono_ms());
 }
 
 static void on_txn_done(struct bus_txn *t, void *arg)
@@ -372,6 +373,38 @@ void poll_fini(struct poll *p)
 const struct dev *poll_dev(const struct poll *p, int slot)
 {
 	return slot >= 0 && slot < DEV_SLOTS ? &p->slot[slot].dev : NULL;
+}
+
+int poll_slot_of_unit(const struct poll *p, int unit)
+{
+	static const int order[] = {2,	3,  4,	5,  6,	7,  8,	9, 10,
+				    11, 12, 13, 14, 15, 16, 17, DEV_SLOT_LEFT_IR, DEV_SLOT_RIGHT_IR};
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const struct dev *d = &p->slot[order[i]].dev;
+
+		if (d->cls != CLASS_NONE && d->addr == unit)
+			return order[i];
+	}
+	return -1;
+}
+
+struct bus *poll_slot_bus(const struct poll *p, int slot)
+{
+	return slot >= 0 && slot < DEV_SLOTS ? p->buses[p->slot[slot].dev.bus] : NULL;
+}
+
+void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start,
+		    uint16_t count, const uint16_t *regs)
+{
+	if (slot >= 0 && slot < DEV_SLOTS && p->slot[slot].dev.cls != CLASS_NONE)
+		regcache_put(&p->slot[slot].dev.cache, space, start, count, regs, clock_mono_ms());
+}
+
+void poll_cache_clear(struct poll *p, int slot)
+{
+	if (slot >= 0 && slot < DEV_SLOTS)
+		regcache_clear(&p->slot[slot].dev.cache);
 }
 
 void poll_set_notify(struct poll *p, poll_notify_cb cb, void *arg)

@@ -17,6 +17,7 @@
 #include "sg/discovery.h"
 #include "sg/http.h"
 #include "sg/log.h"
+#include "sg/modbus.h"
 #include "sg/mqtt.h"
 #include "sg/version.h"
 
@@ -38,6 +39,7 @@ void app_settings_changed(struct app *a)
 	disc_configure(a->disc);
 	if (a->mqtt)
 		mqtt_configure(a->mqtt);
+	modbus_configure(a->modbus);
 }
 
 static int load_descs(struct app *a)
@@ -213,6 +215,8 @@ static int start(struct app *a)
 	    (r = mqtt_init(a, &a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
+	if ((r = modbus_init(&a->modbus, a)) < 0)
+		return r;
 	start_watchdog(a);
 	sd_notify(0, "READY=1");
 	log_notice("sgd %s ready: %s %s, control socket %s", SGD_VERSION, a->conf.model_type,
@@ -226,6 +230,8 @@ static void stop(struct app *a)
 {
 	if (a->poll)
 		poll_quiesce(a->poll);
+	modbus_fini(a->modbus); /* before the buses: its running requests become orphans */
+	a->modbus = NULL;
 	for (int i = CONF_BUS_COUNT - 1; i >= 0; i--)
 		bus_stop(a->buses[i]);
 	mqtt_fini(a->mqtt); /* after the buses: pending commands have their answers */

@@ -378,6 +378,80 @@ def settled(check, timeout=8):
             time.sleep(0.2)
 
 
+# ---- settings before the first start, Modbus framing (test_modbus, bench/modbus.py) ----
+
+def seed_settings(state_dir, settings):
+    """Write <state_dir>/settings.json as sgd saves it (version 1, CRC-32 of
+    the compact key-sorted object), so that the daemon starts with these
+    settings (the rest default) -- e.g. a free tcp_port from the start."""
+    import zlib
+    os.makedirs(state_dir, exist_ok=True)
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    doc = {"version": 1, "crc": "0x%08x" % (zlib.crc32(text.encode()) & 0xFFFFFFFF),
+           "settings": settings}
+    with open(os.path.join(state_dir, "settings.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def crc16_modbus(data):
+    """CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF), as an int."""
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def rtu_frame(unit, pdu):
+    """An RTU ADU: unit, PDU, CRC low byte first."""
+    body = bytes([unit]) + bytes(pdu)
+    crc = crc16_modbus(body)
+    return body + bytes([crc & 0xFF, crc >> 8])
+
+
+def mbap_frame(tid, unit, pdu, pid=0, length=None):
+    """A Modbus TCP ADU; length overrides the MBAP length field (unit + PDU)."""
+    n = len(pdu) + 1 if length is None else length
+    return bytes([tid >> 8, tid & 0xFF, pid >> 8, pid & 0xFF, (n >> 8) & 0xFF, n & 0xFF,
+                  unit]) + bytes(pdu)
+
+
+def recv_exact(sock, n):
+    """n bytes from sock; EOFError when the peer closes first."""
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def mbap_recv(sock):
+    """One Modbus TCP answer: (tid, pid, unit, pdu)."""
+    hdr = recv_exact(sock, 7)
+    n = (hdr[4] << 8) | hdr[5]
+    if n < 2 or n > 254:
+        raise AssertionError("answer with MBAP length %d: %s" % (n, hdr.hex()))
+    return (hdr[0] << 8) | hdr[1], (hdr[2] << 8) | hdr[3], hdr[6], recv_exact(sock, n - 1)
+
+
+def read_pdu(fc, addr, count):
+    """Request PDU of a read (fc 1-4)."""
+    return bytes([fc, addr >> 8, addr & 0xFF, count >> 8, count & 0xFF])
+
+
+def pdu_regs(pdu):
+    """Register values of a read answer PDU (fc 3/4); AssertionError on an
+    exception or a byte count that does not match the PDU."""
+    if pdu[0] & 0x80:
+        raise AssertionError("exception 0x%02x to fc %d" % (pdu[1], pdu[0] & 0x7F))
+    if len(pdu) < 2 or pdu[1] != len(pdu) - 2 or pdu[1] % 2:
+        raise AssertionError("bad read answer %s" % pdu.hex())
+    return [(pdu[2 + 2 * i] << 8) | pdu[3 + 2 * i] for i in range(pdu[1] // 2)]
+
+
 # ---- a minimal runner: "N passed, N failed" closes the output ----
 
 TESTS = []

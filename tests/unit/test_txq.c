@@ -174,6 +174,7 @@ static void test_zero_capacity(void **state)
 struct ref {
 	int fifo[BUS_PRIO_COUNT][POOL];
 	int head[BUS_PRIO_COUNT], n[BUS_PRIO_COUNT];
+	unsigned high_run;
 };
 
 static void test_random_vs_model(void **state)
@@ -220,12 +221,18 @@ static void test_random_vs_model(void **state)
 		} else {
 			struct item *got = pop_item(&q);
 			int want = -1;
+			/* model of the burst rule: a waiting low entry after
+			 * TXQ_HIGH_BURST high ones in a row */
+			int first = ref.high_run >= TXQ_HIGH_BURST && ref.n[BUS_PRIO_LOW]
+					? BUS_PRIO_LOW
+					: BUS_PRIO_HIGH;
 
-			for (int p = 0; p < BUS_PRIO_COUNT && want < 0; p++) {
+			for (int p = first; p < BUS_PRIO_COUNT && want < 0; p++) {
 				if (ref.n[p]) {
 					want = ref.fifo[p][ref.head[p]];
 					ref.head[p] = (ref.head[p] + 1) % POOL;
 					ref.n[p]--;
+					ref.high_run = p == BUS_PRIO_HIGH ? ref.high_run + 1 : 0;
 				}
 			}
 			if (want < 0) {
@@ -245,6 +252,46 @@ static void test_random_vs_model(void **state)
 	}
 }
 
+/* A stream of high-priority entries cannot starve low ones: after every
+ * TXQ_HIGH_BURST high pops one waiting low entry goes; with nothing low
+ * waiting, high ones go on back to back. */
+static void test_low_not_starved(void **state)
+{
+	struct txq q;
+	struct item hi[64], lo[4];
+	int nh = 0, nlo = 0, run = 0;
+
+	(void)state;
+	txq_init(&q, 64, 8);
+	for (int i = 0; i < 4; i++) {
+		lo[i].id = 100 + i;
+		assert_int_equal(txq_push(&q, &lo[i].node, BUS_PRIO_LOW), 0);
+	}
+	for (int i = 0; i < 64; i++) {
+		hi[i].id = i;
+		assert_int_equal(txq_push(&q, &hi[i].node, BUS_PRIO_HIGH), 0);
+	}
+	for (int i = 0; i < 68; i++) {
+		struct item *it = pop_item(&q);
+
+		assert_non_null(it);
+		if (it->id >= 100) {
+			assert_int_equal(it->id, 100 + nlo);
+			assert_int_equal(run, TXQ_HIGH_BURST);
+			nlo++;
+			run = 0;
+		} else {
+			assert_int_equal(it->id, nh);
+			nh++;
+			run++;
+			assert_true(run <= TXQ_HIGH_BURST || nlo == 4);
+		}
+	}
+	assert_int_equal(nlo, 4);
+	assert_int_equal(nh, 64);
+	assert_null(txq_pop(&q));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -255,6 +302,7 @@ int main(void)
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_zero_capacity),
 	    cmocka_unit_test(test_random_vs_model),
+	    cmocka_unit_test(test_low_not_starved),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

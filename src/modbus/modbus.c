@@ -1,0 +1,156 @@
+/* Owner of the Modbus TCP server, the gateway and the RS485 slave role: reads
+ * their settings and applies changes from the loop, never from inside the
+ * handler of the request that changed them (a client may move the port or
+ * the own address by writing the own unit's registers). */
+#include "modbus_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg/log.h"
+
+static void settings_changed(void *arg)
+{
+	struct modbus *m = arg;
+
+	app_settings_changed(m->app);
+}
+
+static size_t slave_answer(const uint8_t *req, size_t len, uint8_t *rsp, void *arg)
+{
+	struct modbus *m = arg;
+
+	m->n.own++;
+	return ownunit_handle(&m->env, req, len, rsp);
+}
+
+static bool rs485_in_use(const struct settings *s)
+{
+	char key[32];
+
+	for (int n = 1; n <= 16; n++) {
+		snprintf(key, sizeof(key), "rs485_type_%d", n);
+		if (settings_int(s, key))
+			return true;
+	}
+	return false;
+}
+
+static void read_cache_limits(struct modbus *m, const struct settings *s)
+{
+	char key[32];
+
+	m->cache_ms[DEV_SLOT_LEFT_IR] = (int)settings_int(s, "leftir_cache_ms");
+	m->cache_ms[DEV_SLOT_RIGHT_IR] = (int)settings_int(s, "ir_relay_cache_ms");
+	for (int n = 1; n <= 16; n++) {
+		snprintf(key, sizeof(key), "rs485_cache_ms_%d", n);
+		m->cache_ms[DEV_SLOT_RS485(n)] = (int)settings_int(s, key);
+	}
+}
+
+static void apply_slave_role(struct modbus *m, const struct settings *s)
+{
+	struct bus *b = m->app->buses[CONF_BUS_RS485];
+	bool slave = b && !rs485_in_use(s);
+
+	if (!b)
+		return;
+	if (slave)
+		bus_set_slave(b, m->own_unit, slave_answer, m);
+	else
+		bus_set_slave(b, 0, NULL, NULL);
+	if (slave != m->slave)
+		log_info("RS485: %s", slave ? "slave at the gateway's own address (no device enabled)"
+					    : "master (devices enabled)");
+	m->slave = slave;
+}
+
+static void apply(void *arg)
+{
+	struct modbus *m = arg;
+	const struct settings *s = m->app->settings;
+	bool enabled = settings_int(s, "modbus_tcp_enabled") != 0;
+	int port = (int)settings_int(s, "tcp_port");
+
+	m->apply_timer = 0;
+	m->own_unit = (uint8_t)settings_int(s, "sg_modbus_addr");
+	read_cache_limits(m, s);
+	apply_slave_role(m, s);
+	if (enabled == m->enabled && port == m->port && (m->lfd >= 0 || !enabled))
+		return;
+	mb_server_close(m);
+	if (!enabled)
+		mb_server_close_all(m);
+	m->enabled = enabled;
+	m->port = port;
+	if (!enabled) {
+		log_info("modbus tcp: disabled");
+		return;
+	}
+	int r = mb_server_listen(m);
+
+	if (r < 0)
+		log_err("modbus tcp: cannot listen on %s:%d: %s", m->bind, port, strerror(-r));
+	else
+		log_info("modbus tcp: listening on %s:%d, own unit %d", m->bind, port, m->own_unit);
+}
+
+int modbus_init(struct modbus **out, struct app *a)
+{
+	struct modbus *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->app = a;
+	m->lfd = -1;
+	m->port = -1;
+	snprintf(m->bind, sizeof(m->bind), "%s", a->conf.modbus_tcp_bind);
+	m->env = (struct ownunit_env){.settings = a->settings,
+				      .conf = &a->conf,
+				      .poll = a->poll,
+				      .buses = a->buses,
+				      .start_mono_ms = a->start_mono_ms,
+				      .changed = settings_changed,
+				      .changed_arg = m};
+	apply(m);
+	m->sweep_timer = loop_timer_add(a->loop, 1000, mb_sweep, m);
+	*out = m;
+	return 0;
+}
+
+void modbus_configure(struct modbus *m)
+{
+	if (m && !m->apply_timer)
+		m->apply_timer = loop_timer_add(m->app->loop, 0, apply, m);
+}
+
+void modbus_fini(struct modbus *m)
+{
+	if (!m)
+		return;
+	if (m->apply_timer)
+		loop_timer_cancel(m->app->loop, m->apply_timer);
+	if (m->sweep_timer)
+		loop_timer_cancel(m->app->loop, m->sweep_timer);
+	if (m->app->buses[CONF_BUS_RS485])
+		bus_set_slave(m->app->buses[CONF_BUS_RS485], 0, NULL, NULL);
+	mb_server_close(m);
+	mb_server_close_all(m);
+	mb_gateway_fini(m);
+	free(m);
+}
+
+json_t *modbus_status_json(const struct modbus *m)
+{
+	if (!m)
+		return json_null();
+	return json_pack("{s:b, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "enabled",
+			 m->enabled && m->lfd >= 0, "port", m->port, "unit", m->own_unit, "clients",
+			 m->nconns, "requests", (json_int_t)m->n.requests, "forwarded",
+			 (json_int_t)m->n.forwarded, "cache_hits", (json_int_t)m->n.cache_hits,
+			 "own", (json_int_t)m->n.own, "exceptions", (json_int_t)m->n.exceptions,
+			 "dropped", (json_int_t)m->n.dropped, "rejected", (json_int_t)m->n.rejected,
+			 "rs485_role", m->slave ? "slave" : "master");
+}
