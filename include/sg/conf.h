@@ -27,7 +27,7 @@ struct conf {
 	int rs485_timeout_ms;	/* rs485_timeout_ms, default 300 (20…10000) */
 	int right_ir_addr;	/* right_ir_addr: Modbus address of the Right IR Bicom, default 33
 				   (1…247) */
-	int discovery_port; /* discovery_port: UDP discovery port, default 33333 (tests move it) */
+	int discovery_port;  /* discovery_port: UDP discovery port, default 33333 (tests move it) */
 	int mqtt_buffer_max; /* mqtt_buffer_max: publications kept per link while it is down,
 				default 50000 (10…1000000); beyond it the oldest are dropped */
 };

@@ -10,9 +10,9 @@
 
 #include "sg/bus.h"
 
-#define MB_PDU_MAX 253	       /* function code + data */
-#define MB_ADU_TCP_MAX 260     /* 7-byte MBAP header + PDU */
-#define MBAP_HDR 7	       /* tid(2) pid(2) len(2) unit(1) */
+#define MB_PDU_MAX 253		      /* function code + data */
+#define MB_ADU_TCP_MAX 260	      /* 7-byte MBAP header + PDU */
+#define MBAP_HDR 7		      /* tid(2) pid(2) len(2) unit(1) */
 #define MBAP_LEN_MAX (1 + MB_PDU_MAX) /* the length field counts unit + PDU */
 
 /* Exception codes. */

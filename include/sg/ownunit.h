@@ -34,8 +34,7 @@ struct ownunit_env {
  * gateway itself: fills rsp (>= MB_PDU_MAX bytes) with the response or an
  * exception PDU and returns its length. Writes go through settings_set_json:
  * all registers of one request are applied together or not at all. */
-size_t ownunit_handle(const struct ownunit_env *env, const uint8_t *req, size_t len,
-		      uint8_t *rsp);
+size_t ownunit_handle(const struct ownunit_env *env, const uint8_t *req, size_t len, uint8_t *rsp);
 /* Write the register map as Markdown (docs/modbus-map.md). */
 void ownunit_map_markdown(FILE *f);
 

@@ -59,8 +59,8 @@ int poll_slot_of_unit(const struct poll *p, int unit);
 /* The bus a slot's device is on (NULL when that port is absent). */
 struct bus *poll_slot_bus(const struct poll *p, int slot);
 /* Remember registers read from the slot's device outside the poller. */
-void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start,
-		    uint16_t count, const uint16_t *regs);
+void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start, uint16_t count,
+		    const uint16_t *regs);
 /* Forget the slot's cached registers (after a write to the device). */
 void poll_cache_clear(struct poll *p, int slot);
 

@@ -1,9 +1,9 @@
 /* The gateway status document (R-F2): everything the Iskra status page shows
  * (001 §4.1.1) plus the bus and device summary of sgctl status. Values the
  * gateway does not measure (yet) are null, never invented. */
+#include "sg/status.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
-#include "sg/status.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -189,8 +189,9 @@ json_t *status_json(struct app *a)
 	st = status_part(a, &ni);
 	if (st)
 		add_times(a, st);
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b}", "device", device_json(a, &ni),
-			 "status", st, "network", network_json(&ni), "links", links_json(a), "modbus", modbus_status_json(a->modbus),
-			 "buses", buses, "devices_enabled", enabled, "devices_responding", ok,
-			 "rs485_scanning", poll_scanning(a->poll));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b}", "device",
+			 device_json(a, &ni), "status", st, "network", network_json(&ni), "links",
+			 links_json(a), "modbus", modbus_status_json(a->modbus), "buses", buses,
+			 "devices_enabled", enabled, "devices_responding", ok, "rs485_scanning",
+			 poll_scanning(a->poll));
 }

@@ -27,8 +27,8 @@ int txq_push(struct txq *q, struct txq_node *n, enum bus_prio prio)
 
 struct txq_node *txq_pop(struct txq *q)
 {
-	int first = q->high_run >= TXQ_HIGH_BURST && q->head[BUS_PRIO_LOW] ? BUS_PRIO_LOW
-									    : BUS_PRIO_HIGH;
+	int first =
+	    q->high_run >= TXQ_HIGH_BURST && q->head[BUS_PRIO_LOW] ? BUS_PRIO_LOW : BUS_PRIO_HIGH;
 
 	for (int p = first; p < BUS_PRIO_COUNT; p++) {
 		struct txq_node *n = q->head[p];

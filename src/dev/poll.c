@@ -377,8 +377,24 @@ const struct dev *poll_dev(const struct poll *p, int slot)
 
 int poll_slot_of_unit(const struct poll *p, int unit)
 {
-	static const int order[] = {2,	3,  4,	5,  6,	7,  8,	9, 10,
-				    11, 12, 13, 14, 15, 16, 17, DEV_SLOT_LEFT_IR, DEV_SLOT_RIGHT_IR};
+	static const int order[] = {2,
+				    3,
+				    4,
+				    5,
+				    6,
+				    7,
+				    8,
+				    9,
+				    10,
+				    11,
+				    12,
+				    13,
+				    14,
+				    15,
+				    16,
+				    17,
+				    DEV_SLOT_LEFT_IR,
+				    DEV_SLOT_RIGHT_IR};
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		const struct dev *d = &p->slot[order[i]].dev;
@@ -394,8 +410,8 @@ struct bus *poll_slot_bus(const struct poll *p, int slot)
 	return slot >= 0 && slot < DEV_SLOTS ? p->buses[p->slot[slot].dev.bus] : NULL;
 }
 
-void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start,
-		    uint16_t count, const uint16_t *regs)
+void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start, uint16_t count,
+		    const uint16_t *regs)
 {
 	if (slot >= 0 && slot < DEV_SLOTS && p->slot[slot].dev.cls != CLASS_NONE)
 		regcache_put(&p->slot[slot].dev.cache, space, start, count, regs, clock_mono_ms());

@@ -62,8 +62,9 @@ static void apply_slave_role(struct modbus *m, const struct settings *s)
 	else
 		bus_set_slave(b, 0, NULL, NULL);
 	if (slave != m->slave)
-		log_info("RS485: %s", slave ? "slave at the gateway's own address (no device enabled)"
-					    : "master (devices enabled)");
+		log_info("RS485: %s", slave
+					  ? "slave at the gateway's own address (no device enabled)"
+					  : "master (devices enabled)");
 	m->slave = slave;
 }
 

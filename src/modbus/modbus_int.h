@@ -13,11 +13,11 @@
 #include "sg/ownunit.h"
 
 #define MB_CLIENTS_MAX 128
-#define MB_IN_BUF 1024		  /* a few pipelined requests */
-#define MB_OUT_MAX (64 * 1024)	  /* stop reading a client that does not read its answers */
-#define MB_PARTIAL_MS 5000	  /* an incomplete frame may sit this long (slow-loris) */
-#define MB_IDLE_MS (10 * 60000)	  /* a silent connection is closed after this */
-#define MB_BUS_DEPTH 2		  /* gateway transactions queued per line at once */
+#define MB_IN_BUF 1024		/* a few pipelined requests */
+#define MB_OUT_MAX (64 * 1024)	/* stop reading a client that does not read its answers */
+#define MB_PARTIAL_MS 5000	/* an incomplete frame may sit this long (slow-loris) */
+#define MB_IDLE_MS (10 * 60000) /* a silent connection is closed after this */
+#define MB_BUS_DEPTH 2		/* gateway transactions queued per line at once */
 
 struct mbconn;
 

@@ -582,7 +582,9 @@ static void md_setting(FILE *f, size_t k, const struct set_def *d)
 	else {
 		fprintf(f, "string | %zu–%zu | ≤ %zu bytes | ", HR_STR + STR_REGS * k,
 			HR_STR + STR_REGS * k + STR_REGS - 1, d->maxlen);
-		if (*d->def_str) {
+		if (d->readonly)
+			fputs("board configuration", f);
+		else if (*d->def_str) {
 			fputs("`", f);
 			md_text(f, d->def_str);
 			fputs("`", f);
@@ -593,7 +595,7 @@ static void md_setting(FILE *f, size_t k, const struct set_def *d)
 	if (d->secret)
 		fputs("secret: write-only, reads as zeros", f);
 	else if (d->readonly)
-		fputs("readonly: from the board configuration, writing → 02", f);
+		fputs("readonly (`sgd.conf`): readable, writing → 02", f);
 	else if (!strcmp(d->key, "description"))
 		fputs("also at 101–120", f);
 	else if (!strcmp(d->key, "location"))

@@ -28,7 +28,7 @@ int mbap_parse(const uint8_t *buf, size_t n, struct mbap *h)
 	len = get16(buf + 4);
 	if (get16(buf + 2) != 0 || len < 2 || len > MBAP_LEN_MAX)
 		return -1;
-	if (n < MBAP_HDR || n < 6 + (size_t)len)
+	if (n < 6 + (size_t)len)
 		return 0;
 	h->tid = get16(buf);
 	h->pid = 0;
@@ -47,22 +47,19 @@ size_t mbap_build(uint16_t tid, uint8_t unit, const uint8_t *pdu, size_t pdulen,
 	return MBAP_HDR + pdulen;
 }
 
-/* The spec's order: quantity before address, so a bad count is a value error
- * even when it would also run past the end of the address space. */
-static int check_range(uint16_t addr, uint16_t count, uint16_t max)
+static int bad_count(uint16_t count, uint16_t max)
 {
-	if (count < 1 || count > max)
-		return MB_EX_ILLEGAL_VALUE;
-	if ((uint32_t)addr + count > 65536)
-		return MB_EX_ILLEGAL_ADDRESS;
-	return 0;
+	return count < 1 || count > max;
+}
+
+static int past_end(uint16_t addr, uint16_t count)
+{
+	return (uint32_t)addr + count > 65536;
 }
 
 int mbpdu_to_txn(const uint8_t *pdu, size_t len, struct bus_txn *t)
 {
-	uint16_t addr, count, v;
-	size_t bc;
-	int r;
+	uint16_t addr, count, value, waddr = 0, wcount = 0;
 
 	if (len == 0)
 		return MB_EX_ILLEGAL_FUNCTION;
@@ -85,86 +82,75 @@ int mbpdu_to_txn(const uint8_t *pdu, size_t len, struct bus_txn *t)
 		return MB_EX_ILLEGAL_VALUE;
 	addr = get16(pdu + 1);
 	count = get16(pdu + 3);
-	v = count;
 
+	/* The spec's order: quantity and byte count before address, so a bad
+	 * count is a value error even when it would also run past 65535. */
 	switch (pdu[0]) {
 	case 1:
 	case 2:
+		if (len != 5 || bad_count(count, BUS_BITS_MAX))
+			return MB_EX_ILLEGAL_VALUE;
+		break;
 	case 3:
 	case 4:
-		if (len != 5)
+		if (len != 5 || bad_count(count, BUS_REGS_MAX))
 			return MB_EX_ILLEGAL_VALUE;
-		r = check_range(addr, count, pdu[0] <= 2 ? BUS_BITS_MAX : BUS_REGS_MAX);
-		if (r)
-			return r;
 		break;
 	case 5:
-		if (len != 5 || (v != 0x0000 && v != 0xFF00))
+		if (len != 5 || (count != 0x0000 && count != 0xFF00))
 			return MB_EX_ILLEGAL_VALUE;
-		t->val[0] = v ? 1 : 0;
-		count = 1;
 		break;
 	case 6:
 		if (len != 5)
 			return MB_EX_ILLEGAL_VALUE;
-		t->val[0] = v;
-		count = 1;
 		break;
 	case 15:
-		if (len < 6)
+		if (len < 6 || bad_count(count, 1968) || pdu[5] != (count + 7) / 8 ||
+		    len != 6u + pdu[5])
 			return MB_EX_ILLEGAL_VALUE;
-		bc = pdu[5];
-		if (count < 1 || count > 1968 || bc != (size_t)(count + 7) / 8 || len != 6 + bc)
-			return MB_EX_ILLEGAL_VALUE;
-		r = check_range(addr, count, 1968);
-		if (r)
-			return r;
-		for (size_t i = 0; i < count; i++)
-			t->bits[i] = (pdu[6 + i / 8] >> (i % 8)) & 1;
 		break;
 	case 16:
-		if (len < 6)
+		if (len < 6 || bad_count(count, 123) || pdu[5] != 2 * count || len != 6u + pdu[5])
 			return MB_EX_ILLEGAL_VALUE;
-		bc = pdu[5];
-		if (count < 1 || count > 123 || bc != 2 * (size_t)count || len != 6 + bc)
-			return MB_EX_ILLEGAL_VALUE;
-		r = check_range(addr, count, 123);
-		if (r)
-			return r;
-		for (size_t i = 0; i < count; i++)
-			t->val[i] = get16(pdu + 6 + 2 * i);
 		break;
-	case 23: {
-		uint16_t waddr, wcount;
-
+	case 23:
 		if (len < 10)
 			return MB_EX_ILLEGAL_VALUE;
 		waddr = get16(pdu + 5);
 		wcount = get16(pdu + 7);
-		bc = pdu[9];
-		if (count < 1 || count > BUS_REGS_MAX || wcount < 1 || wcount > 121 ||
-		    bc != 2 * (size_t)wcount || len != 10 + bc)
+		if (bad_count(count, BUS_REGS_MAX) || bad_count(wcount, 121) ||
+		    pdu[9] != 2 * wcount || len != 10u + pdu[9])
 			return MB_EX_ILLEGAL_VALUE;
-		r = check_range(addr, count, BUS_REGS_MAX);
-		if (!r)
-			r = check_range(waddr, wcount, 121);
-		if (r)
-			return r;
+		if (past_end(waddr, wcount))
+			return MB_EX_ILLEGAL_ADDRESS;
+		break;
+	}
+	/* fc 5 and 6 carry a value where the others carry a count. */
+	value = count;
+	if (pdu[0] == 5 || pdu[0] == 6)
+		count = 1;
+	if (past_end(addr, count))
+		return MB_EX_ILLEGAL_ADDRESS;
+
+	/* Valid: only now touch t, so a refused request leaves it as it was. */
+	if (pdu[0] == 5)
+		t->val[0] = value != 0;
+	else if (pdu[0] == 6)
+		t->val[0] = value;
+	else if (pdu[0] == 15)
+		for (size_t i = 0; i < count; i++)
+			t->bits[i] = (pdu[6 + i / 8] >> (i % 8)) & 1;
+	else if (pdu[0] == 16)
+		for (size_t i = 0; i < count; i++)
+			t->val[i] = get16(pdu + 6 + 2 * i);
+	else if (pdu[0] == 23)
 		for (size_t i = 0; i < wcount; i++)
 			t->val[i] = get16(pdu + 10 + 2 * i);
-		t->fc = 23;
-		t->addr = addr;
-		t->count = count;
-		t->waddr = waddr;
-		t->wcount = wcount;
-		return 0;
-	}
-	}
 	t->fc = pdu[0];
 	t->addr = addr;
 	t->count = count;
-	t->waddr = 0;
-	t->wcount = 0;
+	t->waddr = waddr;
+	t->wcount = wcount;
 	return 0;
 }
 

@@ -328,6 +328,7 @@ static void test_parse_write_coil(void **state)
 	assert_int_equal(PARSE(&t, 0x05, 0x00, 0xAC, 0xFF, 0x00), 0);
 	assert_int_equal(t.fc, 5);
 	assert_int_equal(t.addr, 0xAC);
+	assert_int_equal(t.count, 1);
 	assert_int_equal(t.val[0], 1);
 	assert_int_equal(PARSE(&t, 0x05, 0xFF, 0xFF, 0x00, 0x00), 0);
 	assert_int_equal(t.addr, 0xFFFF);
@@ -690,6 +691,29 @@ static void test_response_writes(void **state)
 	CHECK_RESPONSE(&t, 0x10, 0x00, 0x01, 0x00, 0x7B);
 }
 
+/* Not reachable from a parsed request: a transaction that would make the
+ * response read past t's arrays, or name no function, answers an exception. */
+static void test_response_refused(void **state)
+{
+	struct bus_txn t;
+
+	(void)state;
+	memset(&t, 0, sizeof(t));
+	t.fc = 3;
+	t.count = 0;
+	CHECK_RESPONSE(&t, 0x83, MB_EX_DEVICE_FAILURE);
+	t.count = BUS_REGS_MAX + 1;
+	CHECK_RESPONSE(&t, 0x83, MB_EX_DEVICE_FAILURE);
+	t.fc = 23;
+	CHECK_RESPONSE(&t, 0x97, MB_EX_DEVICE_FAILURE);
+	t.fc = 1;
+	t.count = BUS_BITS_MAX + 1;
+	CHECK_RESPONSE(&t, 0x81, MB_EX_DEVICE_FAILURE);
+	t.fc = 7;
+	t.count = 1;
+	CHECK_RESPONSE(&t, 0x87, MB_EX_ILLEGAL_FUNCTION);
+}
+
 static void test_exception(void **state)
 {
 	uint8_t out[4] = {0xEE, 0xEE, 0xEE, 0xEE};
@@ -818,8 +842,9 @@ int main(void)
 	    cmocka_unit_test(test_parse_write_coils), cmocka_unit_test(test_parse_write_registers),
 	    cmocka_unit_test(test_parse_read_write),  cmocka_unit_test(test_parse_bad_function),
 	    cmocka_unit_test(test_response_bits),     cmocka_unit_test(test_response_regs),
-	    cmocka_unit_test(test_response_writes),   cmocka_unit_test(test_exception),
-	    cmocka_unit_test(test_err_code),	      cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_response_writes),   cmocka_unit_test(test_response_refused),
+	    cmocka_unit_test(test_exception),	      cmocka_unit_test(test_err_code),
+	    cmocka_unit_test(test_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,420 +30,451 @@
 #define MAXPUB 4096
 
 struct pubrec {
-  char sub[64];
-  char *payload;
-  int qos;
-  bool retain;
-  int mid;
+	char sub[64];
+	char *payload;
+	int qos;
+	bool retain;
+	int mid;
 };
 
 struct mqtt_link {
-  int n;
-  bool up;
-  int next_mid;
-  struct pubrec pub[MAXPUB];
-  int npub;
+	int n;
+	bool up;
+	int next_mid;
+	struct pubrec pub[MAXPUB];
+	int npub;
 };
 
-int link_publish(struct mqtt_link *l, const char *subtopic, const void *payload,
-                 size_t len, int qos, bool retain) {
-  struct pubrec *r;
+int link_publish(struct mqtt_link *l, const char *subtopic, const void *payload, size_t len,
+		 int qos, bool retain)
+{
+	struct pubrec *r;
 
-  if (!l->up)
-    return -ENOTCONN;
-  assert_true(l->npub < MAXPUB);
-  r = &l->pub[l->npub++];
-  snprintf(r->sub, sizeof(r->sub), "%s", subtopic);
-  r->payload = strndup(payload, len);
-  r->qos = qos;
-  r->retain = retain;
-  r->mid = qos ? ++l->next_mid : 0;
-  return r->mid;
+	if (!l->up)
+		return -ENOTCONN;
+	assert_true(l->npub < MAXPUB);
+	r = &l->pub[l->npub++];
+	snprintf(r->sub, sizeof(r->sub), "%s", subtopic);
+	r->payload = strndup(payload, len);
+	r->qos = qos;
+	r->retain = retain;
+	r->mid = qos ? ++l->next_mid : 0;
+	return r->mid;
 }
 
-bool link_connected(const struct mqtt_link *l) { return l->up; }
+bool link_connected(const struct mqtt_link *l)
+{
+	return l->up;
+}
 
-int link_number(const struct mqtt_link *l) { return l->n; }
+int link_number(const struct mqtt_link *l)
+{
+	return l->n;
+}
 
 #define OBMAX 1000
 
 struct outbox {
-  struct outbox_msg m[MQTT_LINKS + 1][OBMAX];
-  unsigned n[MQTT_LINKS + 1];
-  int64_t next_id;
+	struct outbox_msg m[MQTT_LINKS + 1][OBMAX];
+	unsigned n[MQTT_LINKS + 1];
+	int64_t next_id;
 };
 
 int outbox_push(struct outbox *o, int link, int64_t ts_ms, const char *subtopic,
-                const char *payload, size_t len) {
-  struct outbox_msg *m;
+		const char *payload, size_t len)
+{
+	struct outbox_msg *m;
 
-  assert_true(o->n[link] < OBMAX);
-  m = &o->m[link][o->n[link]++];
-  m->id = ++o->next_id;
-  m->ts_ms = ts_ms;
-  m->subtopic = strdup(subtopic);
-  m->payload = strndup(payload, len);
-  m->len = len;
-  return 0;
+	assert_true(o->n[link] < OBMAX);
+	m = &o->m[link][o->n[link]++];
+	m->id = ++o->next_id;
+	m->ts_ms = ts_ms;
+	m->subtopic = strdup(subtopic);
+	m->payload = strndup(payload, len);
+	m->len = len;
+	return 0;
 }
 
-int outbox_peek(struct outbox *o, int link, unsigned max,
-                struct outbox_msg *out, unsigned *n) {
-  unsigned k = o->n[link] < max ? o->n[link] : max;
+int outbox_peek(struct outbox *o, int link, unsigned max, struct outbox_msg *out, unsigned *n)
+{
+	unsigned k = o->n[link] < max ? o->n[link] : max;
 
-  for (unsigned i = 0; i < k; i++) {
-    out[i] = o->m[link][i];
-    out[i].subtopic = strdup(o->m[link][i].subtopic);
-    out[i].payload = strdup(o->m[link][i].payload);
-  }
-  *n = k;
-  return 0;
+	for (unsigned i = 0; i < k; i++) {
+		out[i] = o->m[link][i];
+		out[i].subtopic = strdup(o->m[link][i].subtopic);
+		out[i].payload = strdup(o->m[link][i].payload);
+	}
+	*n = k;
+	return 0;
 }
 
-void outbox_msgs_free(struct outbox_msg *v, unsigned n) {
-  for (unsigned i = 0; i < n; i++) {
-    free(v[i].subtopic);
-    free(v[i].payload);
-  }
+void outbox_msgs_free(struct outbox_msg *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		free(v[i].subtopic);
+		free(v[i].payload);
+	}
 }
 
-int outbox_delete_upto(struct outbox *o, int link, int64_t id) {
-  unsigned k = 0;
+int outbox_delete_upto(struct outbox *o, int link, int64_t id)
+{
+	unsigned k = 0;
 
-  while (k < o->n[link] && o->m[link][k].id <= id)
-    k++;
-  outbox_msgs_free(o->m[link], k);
-  memmove(o->m[link], o->m[link] + k,
-          (o->n[link] - k) * sizeof(struct outbox_msg));
-  o->n[link] -= k;
-  return 0;
+	while (k < o->n[link] && o->m[link][k].id <= id)
+		k++;
+	outbox_msgs_free(o->m[link], k);
+	memmove(o->m[link], o->m[link] + k, (o->n[link] - k) * sizeof(struct outbox_msg));
+	o->n[link] -= k;
+	return 0;
 }
 
-unsigned outbox_count(struct outbox *o, int link) { return o->n[link]; }
+unsigned outbox_count(struct outbox *o, int link)
+{
+	return o->n[link];
+}
 
 static int tcp_pushes;
 
-void stdtcp_push(struct stdtcp *t, const struct dev *d) {
-  (void)t;
-  (void)d;
-  tcp_pushes++;
+void stdtcp_push(struct stdtcp *t, const struct dev *d)
+{
+	(void)t;
+	(void)d;
+	tcp_pushes++;
 }
 
 static struct dev devs[DEV_SLOTS];
 
-const struct dev *poll_dev(const struct poll *p, int slot) {
-  (void)p;
-  return &devs[slot];
+const struct dev *poll_dev(const struct poll *p, int slot)
+{
+	(void)p;
+	return &devs[slot];
 }
 
 /* ---- fixture ---- */
 
 struct fx {
-  char dir[64];
-  struct app a;
-  struct mqtt m;
-  struct mqtt_link l[MQTT_LINKS];
-  struct outbox *o;
-  struct publisher *p;
+	char dir[64];
+	struct app a;
+	struct mqtt m;
+	struct mqtt_link l[MQTT_LINKS];
+	struct outbox *o;
+	struct publisher *p;
 };
 
-static void setting(struct fx *f, const char *kv) {
-  char err[256];
-  char *args[1] = {(char *)kv};
+static void setting(struct fx *f, const char *kv)
+{
+	char err[256];
+	char *args[1] = {(char *)kv};
 
-  if (settings_set_kv(f->a.settings, args, 1, err, sizeof(err)))
-    fail_msg("%s: %s", kv, err);
+	if (settings_set_kv(f->a.settings, args, 1, err, sizeof(err)))
+		fail_msg("%s: %s", kv, err);
 }
 
-static void meter(int slot, double u) {
-  static struct desc ds; /* an identified device needs a description */
-  struct dev *d = &devs[slot];
+static void meter(int slot, double u)
+{
+	static struct desc ds; /* an identified device needs a description */
+	struct dev *d = &devs[slot];
 
-  dev_reset(d, slot);
-  d->cls = CLASS_METER;
-  d->health = DEV_OK;
-  d->d = &ds;
-  d->meas_ms = clock_wall_ms();
-  d->ctr_ms = d->meas_ms;
-  d->meas[0] = u;
-  snprintf(d->model, sizeof(d->model), "IE38");
+	dev_reset(d, slot);
+	d->cls = CLASS_METER;
+	d->health = DEV_OK;
+	d->d = &ds;
+	d->meas_ms = clock_wall_ms();
+	d->ctr_ms = d->meas_ms;
+	d->meas[0] = u;
+	snprintf(d->model, sizeof(d->model), "IE38");
 }
 
-static int setup(void **state) {
-  struct fx *f = calloc(1, sizeof(*f));
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
 
-  snprintf(f->dir, sizeof(f->dir), "/tmp/sgd-test-pub-XXXXXX");
-  assert_non_null(mkdtemp(f->dir));
-  assert_int_equal(loop_init(&f->a.loop), 0);
-  assert_int_equal(settings_init(&f->a.settings, f->dir, "SG123456", "SG-E1"),
-                   0);
-  f->a.poll = (struct poll *)f; /* only passed to the fake poll_dev */
-  f->o = calloc(1, sizeof(*f->o));
-  f->m.app = &f->a;
-  f->m.outbox = f->o;
-  for (int i = 0; i < MQTT_LINKS; i++) {
-    f->l[i].n = i + 1;
-    f->m.link[i] = &f->l[i];
-  }
-  memset(devs, 0, sizeof(devs));
-  for (int i = 0; i < DEV_SLOTS; i++)
-    dev_reset(&devs[i], i);
-  tcp_pushes = 0;
-  *state = f;
-  return 0;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/sgd-test-pub-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(loop_init(&f->a.loop), 0);
+	assert_int_equal(settings_init(&f->a.settings, f->dir, "SG123456", "SG-E1"), 0);
+	f->a.poll = (struct poll *)f; /* only passed to the fake poll_dev */
+	f->o = calloc(1, sizeof(*f->o));
+	f->m.app = &f->a;
+	f->m.outbox = f->o;
+	for (int i = 0; i < MQTT_LINKS; i++) {
+		f->l[i].n = i + 1;
+		f->m.link[i] = &f->l[i];
+	}
+	memset(devs, 0, sizeof(devs));
+	for (int i = 0; i < DEV_SLOTS; i++)
+		dev_reset(&devs[i], i);
+	tcp_pushes = 0;
+	*state = f;
+	return 0;
 }
 
-static int teardown(void **state) {
-  struct fx *f = *state;
-  char path[512];
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char path[512];
 
-  publisher_fini(f->p);
-  for (int i = 0; i < MQTT_LINKS; i++)
-    for (int k = 0; k < f->l[i].npub; k++)
-      free(f->l[i].pub[k].payload);
-  for (int i = 0; i <= MQTT_LINKS; i++)
-    outbox_msgs_free(f->o->m[i], f->o->n[i]);
-  free(f->o);
-  settings_fini(f->a.settings);
-  loop_fini(f->a.loop);
-  snprintf(path, sizeof(path), "%s/settings.json", f->dir);
-  unlink(path);
-  rmdir(f->dir);
-  free(f);
-  return 0;
+	publisher_fini(f->p);
+	for (int i = 0; i < MQTT_LINKS; i++)
+		for (int k = 0; k < f->l[i].npub; k++)
+			free(f->l[i].pub[k].payload);
+	for (int i = 0; i <= MQTT_LINKS; i++)
+		outbox_msgs_free(f->o->m[i], f->o->n[i]);
+	free(f->o);
+	settings_fini(f->a.settings);
+	loop_fini(f->a.loop);
+	snprintf(path, sizeof(path), "%s/settings.json", f->dir);
+	unlink(path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
 }
 
-static void on_quit(void *arg) { loop_quit(arg); }
-
-static void run_ms(struct fx *f, int ms) {
-  loop_timer_add(f->a.loop, ms, on_quit, f->a.loop);
-  assert_int_equal(loop_run(f->a.loop), 0);
+static void on_quit(void *arg)
+{
+	loop_quit(arg);
 }
 
-static char *rest(int slot, bool counters) {
-  json_t *j = dev_reading_json(&devs[slot], counters);
-  char *s = json_dumps(j, SG_JSON_FLAGS);
+static void run_ms(struct fx *f, int ms)
+{
+	loop_timer_add(f->a.loop, ms, on_quit, f->a.loop);
+	assert_int_equal(loop_run(f->a.loop), 0);
+}
 
-  json_decref(j);
-  return s;
+static char *rest(int slot, bool counters)
+{
+	json_t *j = dev_reading_json(&devs[slot], counters);
+	char *s = json_dumps(j, SG_JSON_FLAGS);
+
+	json_decref(j);
+	return s;
 }
 
 /* Acknowledge what was published from index from up to now. */
-static void ack_all(struct fx *f, int n, int from) {
-  int to = f->l[n - 1].npub;
+static void ack_all(struct fx *f, int n, int from)
+{
+	int to = f->l[n - 1].npub;
 
-  for (int k = from; k < to; k++)
-    if (f->l[n - 1].pub[k].mid > 0)
-      publisher_acked(f->p, n, f->l[n - 1].pub[k].mid);
+	for (int k = from; k < to; k++)
+		if (f->l[n - 1].pub[k].mid > 0)
+			publisher_acked(f->p, n, f->l[n - 1].pub[k].mid);
 }
 
 /* ---- tests ---- */
 
-static void test_live(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
-  char *m, *c;
+static void test_live(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	char *m, *c;
 
-  f->l[0].up = true;
-  meter(DEV_SLOT_RS485(2), 230.5);
-  setting(f, "rs485_pushlnk2=1");
-  setting(f, "rs485_pushint2=1");
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  run_ms(f, 1100);
-  assert_int_equal(l->npub, 2);
-  m = rest(DEV_SLOT_RS485(2), false);
-  c = rest(DEV_SLOT_RS485(2), true);
-  assert_string_equal(l->pub[0].sub, "device/2/measurements");
-  assert_string_equal(l->pub[0].payload, m);
-  assert_string_equal(l->pub[1].sub, "device/2/counters");
-  assert_string_equal(l->pub[1].payload, c);
-  assert_int_equal(l->pub[0].qos, 1);
-  assert_false(l->pub[0].retain);
-  assert_int_equal(f->l[1].npub, 0);
-  assert_int_equal(f->o->n[1], 0);
-  free(m);
-  free(c);
+	f->l[0].up = true;
+	meter(DEV_SLOT_RS485(2), 230.5);
+	setting(f, "rs485_pushlnk2=1");
+	setting(f, "rs485_pushint2=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1100);
+	assert_int_equal(l->npub, 2);
+	m = rest(DEV_SLOT_RS485(2), false);
+	c = rest(DEV_SLOT_RS485(2), true);
+	assert_string_equal(l->pub[0].sub, "device/2/measurements");
+	assert_string_equal(l->pub[0].payload, m);
+	assert_string_equal(l->pub[1].sub, "device/2/counters");
+	assert_string_equal(l->pub[1].payload, c);
+	assert_int_equal(l->pub[0].qos, 1);
+	assert_false(l->pub[0].retain);
+	assert_int_equal(f->l[1].npub, 0);
+	assert_int_equal(f->o->n[1], 0);
+	free(m);
+	free(c);
 }
 
-static void test_outage_replay(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
-  char *first;
+static void test_outage_replay(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	char *first;
 
-  meter(DEV_SLOT_LEFT_IR, 1);
-  setting(f, "leftir_pushlink=3"); /* both links */
-  setting(f, "leftir_pushintv=1");
-  setting(f, "push2_protocol=2");   /* link 2 is Standard TCP */
-  f->m.tcp[1] = (struct stdtcp *)f; /* only passed to the fake stdtcp_push */
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  run_ms(f, 1100);
-  first = rest(DEV_SLOT_LEFT_IR, false);
-  meter(DEV_SLOT_LEFT_IR, 2);
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 0);
-  assert_int_equal(f->o->n[1], 4);
-  assert_int_equal(f->o->n[2], 0);
-  assert_int_equal(tcp_pushes, 2);
+	meter(DEV_SLOT_LEFT_IR, 1);
+	setting(f, "leftir_pushlink=3"); /* both links */
+	setting(f, "leftir_pushintv=1");
+	setting(f, "push2_protocol=2");	  /* link 2 is Standard TCP */
+	f->m.tcp[1] = (struct stdtcp *)f; /* only passed to the fake stdtcp_push */
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1100);
+	first = rest(DEV_SLOT_LEFT_IR, false);
+	meter(DEV_SLOT_LEFT_IR, 2);
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 0);
+	assert_int_equal(f->o->n[1], 4);
+	assert_int_equal(f->o->n[2], 0);
+	assert_int_equal(tcp_pushes, 2);
 
-  /* the broker returns: replay in order; live ones queue behind */
-  l->up = true;
-  publisher_link_up(f->p, 1);
-  assert_int_equal(l->npub, 4);
-  assert_string_equal(l->pub[0].payload, first);
-  assert_string_equal(l->pub[0].sub, "device/0/measurements");
-  assert_string_equal(l->pub[1].sub, "device/0/counters");
-  meter(DEV_SLOT_LEFT_IR, 3);
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 4); /* behind the replay */
-  assert_int_equal(f->o->n[1], 6);
-  ack_all(f, 1, 0);
-  /* batch 1 deleted, batch 2 (the two made during the replay) sent */
-  assert_int_equal(l->npub, 6);
-  assert_int_equal(f->o->n[1], 2);
-  ack_all(f, 1, 4);
-  assert_int_equal(f->o->n[1], 0);
-  /* live again */
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 8);
-  assert_int_equal(f->o->n[1], 0);
-  free(first);
+	/* the broker returns: replay in order; live ones queue behind */
+	l->up = true;
+	publisher_link_up(f->p, 1);
+	assert_int_equal(l->npub, 4);
+	assert_string_equal(l->pub[0].payload, first);
+	assert_string_equal(l->pub[0].sub, "device/0/measurements");
+	assert_string_equal(l->pub[1].sub, "device/0/counters");
+	meter(DEV_SLOT_LEFT_IR, 3);
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 4); /* behind the replay */
+	assert_int_equal(f->o->n[1], 6);
+	ack_all(f, 1, 0);
+	/* batch 1 deleted, batch 2 (the two made during the replay) sent */
+	assert_int_equal(l->npub, 6);
+	assert_int_equal(f->o->n[1], 2);
+	ack_all(f, 1, 4);
+	assert_int_equal(f->o->n[1], 0);
+	/* live again */
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 8);
+	assert_int_equal(f->o->n[1], 0);
+	free(first);
 }
 
-static void test_batches(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
-  char p[16];
+static void test_batches(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	char p[16];
 
-  for (int i = 0; i < 250; i++) {
-    snprintf(p, sizeof(p), "%d", i);
-    outbox_push(f->o, 1, i, "device/0/measurements", p, strlen(p));
-  }
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  l->up = true;
-  publisher_link_up(f->p, 1);
-  assert_int_equal(l->npub, 100);
-  ack_all(f, 1, 0);
-  assert_int_equal(l->npub, 200);
-  assert_int_equal(f->o->n[1], 150);
-  /* the link drops during batch 2; after the reconnect batch 2 comes again */
-  ack_all(f, 1, 150); /* half of it acknowledged before the drop */
-  l->up = false;
-  l->up = true;
-  publisher_link_up(f->p, 1);
-  assert_int_equal(l->npub, 300);
-  assert_string_equal(l->pub[200].payload, "100");
-  ack_all(f, 1, 200);
-  ack_all(f, 1, 300);
-  assert_int_equal(f->o->n[1], 0);
-  for (int i = 0; i < 250; i++) {
-    snprintf(p, sizeof(p), "%d", i);
-    assert_string_equal(l->pub[i < 100 ? i : i < 200 ? i : i + 100].payload, p);
-  }
-  assert_int_equal(l->npub, 350);
+	for (int i = 0; i < 250; i++) {
+		snprintf(p, sizeof(p), "%d", i);
+		outbox_push(f->o, 1, i, "device/0/measurements", p, strlen(p));
+	}
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	l->up = true;
+	publisher_link_up(f->p, 1);
+	assert_int_equal(l->npub, 100);
+	ack_all(f, 1, 0);
+	assert_int_equal(l->npub, 200);
+	assert_int_equal(f->o->n[1], 150);
+	/* the link drops during batch 2; after the reconnect batch 2 comes again */
+	ack_all(f, 1, 150); /* half of it acknowledged before the drop */
+	l->up = false;
+	l->up = true;
+	publisher_link_up(f->p, 1);
+	assert_int_equal(l->npub, 300);
+	assert_string_equal(l->pub[200].payload, "100");
+	ack_all(f, 1, 200);
+	ack_all(f, 1, 300);
+	assert_int_equal(f->o->n[1], 0);
+	for (int i = 0; i < 250; i++) {
+		snprintf(p, sizeof(p), "%d", i);
+		assert_string_equal(l->pub[i < 100 ? i : i < 200 ? i : i + 100].payload, p);
+	}
+	assert_int_equal(l->npub, 350);
 }
 
-static void test_error_once(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
+static void test_error_once(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
 
-  l->up = true;
-  dev_reset(&devs[DEV_SLOT_RS485(5)], DEV_SLOT_RS485(5));
-  devs[DEV_SLOT_RS485(5)].cls = CLASS_PQ;
-  devs[DEV_SLOT_RS485(5)].health = DEV_NOT_RESPONDING;
-  setting(f, "rs485_pushlnk5=1");
-  setting(f, "rs485_pushint5=1");
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  run_ms(f, 2100);
-  assert_int_equal(l->npub, 1);
-  assert_string_equal(l->pub[0].sub, "error");
-  assert_string_equal(l->pub[0].payload,
-                      "Error: RS485 5 power-quality analyser not responding");
-  meter(DEV_SLOT_RS485(5), 1);
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 3);
-  devs[DEV_SLOT_RS485(5)].health = DEV_NOT_RESPONDING;
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 4);
-  assert_string_equal(l->pub[3].sub, "error");
-  assert_int_equal(f->o->n[1], 0);
+	l->up = true;
+	dev_reset(&devs[DEV_SLOT_RS485(5)], DEV_SLOT_RS485(5));
+	devs[DEV_SLOT_RS485(5)].cls = CLASS_PQ;
+	devs[DEV_SLOT_RS485(5)].health = DEV_NOT_RESPONDING;
+	setting(f, "rs485_pushlnk5=1");
+	setting(f, "rs485_pushint5=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 2100);
+	assert_int_equal(l->npub, 1);
+	assert_string_equal(l->pub[0].sub, "error");
+	assert_string_equal(l->pub[0].payload,
+			    "Error: RS485 5 power-quality analyser not responding");
+	meter(DEV_SLOT_RS485(5), 1);
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 3);
+	devs[DEV_SLOT_RS485(5)].health = DEV_NOT_RESPONDING;
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 4);
+	assert_string_equal(l->pub[3].sub, "error");
+	assert_int_equal(f->o->n[1], 0);
 }
 
-static void test_bicom(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
-  struct dev *b = &devs[DEV_SLOT_RIGHT_IR], *r = &devs[DEV_SLOT_RS485(3)];
+static void test_bicom(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	struct dev *b = &devs[DEV_SLOT_RIGHT_IR], *r = &devs[DEV_SLOT_RS485(3)];
 
-  b->cls = r->cls = CLASS_BICOM;
-  b->health = r->health = DEV_OK;
-  b->relay = 1;
-  r->relay = 0;
-  r->addr = 7;
-  setting(f, "ir_relay_pushlink=1");
-  setting(f, "ir_relay_pushintv=1");
-  setting(f, "rs485_pushlnk3=1");
-  setting(f, "rs485_pushint3=1");
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  run_ms(f, 1100); /* down: nothing, nothing buffered */
-  assert_int_equal(f->o->n[1], 0);
-  l->up = true;
-  run_ms(f, 1000);
-  assert_int_equal(l->npub, 2);
-  assert_string_equal(l->pub[0].sub, "bicom/0/state");
-  assert_string_equal(l->pub[0].payload, "ON");
-  assert_true(l->pub[0].retain);
-  assert_string_equal(l->pub[1].sub, "bicom/7/state");
-  assert_string_equal(l->pub[1].payload, "OFF");
+	b->cls = r->cls = CLASS_BICOM;
+	b->health = r->health = DEV_OK;
+	b->relay = 1;
+	r->relay = 0;
+	r->addr = 7;
+	setting(f, "ir_relay_pushlink=1");
+	setting(f, "ir_relay_pushintv=1");
+	setting(f, "rs485_pushlnk3=1");
+	setting(f, "rs485_pushint3=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1100); /* down: nothing, nothing buffered */
+	assert_int_equal(f->o->n[1], 0);
+	l->up = true;
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 2);
+	assert_string_equal(l->pub[0].sub, "bicom/0/state");
+	assert_string_equal(l->pub[0].payload, "ON");
+	assert_true(l->pub[0].retain);
+	assert_string_equal(l->pub[1].sub, "bicom/7/state");
+	assert_string_equal(l->pub[1].payload, "OFF");
 }
 
 /* An unrelated settings change keeps the due time. */
-static void test_keep_timer(void **state) {
-  struct fx *f = *state;
-  struct mqtt_link *l = &f->l[0];
+static void test_keep_timer(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
 
-  l->up = true;
-  meter(DEV_SLOT_LEFT_IR, 1);
-  setting(f, "leftir_pushlink=1");
-  setting(f, "leftir_pushintv=2");
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  run_ms(f, 1000);
-  setting(f, "rs485_pushlnk1=1");
-  publisher_configure(f->p);
-  run_ms(f, 1100);
-  assert_int_equal(l->npub, 2);
-  setting(f, "leftir_pushlink=0");
-  publisher_configure(f->p);
-  run_ms(f, 2100);
-  assert_int_equal(l->npub, 2);
+	l->up = true;
+	meter(DEV_SLOT_LEFT_IR, 1);
+	setting(f, "leftir_pushlink=1");
+	setting(f, "leftir_pushintv=2");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1000);
+	setting(f, "rs485_pushlnk1=1");
+	publisher_configure(f->p);
+	run_ms(f, 1100);
+	assert_int_equal(l->npub, 2);
+	setting(f, "leftir_pushlink=0");
+	publisher_configure(f->p);
+	run_ms(f, 2100);
+	assert_int_equal(l->npub, 2);
 }
 
 /* No outbox, no links, no poll: nothing crashes. */
-static void test_null(void **state) {
-  struct fx *f = *state;
+static void test_null(void **state)
+{
+	struct fx *f = *state;
 
-  f->m.outbox = NULL;
-  f->m.link[0] = NULL;
-  setting(f, "leftir_pushlink=3");
-  setting(f, "leftir_pushintv=1");
-  meter(DEV_SLOT_LEFT_IR, 1);
-  assert_int_equal(publisher_init(&f->m, &f->p), 0);
-  publisher_link_up(f->p, 1);
-  publisher_acked(f->p, 1, 5);
-  run_ms(f, 1100);
-  assert_int_equal(f->l[1].npub, 0);
-  publisher_link_up(NULL, 1);
-  publisher_configure(NULL);
+	f->m.outbox = NULL;
+	f->m.link[0] = NULL;
+	setting(f, "leftir_pushlink=3");
+	setting(f, "leftir_pushintv=1");
+	meter(DEV_SLOT_LEFT_IR, 1);
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	publisher_link_up(f->p, 1);
+	publisher_acked(f->p, 1, 5);
+	run_ms(f, 1100);
+	assert_int_equal(f->l[1].npub, 0);
+	publisher_link_up(NULL, 1);
+	publisher_configure(NULL);
 }
 
-int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_live, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_outage_replay, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_error_once, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_bicom, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_keep_timer, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_null, setup, teardown),
-  };
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_live, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_outage_replay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_error_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bicom, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_timer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_null, setup, teardown),
+	};
 
-  return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

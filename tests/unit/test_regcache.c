@@ -51,13 +51,13 @@ static void test_miss(void **state)
 	fill(regs, 50, 1000);
 	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 1, 0, out)); /* empty */
 	regcache_put(&cache, SPACE_INPUT, 100, 50, regs, 5000);
-	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 1, 5001, out));  /* too old */
-	assert_false(regcache_get(&cache, SPACE_INPUT, 99, 2, 0, out));	      /* starts before */
-	assert_false(regcache_get(&cache, SPACE_INPUT, 149, 2, 0, out));      /* runs past */
-	assert_false(regcache_get(&cache, SPACE_HOLDING, 100, 1, 0, out));    /* other space */
-	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 0, 0, out));      /* empty request */
-	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 126, 0, out));    /* too long */
-	regcache_put(&cache, SPACE_COIL, 0, 10, regs, 5000);		      /* not cached */
+	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 1, 5001, out)); /* too old */
+	assert_false(regcache_get(&cache, SPACE_INPUT, 99, 2, 0, out));	    /* starts before */
+	assert_false(regcache_get(&cache, SPACE_INPUT, 149, 2, 0, out));    /* runs past */
+	assert_false(regcache_get(&cache, SPACE_HOLDING, 100, 1, 0, out));  /* other space */
+	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 0, 0, out));    /* empty request */
+	assert_false(regcache_get(&cache, SPACE_INPUT, 100, 126, 0, out));  /* too long */
+	regcache_put(&cache, SPACE_COIL, 0, 10, regs, 5000);		    /* not cached */
 	assert_false(regcache_get(&cache, SPACE_COIL, 0, 1, 0, out));
 }
 
@@ -66,8 +66,8 @@ static void test_stitch_and_newest(void **state)
 	uint16_t a[125], b[125], out[125];
 
 	(void)state;
-	fill(a, 20, 100);	      /* regs 0..19 = 100.. */
-	fill(b, 20, 500);	      /* regs 10..29 = 500.. */
+	fill(a, 20, 100); /* regs 0..19 = 100.. */
+	fill(b, 20, 500); /* regs 10..29 = 500.. */
 	regcache_put(&cache, SPACE_HOLDING, 0, 20, a, 1000);
 	regcache_put(&cache, SPACE_HOLDING, 10, 20, b, 2000);
 	assert_true(regcache_get(&cache, SPACE_HOLDING, 5, 20, 0, out));
