@@ -77,6 +77,7 @@ struct bus {
 	struct bus_params wparams;
 	int64_t last_open_try;
 	struct timespec quiet_until; /* end of the silent interval after the last frame */
+	bool flush_before;	     /* the last transaction failed: drop late bytes first */
 };
 
 static void list_push(struct txn_list *l, struct bus_txn *t)
@@ -299,6 +300,27 @@ static void worker_mark_quiet(struct bus *b)
 	worker_mark_quiet_after(b, 0);
 }
 
+/* After a timeout the slave may still answer. RTU has no transaction ids, so
+ * that late reply would pass for the answer to the next request of the same
+ * shape: listen for up to one more response timeout and drop whatever comes,
+ * until the line is quiet. A reply later than that cannot be told apart. */
+static void worker_drop_late_reply(struct bus *b, int timeout_ms)
+{
+	int fd = modbus_get_socket(b->ctx);
+	int gap_ms = (int)(sched_rtu_frame_us(0, b->wparams.baud, worker_char_bits(b)) / 1000) + 2;
+	int wait = timeout_ms;
+	uint8_t junk[256];
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (poll(&p, 1, wait) <= 0 || read(fd, junk, sizeof(junk)) <= 0)
+			break;
+		wait = gap_ms;
+	}
+	worker_mark_quiet(b);
+}
+
 static void worker_run_txn(struct bus *b, struct bus_txn *t)
 {
 	int64_t start = clock_mono_ms();
@@ -310,10 +332,17 @@ static void worker_run_txn(struct bus *b, struct bus_txn *t)
 		modbus_set_response_timeout(b->ctx, (uint32_t)(timeout / 1000),
 					    (uint32_t)(timeout % 1000) * 1000);
 		worker_wait_quiet(b);
+		/* RTU has no transaction ids: a reply that came after its request
+		 * timed out would be taken as this request's answer. */
+		if (b->flush_before)
+			modbus_flush(b->ctx);
 		errno = 0;
 		if (do_request(b->ctx, t) < 0)
 			r = map_modbus_errno(errno);
+		b->flush_before = r != 0 && r > -BUS_EXCEPTION_BASE;
 		worker_mark_quiet(b);
+		if (r == -ETIMEDOUT && t->unit != 0)
+			worker_drop_late_reply(b, timeout);
 		/* A broadcast gets no answer by design. */
 		if (t->unit == 0 && r == -ETIMEDOUT)
 			r = 0;
@@ -516,9 +545,11 @@ static int worker_rx_frames(struct bus *b, int fd, struct rx *rx)
 
 		if (len == 0 || (len > 0 && len <= RTU_FRAME_MAX && (size_t)len > rx->n))
 			return 0; /* wait for more */
-		if (len < 0 || len > RTU_FRAME_MAX || !rtu_crc_ok(rx->buf, (size_t)len)) {
-			/* unknown function, oversized or bad CRC: the frame (and
-			 * our sync) ends at the next gap */
+		if (len < 0)
+			return 0; /* a function of unknown length ends at the gap */
+		if (len > RTU_FRAME_MAX || !rtu_crc_ok(rx->buf, (size_t)len)) {
+			/* oversized or bad CRC: the frame (and our sync) ends at
+			 * the next gap */
 			rx->skip = true;
 			rx->n = 0;
 			return 0;
@@ -539,6 +570,28 @@ static int worker_rx_frames(struct bus *b, int fd, struct rx *rx)
 		memmove(rx->buf, rx->buf + len, rx->n);
 	}
 	return 0;
+}
+
+/* A t3.5 gap ended what rx holds: a frame whose function has no known length
+ * (diagnostics, MEI …) is complete now; it is answered when it is ours, so the
+ * master hears "illegal function" rather than nothing. */
+static int worker_rx_gap(struct bus *b, int fd, struct rx *rx)
+{
+	int r = 0;
+
+	if (!rx->skip && rx->n >= 4 && rtu_request_len(rx->buf, rx->n) < 0 &&
+	    rtu_crc_ok(rx->buf, rx->n)) {
+		uint8_t addr;
+
+		pthread_mutex_lock(&b->mu);
+		addr = b->stats.slave_addr;
+		pthread_mutex_unlock(&b->mu);
+		if (addr && rx->buf[0] == addr)
+			r = worker_slave_request(b, fd, rx->buf, rx->n);
+	}
+	rx->n = 0;
+	rx->skip = false;
+	return r;
 }
 
 /* Why the listener should return now (caller holds mu): stop, new line
@@ -609,9 +662,11 @@ static void worker_listen(struct bus *b)
 			drain_eventfd(b->wfd);
 		now = mono_ns();
 		if (!pfd[0].revents) {
-			if (in_frame && now >= rx.deadline) {
-				rx.n = 0; /* the gap ended an incomplete or discarded frame */
-				rx.skip = false;
+			if (in_frame && now >= rx.deadline)
+				r = worker_rx_gap(b, fd, &rx); /* the gap ended the frame */
+			if (r == -EIO || r == -ENXIO || r == -EBADF) {
+				worker_close(b);
+				break;
 			}
 			continue;
 		}
@@ -625,10 +680,8 @@ static void worker_listen(struct bus *b)
 			worker_close(b);
 			break;
 		}
-		if (in_frame && now >= rx.deadline) {
-			rx.n = 0; /* these bytes came after a gap: a new frame */
-			rx.skip = false;
-		}
+		if (in_frame && now >= rx.deadline)
+			worker_rx_gap(b, fd, &rx); /* these bytes came after a gap: a new frame */
 		rx.deadline = now + gap_ns;
 		worker_mark_quiet(b); /* someone is talking: keep master requests off it */
 		if (rx.skip)

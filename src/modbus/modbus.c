@@ -123,7 +123,14 @@ int modbus_init(struct modbus **out, struct app *a)
 
 void modbus_configure(struct modbus *m)
 {
-	if (m && !m->apply_timer)
+	if (!m)
+		return;
+	/* What the next request sees applies now (a client that changed the
+	 * cache limit gets it on its next request); sockets change from the loop. */
+	m->own_unit = (uint8_t)settings_int(m->app->settings, "sg_modbus_addr");
+	read_cache_limits(m, m->app->settings);
+	apply_slave_role(m, m->app->settings);
+	if (!m->apply_timer)
 		m->apply_timer = loop_timer_add(m->app->loop, 0, apply, m);
 }
 

@@ -54,14 +54,23 @@ def wait_until(fn, timeout, what, interval=0.05):
     raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
 
 
+_handed_out = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port on 127.0.0.1 that nothing listens on right now (TCP or UDP)."""
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port on 127.0.0.1 that nothing listens on right now (TCP or UDP),
+    never one this process was given before: the kernel may hand the same
+    free port to two calls in a row, and a broker given it twice fails."""
+    while True:
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def port_accepts(port, host="127.0.0.1"):
