@@ -61,6 +61,7 @@ static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
 	(void)p;
 	s->nchain = s->pos = 0;
 	s->kind = CHAIN_CYCLE;
+	memset(s->staged, 0, sizeof(s->staged));
 	for (unsigned i = 0; i < d->nmeas_blocks; i++)
 		add_block(s, d->meas_blocks[i].space, d->meas_blocks[i].start,
 			  d->meas_blocks[i].count);
@@ -178,6 +179,11 @@ static void cycle_done(struct poll *p, struct pslot *s)
 {
 	int64_t now = clock_wall_ms();
 
+	for (unsigned i = 0; i < s->nchain; i++)
+		if (s->staged[i])
+			dev_apply_block(&s->dev, s->chain[i].space, s->chain[i].start,
+					s->chain[i].count, s->stage[i]);
+	memset(s->staged, 0, sizeof(s->staged));
 	s->dev.meas_ms = now;
 	if (s->ctr_in_cycle) {
 		s->dev.ctr_ms = now;
@@ -209,10 +215,14 @@ static void chain_complete(struct poll *p, struct pslot *s)
 static void store_result(struct poll *p, struct pslot *s, const struct desc_block *b,
 			 const struct bus_txn *t)
 {
-	if (s->kind == CHAIN_IDENT)
+	if (s->kind == CHAIN_IDENT) {
 		dev_apply_ident(&s->dev, p->generic, b->space, b->start, b->count, t->regs);
-	else
+	} else if (s->kind == CHAIN_CYCLE) {
+		memcpy(s->stage[s->pos], t->regs, b->count * sizeof(t->regs[0]));
+		s->staged[s->pos] = true;
+	} else {
 		dev_apply_block(&s->dev, b->space, b->start, b->count, t->regs);
+	}
 	regcache_put(&s->dev.cache, b->space, b->start, b->count, t->regs, clock_mono_ms());
 }
 

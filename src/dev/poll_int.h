@@ -20,6 +20,11 @@ struct pslot {
 	enum chain_kind kind;
 	struct desc_block chain[CHAIN_MAX];
 	unsigned nchain, pos;
+	/* A poll cycle's block results, applied to dev together when the cycle
+	 * completes: a reading rendered meanwhile (REST, MQTT) never mixes new
+	 * values with the previous read time. */
+	uint16_t stage[CHAIN_MAX][BUS_REGS_MAX];
+	bool staged[CHAIN_MAX];
 	bool ctr_in_cycle;
 	int64_t cycle_start, last_ctr_mono;
 };
