@@ -78,7 +78,7 @@ def pct(values, p):
 
 # ---- closed-loop Modbus TCP clients ----
 
-async def _client(port, k, deadline, lat, stat):
+async def _client(port, k, deadline, lat, stat, distinct):
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
     except (OSError, asyncio.TimeoutError):
@@ -86,7 +86,10 @@ async def _client(port, k, deadline, lat, stat):
         return
     import socket
     writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    pdu = bytes([FC, ADDR >> 8, ADDR & 0xFF, COUNT >> 8, COUNT & 0xFF])
+    # distinct: client k reads from ADDR + k, so no two clients ask the same
+    # and sgd cannot let one read ride along with another's
+    addr = ADDR + (k if distinct else 0)
+    pdu = bytes([FC, addr >> 8, addr & 0xFF, COUNT >> 8, COUNT & 0xFF])
     tid = (k * 4099) & 0xFFFF
     perf = time.perf_counter
     try:
@@ -112,14 +115,14 @@ async def _client(port, k, deadline, lat, stat):
         writer.close()
 
 
-def load(port, clients, seconds):
+def load(port, clients, seconds, distinct=False):
     """clients connections reading for seconds: dict rps, p50_ms, p99_ms, errors."""
     lat = []
     stat = {"errors": 0, "exceptions": 0}
 
     async def main():
         deadline = time.monotonic() + seconds
-        await asyncio.gather(*(_client(port, k, deadline, lat, stat) for k in range(clients)))
+        await asyncio.gather(*(_client(port, k, deadline, lat, stat, distinct) for k in range(clients)))
 
     c0 = time.process_time()
     t0 = time.monotonic()
@@ -196,12 +199,12 @@ def sim_requests(sim):
             st["wire_ms"])
 
 
-def measured(port, clients, seconds, sim, sgd=None):
+def measured(port, clients, seconds, sim, sgd=None, distinct=False):
     """load() plus what the line carried meanwhile."""
     m0 = modbus_counters(sgd) if sgd else {}
     s0 = sim_requests(sim)
     t0 = time.monotonic()
-    r = load(port, clients, seconds)
+    r = load(port, clients, seconds, distinct)
     wall = time.monotonic() - t0
     s1 = sim_requests(sim)
     m1 = modbus_counters(sgd) if sgd else {}
@@ -243,6 +246,8 @@ def run_baud(baud, seconds, harness, work, mbusd):
                 load(port, 1, 0.3)
             for clients in (1, 16):
                 res[(cache, clients)] = measured(port, clients, seconds, sim, sgd)
+            if not cache:
+                res[(0, "16d")] = measured(port, 16, seconds, sim, sgd, distinct=True)
         # the same forwarding with background polling idle: what the gateway
         # itself costs, like for like with mbusd (which polls nothing)
         post(sgd, {"rs485_cache_ms_1": 0, "poll_meas_interval": 3600,
@@ -250,6 +255,7 @@ def run_baud(baud, seconds, harness, work, mbusd):
         time.sleep(1.5)  # the cycle under way ends
         for clients in (1, 16):
             res[("idle", clients)] = measured(port, clients, seconds, sim, sgd)
+        res[("idle", "16d")] = measured(port, 16, seconds, sim, sgd, distinct=True)
         sgd.stop()
         sgd = None
 
@@ -260,6 +266,7 @@ def run_baud(baud, seconds, harness, work, mbusd):
                 load(mport, 1, 0.5)
                 for clients in (1, 16):
                     res[("mbusd", clients)] = measured(mport, clients, seconds, sim)
+                res[("mbusd", "16d")] = measured(mport, 16, seconds, sim, distinct=True)
             finally:
                 stop_proc(proc, mport, harness)
     finally:
@@ -282,10 +289,13 @@ def report(res, mbusd):
         "run", "req/s", "p50 ms", "p99 ms", "errors", "exc", "to unit1", "others/s", "line",
         "client"))
     rows = [("sgd cache 0, 1 client", (0, 1)), ("sgd cache 0, 16 clients", (0, 16)),
+            ("sgd cache 0, 16 distinct", (0, "16d")),
             ("sgd cache 1000, 1 client", (1000, 1)), ("sgd cache 1000, 16 clients", (1000, 16)),
             ("sgd cache 0 no polls, 1 cl.", ("idle", 1)),
             ("sgd cache 0 no polls, 16 cl.", ("idle", 16)),
-            ("mbusd, 1 client", ("mbusd", 1)), ("mbusd, 16 clients", ("mbusd", 16))]
+            ("sgd no polls, 16 distinct", ("idle", "16d")),
+            ("mbusd, 1 client", ("mbusd", 1)), ("mbusd, 16 clients", ("mbusd", 16)),
+            ("mbusd, 16 distinct", ("mbusd", "16d"))]
     for name, key in rows:
         r = res.get(key)
         if r:
@@ -298,6 +308,7 @@ def report(res, mbusd):
     f1, f16 = res[(0, 1)], res[(0, 16)]
     c1, c16 = res[(1000, 1)], res[(1000, 16)]
     i1, i16 = res[("idle", 1)], res[("idle", 16)]
+    d16, id16 = res[(0, "16d")], res[("idle", "16d")]
     print("forwarding / wire limit: 1 client %.3f, 16 clients %.3f (polls idle: %.3f, %.3f); "
           "/ sgsim floor: %.3f, %.3f" % (f1["rps"] / lim, f16["rps"] / lim, i1["rps"] / lim,
                                          i16["rps"] / lim, f1["rps"] / floor, f16["rps"] / floor))
@@ -312,21 +323,28 @@ def report(res, mbusd):
            "cache16_rps": c16["rps"], "cache16_p99": c16["p99_ms"],
            "idle1_rps": i1["rps"], "idle1_p99": i1["p99_ms"], "idle16_rps": i16["rps"],
            "idle16_p99": i16["p99_ms"], "polls_tps": f16["others_tps"],
+           "fwd16d_rps": d16["rps"], "fwd16d_p99": d16["p99_ms"], "fwd16d_ratio": d16["rps"] / lim,
+           "idle16d_rps": id16["rps"], "idle16d_ratio": id16["rps"] / lim,
            "errors": sum(res[k]["errors"] + res[k]["exceptions"]
                          for k in ((0, 1), (0, 16), (1000, 1), (1000, 16), ("idle", 1),
-                                   ("idle", 16)))}
+                                   ("idle", 16), (0, "16d"), ("idle", "16d")))}
     if ("mbusd", 1) in res:
-        m1, m16 = res[("mbusd", 1)], res[("mbusd", 16)]
+        m1, m16, m16d = res[("mbusd", 1)], res[("mbusd", 16)], res[("mbusd", "16d")]
         out.update({"mbusd1_rps": m1["rps"], "mbusd1_p99": m1["p99_ms"],
                     "mbusd16_rps": m16["rps"], "mbusd16_p99": m16["p99_ms"],
                     "vs_mbusd1": f1["rps"] / max(m1["rps"], 1e-9),
                     "vs_mbusd16": f16["rps"] / max(m16["rps"], 1e-9),
                     "idle_vs_mbusd1": i1["rps"] / max(m1["rps"], 1e-9),
-                    "idle_vs_mbusd16": i16["rps"] / max(m16["rps"], 1e-9)})
+                    "idle_vs_mbusd16": i16["rps"] / max(m16["rps"], 1e-9),
+                    "mbusd16d_rps": m16d["rps"],
+                    "vs_mbusd16d": d16["rps"] / max(m16d["rps"], 1e-9),
+                    "idle_vs_mbusd16d": id16["rps"] / max(m16d["rps"], 1e-9)})
         print("sgd/mbusd req/s, forwarding while polling: 1 client %.3f, 16 clients %.3f; "
               "polls idle (like for like): %.3f, %.3f" % (
                   out["vs_mbusd1"], out["vs_mbusd16"], out["idle_vs_mbusd1"],
                   out["idle_vs_mbusd16"]))
+        print("16 clients on distinct registers (nothing to share): sgd/mbusd %.3f while "
+              "polling, %.3f polls idle" % (out["vs_mbusd16d"], out["idle_vs_mbusd16d"]))
         print("p99 ms sgd (polling) / sgd (polls idle) / mbusd: 1 client %.2f / %.2f / %.2f, "
               "16 clients %.2f / %.2f / %.2f" % (f1["p99_ms"], i1["p99_ms"], m1["p99_ms"],
                                                  f16["p99_ms"], i16["p99_ms"], m16["p99_ms"]))

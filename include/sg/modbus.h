@@ -4,7 +4,8 @@
  * device with that address on its line, through the line's queue ahead of
  * background polling, or served from the device's register cache when a
  * background read is fresh enough (leftir_cache_ms, ir_relay_cache_ms,
- * rs485_cache_ms_N; 0 = always the bus). */
+ * rs485_cache_ms_N; 0 = always the bus); a read identical to one still
+ * waiting for the line shares its answer. */
 #ifndef SG_MODBUS_H
 #define SG_MODBUS_H
 
@@ -21,7 +22,7 @@ void modbus_configure(struct modbus *m);
 /* Close every connection, end the slave role; before the buses stop. */
 void modbus_fini(struct modbus *m);
 /* {"enabled","port","unit","clients","requests","forwarded","cache_hits",
- *  "own","exceptions","dropped","rs485_role"} for GET /api. */
+ *  "coalesced","own","exceptions","dropped","rejected","rs485_role"} for GET /api. */
 json_t *modbus_status_json(const struct modbus *m);
 
 #endif

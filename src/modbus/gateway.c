@@ -4,7 +4,10 @@
  * most one request here at a time, so the FIFO serves clients in turn: a
  * client that pipelines many requests cannot starve another. Reads that a
  * recent background poll (or forwarded read) already answered come from the
- * device's register cache when the slot's freshness limit allows. */
+ * device's register cache when the slot's freshness limit allows. A read
+ * identical to one still waiting for its line rides along with it: the bus
+ * read happens after both arrived, so even freshness 0 ("always the bus")
+ * holds, and several masters reading the same registers cost one transaction. */
 #include "modbus_int.h"
 
 #include <errno.h>
@@ -45,6 +48,55 @@ static bool from_cache(struct modbus *m, struct mbconn *c, struct gwreq *r)
 
 static void on_done(struct bus_txn *t, void *arg);
 
+static void free_req(struct gwreq *r)
+{
+	for (struct gwreq *f = r->followers, *next; f; f = next) {
+		next = f->next;
+		free(f);
+	}
+	free(r);
+}
+
+/* Answer r's followers like r (t carries the result) and free them. */
+static void answer_followers(struct gwreq *r, const struct bus_txn *t)
+{
+	uint8_t pdu[MB_PDU_MAX];
+
+	for (struct gwreq *f = r->followers, *next; f; f = next) {
+		struct mbconn *c = f->conn;
+
+		next = f->next;
+		if (c) {
+			if (t->err == 0)
+				mb_conn_reply(c, f->tid, f->unit, pdu, mbpdu_response(t, pdu));
+			else
+				answer_exc(c, f->tid, f->unit, f->fc, mbpdu_err_code(t->err));
+			c->req = NULL;
+		}
+		free(f);
+		if (c)
+			mb_conn_resume(c);
+	}
+	r->followers = NULL;
+}
+
+static bool is_read(uint8_t fc)
+{
+	return fc >= 1 && fc <= 4;
+}
+
+/* A waiting read of the same registers that r can ride along with. */
+static struct gwreq *leader_for(struct modbus *m, const struct gwreq *r)
+{
+	if (!is_read(r->fc))
+		return NULL;
+	for (struct gwreq *w = m->line[r->bus].head; w; w = w->next)
+		if (w->unit == r->unit && w->fc == r->fc && w->txn.addr == r->txn.addr &&
+		    w->txn.count == r->txn.count)
+			return w;
+	return NULL;
+}
+
 /* Move waiting requests of a line into its bus queue. */
 static void dispatch(struct modbus *m, int bus)
 {
@@ -58,7 +110,7 @@ static void dispatch(struct modbus *m, int bus)
 		if (!m->line[bus].head)
 			m->line[bus].tail = NULL;
 		r->next = NULL;
-		if (!r->conn) { /* the client left while it waited */
+		if (!r->conn && !r->followers) { /* the client left while it waited */
 			free(r);
 			continue;
 		}
@@ -71,9 +123,13 @@ static void dispatch(struct modbus *m, int bus)
 			m->running = r;
 			continue;
 		}
-		answer_exc(r->conn, r->tid, r->unit, r->fc, mbpdu_err_code(err));
-		r->conn->req = NULL;
-		mb_conn_resume(r->conn);
+		r->txn.err = err;
+		answer_followers(r, &r->txn);
+		if (r->conn) {
+			answer_exc(r->conn, r->tid, r->unit, r->fc, mbpdu_err_code(err));
+			r->conn->req = NULL;
+			mb_conn_resume(r->conn);
+		}
 		free(r);
 	}
 }
@@ -87,7 +143,7 @@ static void on_done(struct bus_txn *t, void *arg)
 
 	(void)t;
 	if (r->orphan) {
-		free(r);
+		free_req(r);
 		return;
 	}
 	m->line[r->bus].inflight--;
@@ -102,6 +158,7 @@ static void on_done(struct bus_txn *t, void *arg)
 	if (r->txn.err == 0 && (r->fc == 3 || r->fc == 4))
 		poll_cache_put(m->app->poll, r->slot, r->fc == 3 ? SPACE_HOLDING : SPACE_INPUT,
 			       r->txn.addr, r->txn.count, r->txn.regs);
+	answer_followers(r, &r->txn);
 	if (c) {
 		if (r->txn.err == 0)
 			mb_conn_reply(c, r->tid, r->unit, pdu, mbpdu_response(&r->txn, pdu));
@@ -156,8 +213,16 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 		answer_exc(c, tid, unit, fc, MB_EX_BUSY);
 		return true;
 	}
-	m->n.forwarded++;
 	c->req = r;
+	struct gwreq *lead = leader_for(m, r);
+
+	if (lead) {
+		m->n.coalesced++;
+		r->next = lead->followers;
+		lead->followers = r;
+		return false;
+	}
+	m->n.forwarded++;
 	if (m->line[bus].tail)
 		m->line[bus].tail->next = r;
 	else
@@ -179,7 +244,7 @@ void mb_gateway_fini(struct modbus *m)
 
 		for (; r; r = next) {
 			next = r->next;
-			free(r);
+			free_req(r);
 		}
 		m->line[bus].head = m->line[bus].tail = NULL;
 	}

@@ -27,6 +27,9 @@ struct gwreq {
 	struct modbus *m;
 	struct mbconn *conn; /* NULL once the client has gone */
 	struct gwreq *next;
+	/* Identical reads that arrived while this one waited: answered with its
+	 * result (linked through next). */
+	struct gwreq *followers;
 	int slot;
 	int bus;
 	uint16_t tid;
@@ -51,7 +54,7 @@ struct mbconn {
 };
 
 struct mb_counters {
-	uint64_t requests, forwarded, cache_hits, own, exceptions, dropped, rejected;
+	uint64_t requests, forwarded, cache_hits, coalesced, own, exceptions, dropped, rejected;
 };
 
 struct modbus {
