@@ -51,6 +51,7 @@ DEVS = ["WM3M4C:1", "MC750:2", "Bicom:3", "IE14:4"]
 TYPES = [1, 4, 2, 1]            # rs485_type_N of each
 BAUD_CODE = {1200: 0, 2400: 1, 4800: 2, 9600: 3, 19200: 4, 38400: 5, 57600: 6, 115200: 7}
 UNIT, FC, ADDR, COUNT = 1, 4, 107, 10
+DISTINCT_ADDR = 140
 BITS = 10                       # 8N1 + start bit, as bench_bus
 REQ_BYTES, REP_BYTES = 8, 5 + 2 * COUNT
 
@@ -86,9 +87,10 @@ async def _client(port, k, deadline, lat, stat, distinct):
         return
     import socket
     writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    # distinct: client k reads from ADDR + k, so no two clients ask the same
-    # and sgd cannot let one read ride along with another's
-    addr = ADDR + (k if distinct else 0)
+    # distinct: client k reads from DISTINCT_ADDR + k (inside the P/Q/S/PF
+    # registers 140-171, all served, same sizes), so no two clients ask the
+    # same and sgd cannot let one read ride along with another's
+    addr = DISTINCT_ADDR + k if distinct else ADDR
     pdu = bytes([FC, addr >> 8, addr & 0xFF, COUNT >> 8, COUNT & 0xFF])
     tid = (k * 4099) & 0xFFFF
     perf = time.perf_counter

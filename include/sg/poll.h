@@ -35,8 +35,11 @@ void poll_quiesce(struct poll *p);
 void poll_configure(struct poll *p, const struct settings *s);
 /* The device in slot (0 … DEV_SLOTS-1). */
 const struct dev *poll_dev(const struct poll *p, int slot);
-/* Register the one change subscriber (a fan-out comes with MQTT/history). */
-void poll_set_notify(struct poll *p, poll_notify_cb cb, void *arg);
+#define POLL_NOTIFY_MAX 4
+/* Subscribe to completed poll cycles (MQTT, history); 0, or -ENOSPC. */
+int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg);
+/* Unsubscribe (cb and arg as given). */
+void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg);
 /* Slot of the Bicom addressed by addr (0 = Right IR Bicom, else RS485 address), or -1. */
 int poll_bicom_slot(const struct poll *p, int addr);
 /* Switch or read a Bicom: result {"bicom": addr, "state": "on"|"off"}. */

@@ -190,8 +190,9 @@ static void cycle_done(struct poll *p, struct pslot *s)
 		s->last_ctr_mono = s->cycle_start;
 	}
 	mark_up(p, s);
-	if (p->notify)
-		p->notify(&s->dev, p->notify_arg);
+	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
+		if (p->notify[i].cb)
+			p->notify[i].cb(&s->dev, p->notify[i].arg);
 	schedule(p, s, p->meas_interval_ms - (clock_mono_ms() - s->cycle_start));
 }
 
@@ -433,10 +434,22 @@ void poll_cache_clear(struct poll *p, int slot)
 		regcache_clear(&p->slot[slot].dev.cache);
 }
 
-void poll_set_notify(struct poll *p, poll_notify_cb cb, void *arg)
+int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg)
 {
-	p->notify = cb;
-	p->notify_arg = arg;
+	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
+		if (!p->notify[i].cb) {
+			p->notify[i].cb = cb;
+			p->notify[i].arg = arg;
+			return 0;
+		}
+	return -ENOSPC;
+}
+
+void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg)
+{
+	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
+		if (p->notify[i].cb == cb && p->notify[i].arg == arg)
+			p->notify[i].cb = NULL;
 }
 
 /* Restart a slot whose configuration changed: forget what was read. */

@@ -51,8 +51,10 @@ struct poll {
 	bool stopping;
 	bool scanning;
 	struct bus_params rs485_line; /* the configured line, restored after a scan */
-	poll_notify_cb notify;
-	void *notify_arg;
+	struct {
+		poll_notify_cb cb;
+		void *arg;
+	} notify[POLL_NOTIFY_MAX];
 	struct op *ops; /* on-demand operations in flight */
 };
 

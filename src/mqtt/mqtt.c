@@ -72,7 +72,7 @@ int mqtt_init(struct app *a, struct mqtt **out)
 		mqtt_fini(m);
 		return r;
 	}
-	poll_set_notify(a->poll, on_device, m);
+	poll_add_notify(a->poll, on_device, m);
 	mqtt_configure(m);
 	*out = m;
 	return 0;
@@ -97,7 +97,7 @@ void mqtt_fini(struct mqtt *m)
 	if (!m)
 		return;
 	if (m->app->poll)
-		poll_set_notify(m->app->poll, NULL, NULL);
+		poll_del_notify(m->app->poll, on_device, m);
 	publisher_fini(m->pub);
 	for (int i = 0; i < MQTT_LINKS; i++) {
 		if (m->link[i])
