@@ -18,6 +18,7 @@ struct discovery;
 struct http_server;
 struct modbus;
 struct mqtt;
+struct hist;
 
 struct app {
 	char conf_path[CONF_PATH_MAX];
@@ -33,6 +34,7 @@ struct app {
 	struct discovery *disc;
 	struct mqtt *mqtt;
 	struct modbus *modbus;
+	struct hist *hist; /* NULL when history.db cannot be used */
 	int sigfd;
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;

@@ -206,32 +206,6 @@ static void get_wifi_scan(struct http_req *r, const char *param)
 			 "Wi-Fi management is not built yet (comes with the network feature)");
 }
 
-static void get_recorders(struct http_req *r, const char *param)
-{
-	(void)param;
-	http_reply_error(r, 501, "recorders are not built yet (come with the history feature)");
-}
-
-/* The index is checked already, so a bad one keeps its 400 once recorders exist. */
-static void get_recorder(struct http_req *r, const char *param)
-{
-	char clip[REST_CLIP_LEN];
-	long i;
-
-	if (legacy_parse_index(param, LONG_MAX, &i) == -EINVAL)
-		http_reply_error(r, 400, "recorder index '%s': expected a number",
-				 rest_clip(param, clip));
-	else
-		get_recorders(r, param);
-}
-
-static void get_load_profile(struct http_req *r, const char *param)
-{
-	if (rest_index_ok(r, param))
-		http_reply_error(r, 501,
-				 "load profiles are not built yet (come with the history feature)");
-}
-
 /* ---- legacy /get_command (000 §4.2) ---- */
 
 static void legacy_device(struct http_req *r, bool counters)
@@ -301,9 +275,13 @@ const struct http_route rest_routes[] = {
     POST_JSON("/api/bicom", rest_post_bicom),
     GET("/api/rs485/scan-devices", rest_get_scan),
     POST_JSON("/api/rs485/set-parameters", rest_post_set_parameters),
-    GET("/api/recorders", get_recorders),
-    GET("/api/recorder/{}", get_recorder),
-    GET("/api/load_profile/{}", get_load_profile),
+    GET("/api/recorders", rest_get_recorders),
+    GET("/api/recorder/{}", rest_get_recorder),
+    POST_JSON("/api/recorder/{}", rest_post_recorder),
+    GET("/api/load_profile/{}", rest_get_load_profile),
+    POST_JSON("/api/load_profile/{}", rest_post_load_profile),
+    GET("/api/tariffs", rest_get_tariffs),
+    POST_JSON("/api/tariffs", rest_post_tariffs),
     GET("/get_command", get_command),
 };
 

@@ -36,4 +36,13 @@ void rest_post_bicom(struct http_req *r, const char *param);
 void rest_get_scan(struct http_req *r, const char *param);
 void rest_post_set_parameters(struct http_req *r, const char *param);
 
+/* rest_hist.c */
+void rest_get_load_profile(struct http_req *r, const char *param);
+void rest_post_load_profile(struct http_req *r, const char *param);
+void rest_get_recorders(struct http_req *r, const char *param);
+void rest_get_recorder(struct http_req *r, const char *param);
+void rest_post_recorder(struct http_req *r, const char *param);
+void rest_get_tariffs(struct http_req *r, const char *param);
+void rest_post_tariffs(struct http_req *r, const char *param);
+
 #endif

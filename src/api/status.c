@@ -2,6 +2,7 @@
  * (001 §4.1.1) plus the bus and device summary of sgctl status. Values the
  * gateway does not measure (yet) are null, never invented. */
 #include "sg/status.h"
+#include "sg/hist.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
 
@@ -126,6 +127,14 @@ static void uptime_text(int64_t s, char *buf, size_t len)
 		 (long long)(s % 86400 / 3600), (long long)(s % 3600 / 60), (long long)(s % 60));
 }
 
+/* 1-based like the status page ("Tariff 1"), null without a calendar. */
+static json_t *active_tariff(struct app *a)
+{
+	int t = hist_active_tariff(a->hist);
+
+	return t >= 0 ? json_integer(t + 1) : json_null();
+}
+
 /* Connection, identity on the network and health: the status page's rows. */
 static json_t *status_part(struct app *a, const struct netinfo *ni)
 {
@@ -134,7 +143,7 @@ static json_t *status_part(struct app *a, const struct netinfo *ni)
 	snprintf(crc, sizeof(crc), "0x%08X", settings_crc(a->settings));
 	snprintf(flags, sizeof(flags), "0x%08X", error_flags(a));
 	return json_pack(
-	    "{s:o, s:o, s:o, s:o*, s:n, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:n}",
+	    "{s:o, s:o, s:o, s:o*, s:n, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}",
 	    "connection_mode",
 	    ni->ifname[0] ? json_string(ni->wifi ? "WiFi" : "Ethernet") : json_null(), "ip_address",
 	    text_or_null(ni->ip), "mac_address", text_or_null(ni->mac_text), "wifi_ssid",
@@ -143,9 +152,7 @@ static json_t *status_part(struct app *a, const struct netinfo *ni)
 	    "wifi_signal_dbm", "app_status", "Normal", "upgrade_status", "N/A", "link1_status",
 	    link_status(a, 1), "link2_status", link_status(a, 2), "settings_crc", crc,
 	    "free_memory", free_memory(), "error_flags", flags, "temperature", temperature(),
-	    "pulse_counter", pulse_counter(a),
-	    /* tariffs come with the tariff feature */
-	    "active_tariff");
+	    "pulse_counter", pulse_counter(a), "active_tariff", active_tariff(a));
 }
 
 /* Uptime and clock go into the status object after status_part(). */

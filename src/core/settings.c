@@ -51,6 +51,10 @@
 	    S("mqtt" #n "_username", SECRET_LEN, ""),                                              \
 	    SECRET("mqtt" #n "_password", SECRET_LEN, ""), I("mqtt" #n "_tls", 0, 2, 0)
 
+#define REC(n)                                                                                     \
+	S("rec" #n "_name", 32, "Recorder " #n), I("rec" #n "_source", 0, 2, 0),                   \
+	    I("rec" #n "_device", 0, 16, 0), I("rec" #n "_counter", 0, 23, 0),
+#define X8(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
 #define X16(M)                                                                                     \
 	M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16)
 /* Slot types are enum desc_class: 0 not connected, 1 energy meter, 2 Bicom,
@@ -152,6 +156,11 @@ static const struct set_def defs[] = {
 	I("leftir_cache_ms", 0, CACHE_MS_MAX, CACHE_MS_DEF),
 	I("ir_relay_cache_ms", 0, CACHE_MS_MAX, CACHE_MS_DEF),
 	X16(SLOT_CACHE)
+
+	/* Recorders (R-B3): source 0 off, 1 a device counter, 2 the pulse
+	 * counter; device = HA index (0 Left IR, 1…16 RS485 N); counter = the
+	 * device's counter number (0-based, as /api/counter lists them). */
+	X8(REC)
 };
 // clang-format on
 

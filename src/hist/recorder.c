@@ -626,7 +626,7 @@ json_t *rec_list_json(struct recorders *r)
 			    json_pack("{s:s, s:I, s:f, s:I}", "date", date, "day", (json_int_t)day,
 				      "value", val, "captured_at", (json_int_t)utc);
 		}
-		o = json_pack("{s:i, s:s, s:b, s:s, s:o, s:o, s:o, s:o*}", "index", i, "name",
+		o = json_pack("{s:i, s:s, s:b, s:s, s:o, s:o, s:o, s:o*}", "recorder", i + 1, "name",
 			      name_of(r, i, nbuf, sizeof(nbuf)), "enabled", c->enabled, "source",
 			      dev ? "device" : "pulse", "slot",
 			      dev ? json_integer(c->slot) : json_null(), "device_index",
@@ -773,7 +773,7 @@ json_t *rec_view_json(struct recorders *r, int rec, const char *scope, int64_t f
 	}
 	if (!data)
 		return NULL;
-	o = json_pack("{s:i, s:s, s:s, s:I, s:I, s:o}", "index", rec, "name",
+	o = json_pack("{s:i, s:s, s:s, s:I, s:I, s:o}", "recorder", rec + 1, "name",
 		      name_of(r, rec, nbuf, sizeof(nbuf)), "scope", scope, "from", (json_int_t)from,
 		      "to", (json_int_t)to, "data", data);
 	if (!o)

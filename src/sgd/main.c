@@ -17,6 +17,7 @@
 #include "sg/discovery.h"
 #include "sg/http.h"
 #include "sg/log.h"
+#include "sg/hist.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
 #include "sg/version.h"
@@ -35,11 +36,14 @@ static void usage(FILE *f)
 void app_settings_changed(struct app *a)
 {
 	poll_configure(a->poll, a->settings);
+	if (hist_init(&a->hist, a) < 0)
+		a->hist = NULL; /* logged; the gateway runs without history */
 	http_server_configure(a->http);
 	disc_configure(a->disc);
 	if (a->mqtt)
 		mqtt_configure(a->mqtt);
 	modbus_configure(a->modbus);
+	hist_configure(a->hist);
 }
 
 static int load_descs(struct app *a)
@@ -234,6 +238,8 @@ static void stop(struct app *a)
 	a->modbus = NULL;
 	for (int i = CONF_BUS_COUNT - 1; i >= 0; i--)
 		bus_stop(a->buses[i]);
+	hist_fini(a->hist); /* after the buses: no more readings come */
+	a->hist = NULL;
 	mqtt_fini(a->mqtt); /* after the buses: pending commands have their answers */
 	a->mqtt = NULL;
 	disc_fini(a->disc);

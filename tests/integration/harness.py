@@ -238,7 +238,7 @@ class Sgd:
         self.discovery_port = free_port(socket.SOCK_DGRAM)
         self.http_port = None
         net = {"www_dir": WWW, "discovery_port": str(self.discovery_port),
-               "http_bind": "127.0.0.1"}
+               "http_bind": "127.0.0.1", "modbus_tcp_bind": "127.0.0.1"}
         given = {ln.split("=", 1)[0].strip() for ln in extra_conf.splitlines() if "=" in ln}
         with open(self.conf, "w") as f:
             f.write("serial_left_ir = %s\n" % buses.get("left", ""))

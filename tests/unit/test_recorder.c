@@ -605,7 +605,7 @@ static void test_json(void **state)
 	assert_non_null(j);
 	assert_int_equal(json_array_size(j), REC_COUNT);
 	e = json_array_get(j, 0);
-	assert_int_equal(json_integer_value(json_object_get(e, "index")), 0);
+	assert_int_equal(json_integer_value(json_object_get(e, "recorder")), 1);
 	assert_string_equal(json_string_value(json_object_get(e, "name")), "Main");
 	assert_true(json_is_true(json_object_get(e, "enabled")));
 	assert_string_equal(json_string_value(json_object_get(e, "source")), "device");

@@ -46,6 +46,14 @@ static const char *const keys_001[] = {
 	"leftir_tariffs", "ir_relay_pushlink", "ir_relay_pushintv", "mqtt1_ca_file",
 	"mqtt2_ca_file", "ha_discovery", "poll_meas_interval", "poll_counter_interval",
 	"leftir_cache_ms", "ir_relay_cache_ms",
+	"rec1_name", "rec1_source", "rec1_device", "rec1_counter",
+	"rec2_name", "rec2_source", "rec2_device", "rec2_counter",
+	"rec3_name", "rec3_source", "rec3_device", "rec3_counter",
+	"rec4_name", "rec4_source", "rec4_device", "rec4_counter",
+	"rec5_name", "rec5_source", "rec5_device", "rec5_counter",
+	"rec6_name", "rec6_source", "rec6_device", "rec6_counter",
+	"rec7_name", "rec7_source", "rec7_device", "rec7_counter",
+	"rec8_name", "rec8_source", "rec8_device", "rec8_counter",
 };
 
 /* rs485_*_1..16 */

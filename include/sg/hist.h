@@ -1,0 +1,51 @@
+/* History owner: the 15-minute load recorder, the recorders and the tariff
+ * calendar with per-meter tariff counters, over history.db in the state
+ * directory. Fed by completed poll cycles; time comes from clock_wall(), so
+ * tests move it with the rest of the daemon. */
+#ifndef SG_HIST_H
+#define SG_HIST_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct app;
+struct hist;
+
+/* Open history.db and subscribe to the poller; 0 or -errno (the daemon runs
+ * on without history when it cannot open: logged). */
+int hist_init(struct hist **out, struct app *a);
+/* Settings changed: time zone, recorder bindings. */
+void hist_configure(struct hist *h);
+/* Save engine state and close. */
+void hist_fini(struct hist *h);
+
+/* Active tariff index (0-based) now, or -1 without a calendar. */
+int hist_active_tariff(struct hist *h);
+/* {"active": i|null, "name", "calendar": {...}|null, "counters": [...]} */
+json_t *hist_tariffs_json(struct hist *h);
+/* Validate text as tariffs.json; on success write it to the file folder and
+ * use it; otherwise nothing changes. 0, -EINVAL (err says why) or -errno. */
+int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen);
+
+/* Load profile of slot over [from, to) (UTC s): {"intervals": [...],
+ * "days": [...daily totals...]}; NULL with err on bad input. */
+json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t to, char *err,
+			       size_t errlen);
+/* The same as CSV. 0 or -errno. */
+int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FILE *f);
+/* Range words: "last24h", "today", "yesterday" or "YYYY-MM-DD" (a local day);
+ * 0 with [from, to), or -EINVAL. */
+int hist_range(struct hist *h, const char *from, const char *to, int64_t *f, int64_t *t);
+/* Clear the load profile of slot. */
+int hist_load_profile_clear(struct hist *h, int slot);
+
+/* Recorders: list, one view ("daily"|"monthly"|"yearly"), CSV, clear. */
+json_t *hist_recorders_json(struct hist *h);
+json_t *hist_recorder_json(struct hist *h, int rec, const char *view, const char *from,
+			   const char *to, char *err, size_t errlen);
+int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f,
+		      char *err, size_t errlen);
+int hist_recorder_clear(struct hist *h, int rec);
+
+#endif

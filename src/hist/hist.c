@@ -1,0 +1,589 @@
+/* History owner. Every completed poll cycle with a new counter reading feeds
+ * the slot's load-profile engine (intervals and engine state stored in one
+ * transaction), the tariff counters (energy since the last reading added to
+ * the tariff active now) and the recorders bound to that slot (the first
+ * reading of a local day is that day's value). */
+#include "sg/hist.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sg/app.h"
+#include "sg/clock.h"
+#include "sg/files.h"
+#include "sg/histdb.h"
+#include "sg/loadprof.h"
+#include "sg/localtime.h"
+#include "sg/log.h"
+#include "sg/lpstore.h"
+#include "sg/recorder.h"
+#include "sg/tariffs.h"
+
+#define TARIFFS_MAX 5
+#define RANGE_DAYS_MAX 366
+#define TCTR_STEP_MAX 1e6 /* Wh between two readings; more is a meter swap, not energy */
+#define TICK_MS 60000
+
+static const char *const tctr_migrations[] = {
+    "CREATE TABLE tctr(slot INTEGER NOT NULL, tariff INTEGER NOT NULL, wh REAL NOT NULL,"
+    " PRIMARY KEY(slot, tariff)) WITHOUT ROWID;",
+};
+
+struct hist {
+	struct app *app;
+	struct histdb *db;
+	struct lpstore *lp;
+	struct recorders *rec;
+	struct lp_params par;
+	struct lp_engine eng[DEV_SLOTS];
+	int64_t last_ctr_ms[DEV_SLOTS];
+	double last_ai[DEV_SLOTS];
+	bool have_ai[DEV_SLOTS];
+	struct sg_tz tz;
+	struct tariff_cal *cal;
+	double tctr[DEV_SLOTS][TARIFFS_MAX];
+	bool tctr_dirty;
+	int64_t tick;
+};
+
+static int offset_cb(time_t utc, void *arg)
+{
+	const struct hist *h = arg;
+
+	return tz_offset_s(&h->tz, utc);
+}
+
+static void tariffs_path(const struct hist *h, char *buf, size_t len)
+{
+	if (files_path(h->app->conf.state_dir, "tariffs.json", buf, len) < 0)
+		buf[0] = 0;
+}
+
+static void load_tariffs(struct hist *h)
+{
+	char path[512], err[256];
+	struct tariff_cal *c = NULL;
+	int r;
+
+	tariffs_path(h, path, sizeof(path));
+	r = path[0] ? tariffs_load_file(path, &c, err, sizeof(err)) : -ENOENT;
+	if (r == -ENOENT)
+		return;
+	if (r < 0) {
+		log_err("tariffs: %s (no tariff calendar in use)", err);
+		return;
+	}
+	tariffs_free(h->cal);
+	h->cal = c;
+}
+
+static void tctr_load(struct hist *h)
+{
+	sqlite3 *db = histdb_sqlite(h->db);
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, "SELECT slot, tariff, wh FROM tctr", -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int slot = sqlite3_column_int(st, 0), t = sqlite3_column_int(st, 1);
+
+		if (slot >= 0 && slot < DEV_SLOTS && t >= 0 && t < TARIFFS_MAX)
+			h->tctr[slot][t] = sqlite3_column_double(st, 2);
+	}
+	sqlite3_finalize(st);
+}
+
+static void tctr_flush(struct hist *h)
+{
+	sqlite3 *db = histdb_sqlite(h->db);
+	sqlite3_stmt *st;
+
+	if (!h->tctr_dirty)
+		return;
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO tctr(slot, tariff, wh) VALUES(?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	for (int s = 0; s < DEV_SLOTS; s++)
+		for (int t = 0; t < TARIFFS_MAX; t++) {
+			if (h->tctr[s][t] == 0)
+				continue;
+			sqlite3_bind_int(st, 1, s);
+			sqlite3_bind_int(st, 2, t);
+			sqlite3_bind_double(st, 3, h->tctr[s][t]);
+			sqlite3_step(st);
+			sqlite3_reset(st);
+		}
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		h->tctr_dirty = false;
+	else
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(st);
+}
+
+static int64_t today(const struct hist *h)
+{
+	return lp_local_day(&h->par, clock_wall());
+}
+
+static void capture_recorders(struct hist *h, const struct dev *d)
+{
+	int64_t day;
+
+	for (int r = 0; r < REC_COUNT; r++) {
+		const struct rec_cfg *c = rec_get_cfg(h->rec, r);
+
+		if (!c || !c->enabled || c->source != REC_SRC_DEVICE || c->slot != d->slot ||
+		    c->counter < 0 || c->counter >= DESC_CTR_MAX || !d->ctr_ok[c->counter])
+			continue;
+		if (rec_pending(h->rec, r, today(h), &day) == 1)
+			rec_capture(h->rec, r, day, d->ctr[c->counter], clock_wall());
+	}
+}
+
+static void capture_pulse(struct hist *h)
+{
+	uint64_t pulses;
+	int64_t day;
+
+	for (int r = 0; r < REC_COUNT; r++) {
+		const struct rec_cfg *c = rec_get_cfg(h->rec, r);
+
+		if (!c || !c->enabled || c->source != REC_SRC_PULSE)
+			continue;
+		if (rec_pending(h->rec, r, today(h), &day) == 1 && h->app->store &&
+		    store_pulse_get(h->app->store, &pulses) == 0)
+			rec_capture(h->rec, r, day, (double)pulses, clock_wall());
+	}
+}
+
+static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *s)
+{
+	int t = h->cal ? tariffs_active(h->cal, &h->tz, clock_wall()) : -1;
+	bool ok = s->ok & (1u << LP_AI);
+
+	if (ok && h->have_ai[slot] && t >= 0 && t < TARIFFS_MAX) {
+		double delta = s->v[LP_AI] - h->last_ai[slot];
+
+		if (delta > 0 && delta <= TCTR_STEP_MAX) {
+			h->tctr[slot][t] += delta;
+			h->tctr_dirty = true;
+		}
+	}
+	h->have_ai[slot] = ok;
+	if (ok)
+		h->last_ai[slot] = s->v[LP_AI];
+}
+
+static void on_cycle(const struct dev *d, void *arg)
+{
+	struct hist *h = arg;
+	struct lp_sample s;
+	int slot = d->slot, r;
+
+	if (d->cls == CLASS_BICOM || !d->ctr_ms || d->ctr_ms == h->last_ctr_ms[slot])
+		return;
+	h->last_ctr_ms[slot] = d->ctr_ms;
+	memset(&s, 0, sizeof(s));
+	lp_from_dev(d, &s);
+	s.ms = d->ctr_ms;
+	if (s.ok) {
+		r = lpstore_record(h->lp, slot, &h->eng[slot], &h->par, &s);
+		if (r < 0)
+			log_warn("load profile of %s: %s", d->ifname, strerror(-r));
+		add_tariff_energy(h, slot, &s);
+	}
+	capture_recorders(h, d);
+}
+
+static void on_tick(void *arg)
+{
+	struct hist *h = arg;
+
+	h->tick = loop_timer_add(h->app->loop, TICK_MS, on_tick, h);
+	tctr_flush(h);
+	capture_pulse(h);
+}
+
+void hist_configure(struct hist *h)
+{
+	const struct settings *s;
+	char key[32], err[160];
+
+	if (!h)
+		return;
+	s = h->app->settings;
+	h->tz = tz_from_settings(s);
+	for (int r = 0; r < REC_COUNT; r++) {
+		struct rec_cfg c = {.slot = 0};
+		long src;
+
+		snprintf(key, sizeof(key), "rec%d_name", r + 1);
+		snprintf(c.name, sizeof(c.name), "%s", settings_str(s, key));
+		snprintf(key, sizeof(key), "rec%d_source", r + 1);
+		src = settings_int(s, key);
+		c.enabled = src != 0;
+		c.source = src == 2 ? REC_SRC_PULSE : REC_SRC_DEVICE;
+		snprintf(key, sizeof(key), "rec%d_device", r + 1);
+		c.slot = dev_slot_of_index((int)settings_int(s, key));
+		snprintf(key, sizeof(key), "rec%d_counter", r + 1);
+		c.counter = (int)settings_int(s, key);
+		if (c.slot < 0)
+			c.slot = 0;
+		if (rec_configure(h->rec, r, &c, err, sizeof(err)) < 0)
+			log_warn("%s", err);
+	}
+}
+
+int hist_init(struct hist **out, struct app *a)
+{
+	struct hist *h = calloc(1, sizeof(*h));
+	char path[512], err[256];
+	int r;
+
+	if (!h)
+		return -ENOMEM;
+	h->app = a;
+	h->tz = tz_from_settings(a->settings);
+	lp_params_default(&h->par);
+	h->par.offset_s = offset_cb;
+	h->par.offset_arg = h;
+	snprintf(path, sizeof(path), "%s/history.db", a->conf.state_dir);
+	r = histdb_open(path, &h->db, err, sizeof(err));
+	if (r == 0)
+		r = lpstore_open(h->db, &h->lp, err, sizeof(err));
+	if (r == 0 && (r = rec_open(histdb_sqlite(h->db), &h->rec)) < 0)
+		snprintf(err, sizeof(err), "recorders: %s", strerror(-r));
+	if (r == 0 && (r = histdb_schema(h->db, "tariffctr", tctr_migrations, 1)) < 0)
+		snprintf(err, sizeof(err), "tariff counters: %s", strerror(-r));
+	if (r < 0) {
+		log_err("history %s: %s (no load profile, recorders or tariff counters)", path, err);
+		hist_fini(h);
+		return r;
+	}
+	for (int s = 0; s < DEV_SLOTS; s++)
+		if (lpstore_state_load(h->lp, s, &h->eng[s]) < 0)
+			lp_engine_init(&h->eng[s]);
+	tctr_load(h);
+	load_tariffs(h);
+	hist_configure(h);
+	poll_add_notify(a->poll, on_cycle, h);
+	h->tick = loop_timer_add(a->loop, TICK_MS, on_tick, h);
+	*out = h;
+	return 0;
+}
+
+void hist_fini(struct hist *h)
+{
+	if (!h)
+		return;
+	if (h->app->poll)
+		poll_del_notify(h->app->poll, on_cycle, h);
+	if (h->tick)
+		loop_timer_cancel(h->app->loop, h->tick);
+	if (h->lp) {
+		for (int s = 0; s < DEV_SLOTS; s++)
+			lpstore_state_save(h->lp, s, &h->eng[s]);
+		tctr_flush(h);
+		lpstore_close(h->lp);
+	}
+	if (h->rec)
+		rec_close(h->rec);
+	histdb_close(h->db);
+	tariffs_free(h->cal);
+	free(h);
+}
+
+/* ---- tariffs ---- */
+
+int hist_active_tariff(struct hist *h)
+{
+	return h && h->cal ? tariffs_active(h->cal, &h->tz, clock_wall()) : -1;
+}
+
+json_t *hist_tariffs_json(struct hist *h)
+{
+	json_t *ctrs = json_array();
+	int act = hist_active_tariff(h);
+
+	for (int s = 0; h && s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(h->app->poll, s);
+		json_t *per = json_array();
+		bool any = false;
+
+		for (int t = 0; t < TARIFFS_MAX; t++) {
+			double price = h->cal ? tariffs_price(h->cal, t) : NAN;
+			json_t *o;
+
+			if (h->tctr[s][t] != 0)
+				any = true;
+			if (!h->cal || t >= tariffs_count(h->cal))
+				continue;
+			o = json_pack("{s:i, s:s, s:f, s:f}", "tariff", t + 1, "name",
+				      tariffs_name(h->cal, t), "kwh", h->tctr[s][t] / 1000.0, "cost",
+				      h->tctr[s][t] / 1000.0 * price);
+			json_array_append_new(per, o);
+		}
+		if (!any && (!d || d->health == DEV_DISABLED)) {
+			json_decref(per);
+			continue;
+		}
+		json_array_append_new(ctrs, json_pack("{s:i, s:s, s:o}", "index", dev_ha_index(s),
+						      "interface", d ? d->ifname : "", "tariffs", per));
+	}
+	return json_pack("{s:o, s:o, s:o}", "active",
+			 act >= 0 ? json_pack("{s:i, s:s}", "tariff", act + 1, "name",
+					      tariffs_name(h->cal, act))
+				  : json_null(),
+			 "calendar", h && h->cal ? tariffs_to_json(h->cal) : json_null(), "counters",
+			 ctrs);
+}
+
+int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct tariff_cal *c = NULL;
+	int r = tariffs_parse(text, len, &c, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = files_write(h->app->conf.state_dir, "tariffs.json", text, len);
+	if (r < 0) {
+		snprintf(err, errlen, "tariffs.json: %s", strerror(-r));
+		tariffs_free(c);
+		return r;
+	}
+	tctr_flush(h); /* energy so far belongs to the old calendar's tariffs */
+	tariffs_free(h->cal);
+	h->cal = c;
+	return 0;
+}
+
+/* ---- load profile ---- */
+
+static int parse_date(const char *s, int64_t *day)
+{
+	int y, m, d, n = 0;
+
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || s[n] || n != 10 || m < 1 ||
+	    m > 12 || d < 1 || d > tz_days_in_month(y, m) || y < 1970 || y > 9999)
+		return -EINVAL;
+	*day = days_from_civil(y, m, d);
+	return 0;
+}
+
+int hist_range(struct hist *h, const char *from, const char *to, int64_t *f, int64_t *t)
+{
+	int64_t now = clock_wall(), d0, d1;
+
+	if (!from || !*from || !strcmp(from, "last24h")) {
+		if (to && *to)
+			return -EINVAL;
+		*t = now;
+		*f = now - 86400;
+		return 0;
+	}
+	if (!strcmp(from, "today") || !strcmp(from, "yesterday")) {
+		if (to && *to)
+			return -EINVAL;
+		d0 = today(h) - (from[0] == 'y');
+		*f = lp_day_start(&h->par, d0);
+		*t = lp_day_start(&h->par, d0 + 1);
+		return 0;
+	}
+	if (parse_date(from, &d0) < 0)
+		return -EINVAL;
+	d1 = d0;
+	if (to && *to && parse_date(to, &d1) < 0)
+		return -EINVAL;
+	if (d1 < d0 || d1 - d0 >= RANGE_DAYS_MAX)
+		return -ERANGE;
+	*f = lp_day_start(&h->par, d0);
+	*t = lp_day_start(&h->par, d1 + 1);
+	return 0;
+}
+
+static json_t *maybe(bool present, double v)
+{
+	return present ? json_real(v) : json_null();
+}
+
+static int fetch(struct hist *h, int slot, int64_t from, int64_t to, struct lp_interval **out,
+		 size_t *n)
+{
+	size_t max = (size_t)((to - from) / 900 + 8);
+	int r;
+
+	*out = calloc(max, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	r = lpstore_range_array(h->lp, slot, from, to, *out, max, n);
+	if (r < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return r;
+}
+
+json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t to, char *err,
+			       size_t errlen)
+{
+	struct lp_interval *iv;
+	struct lp_day days[RANGE_DAYS_MAX + 2];
+	json_t *ivs, *dj, *chans = json_array();
+	int64_t d0 = lp_local_day(&h->par, from), d1 = lp_local_day(&h->par, to - 1);
+	size_t n = 0;
+	int r = fetch(h, slot, from, to, &iv, &n);
+
+	if (r < 0 || d1 - d0 + 1 > RANGE_DAYS_MAX + 1) {
+		snprintf(err, errlen, "load profile: %s", strerror(r < 0 ? -r : ERANGE));
+		free(iv);
+		json_decref(chans);
+		return NULL;
+	}
+	for (int c = 0; c < LP_NCH; c++)
+		json_array_append_new(chans, json_pack("{s:s, s:s}", "name", lp_ch_name(c), "unit",
+						       lp_ch_unit(c)));
+	ivs = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *v = json_array();
+
+		for (int c = 0; c < LP_NCH; c++)
+			json_array_append_new(v, maybe(iv[i].present & (1u << c), iv[i].e[c]));
+		json_array_append_new(ivs, json_pack("{s:I, s:o}", "start", (json_int_t)iv[i].start,
+						     "values", v));
+	}
+	free(iv);
+	dj = json_array();
+	r = lpstore_daily(h->lp, slot, &h->par, d0, (int)(d1 - d0 + 1), days);
+	for (int i = 0; r >= 0 && i <= d1 - d0; i++) {
+		int64_t y;
+		int m, d;
+		char date[16];
+		json_t *sums = json_array(), *miss = json_array();
+
+		civil_from_days(days[i].day, &y, &m, &d);
+		snprintf(date, sizeof(date), "%04d-%02d-%02d", (int)y, m, d);
+		for (int c = 0; c < LP_NCH; c++) {
+			json_array_append_new(sums, maybe(days[i].present[c], days[i].sum[c]));
+			json_array_append_new(miss, json_integer(days[i].missing[c]));
+		}
+		json_array_append_new(dj, json_pack("{s:s, s:i, s:o, s:o}", "date", date,
+						    "intervals", days[i].expected, "totals", sums,
+						    "missing", miss));
+	}
+	return json_pack("{s:i, s:I, s:I, s:o, s:o, s:o}", "index", dev_ha_index(slot), "from",
+			 (json_int_t)from, "to", (json_int_t)to, "channels", chans, "intervals",
+			 ivs, "days", dj);
+}
+
+int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FILE *f)
+{
+	struct lp_interval *iv;
+	size_t n = 0;
+	int r = fetch(h, slot, from, to, &iv, &n);
+
+	if (r < 0)
+		return r;
+	fprintf(f, "start_utc,start_local");
+	for (int c = 0; c < LP_NCH; c++)
+		fprintf(f, ",%s_%s", lp_ch_name(c), lp_ch_unit(c));
+	fputc('\n', f);
+	for (size_t i = 0; i < n; i++) {
+		struct tm tm;
+
+		tz_to_local(&h->tz, (time_t)iv[i].start, &tm);
+		fprintf(f, "%lld,%04d-%02d-%02dT%02d:%02d", (long long)iv[i].start,
+			tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+		for (int c = 0; c < LP_NCH; c++) {
+			if (iv[i].present & (1u << c))
+				fprintf(f, ",%.17g", iv[i].e[c]);
+			else
+				fputc(',', f);
+		}
+		fputc('\n', f);
+	}
+	free(iv);
+	return 0;
+}
+
+int hist_load_profile_clear(struct hist *h, int slot)
+{
+	lp_engine_init(&h->eng[slot]);
+	return lpstore_clear(h->lp, slot);
+}
+
+/* ---- recorders ---- */
+
+json_t *hist_recorders_json(struct hist *h)
+{
+	return rec_list_json(h->rec);
+}
+
+/* from/to of a view: days for daily (default the last 31), years otherwise
+ * (default this year, or the last 10 for yearly). */
+static int view_range(struct hist *h, const char *view, const char *from, const char *to,
+		      int64_t *f, int64_t *t)
+{
+	int64_t y;
+	int m, d;
+
+	civil_from_days(today(h), &y, &m, &d);
+	if (!strcmp(view, "daily")) {
+		*t = today(h);
+		*f = *t - 30;
+		if (from && *from && parse_date(from, f) < 0)
+			return -EINVAL;
+		if (to && *to && parse_date(to, t) < 0)
+			return -EINVAL;
+		return 0;
+	}
+	*t = y;
+	*f = strcmp(view, "yearly") ? y : y - 9;
+	if (from && *from && (sscanf(from, "%4" SCNd64, f) != 1 || strlen(from) != 4))
+		return -EINVAL;
+	if (to && *to && (sscanf(to, "%4" SCNd64, t) != 1 || strlen(to) != 4))
+		return -EINVAL;
+	if (!strcmp(view, "monthly") && !(to && *to))
+		*t = *f;
+	return 0;
+}
+
+json_t *hist_recorder_json(struct hist *h, int rec, const char *view, const char *from,
+			   const char *to, char *err, size_t errlen)
+{
+	int64_t f, t;
+
+	if (!view || !*view)
+		view = "daily";
+	if (strcmp(view, "daily") && strcmp(view, "monthly") && strcmp(view, "yearly")) {
+		snprintf(err, errlen, "view '%s': expected daily, monthly or yearly", view);
+		return NULL;
+	}
+	if (view_range(h, view, from, to, &f, &t) < 0) {
+		snprintf(err, errlen, "from/to: expected %s",
+			 strcmp(view, "daily") ? "a year YYYY" : "a date YYYY-MM-DD");
+		return NULL;
+	}
+	return rec_view_json(h->rec, rec, view, f, t, err, errlen);
+}
+
+int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f,
+		      char *err, size_t errlen)
+{
+	int64_t a, b;
+
+	if (view_range(h, "daily", from, to, &a, &b) < 0) {
+		snprintf(err, errlen, "from/to: expected a date YYYY-MM-DD");
+		return -EINVAL;
+	}
+	return rec_csv(h->rec, rec, a, b, f);
+}
+
+int hist_recorder_clear(struct hist *h, int rec)
+{
+	return rec_clear(h->rec, rec);
+}
