@@ -13,5 +13,9 @@ time_t clock_wall(void);
 int64_t clock_wall_ms(void);
 /* Tests: shift wall-clock time by offset seconds (0 = real time). */
 void clock_set_offset(int64_t offset_s);
+/* Tests: wall time is wall_ms now and runs rate times as fast from here on
+ * (rate 1: a plain jump). Reached through sgctl's "clock" command only when
+ * sgd runs with SGD_TEST_HOOKS=1 in its environment. */
+void clock_simulate(int64_t wall_ms, int rate);
 
 #endif

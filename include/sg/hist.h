@@ -44,8 +44,8 @@ int hist_load_profile_clear(struct hist *h, int slot);
 json_t *hist_recorders_json(struct hist *h);
 json_t *hist_recorder_json(struct hist *h, int rec, const char *view, const char *from,
 			   const char *to, char *err, size_t errlen);
-int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f,
-		      char *err, size_t errlen);
+int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f, char *err,
+		      size_t errlen);
 int hist_recorder_clear(struct hist *h, int rec);
 
 #endif

@@ -17,7 +17,8 @@ static struct hist *hist_of(struct http_req *r)
 	struct hist *h = http_req_app(r)->hist;
 
 	if (!h)
-		http_reply_error(r, 503, "history is not available (history.db could not be opened)");
+		http_reply_error(r, 503,
+				 "history is not available (history.db could not be opened)");
 	return h;
 }
 
@@ -123,7 +124,8 @@ static bool clear_body(struct http_req *r)
 {
 	json_t *b = http_req_body(r), *a = json_object_get(b, "action");
 
-	if (json_object_size(b) != 1 || !json_is_string(a) || strcmp(json_string_value(a), "clear")) {
+	if (json_object_size(b) != 1 || !json_is_string(a) ||
+	    strcmp(json_string_value(a), "clear")) {
 		http_reply_error(r, 400, "body: expected {\"action\": \"clear\"}");
 		return false;
 	}
@@ -141,8 +143,9 @@ void rest_post_load_profile(struct http_req *r, const char *param)
 	if (e < 0)
 		http_reply_error(r, 500, "clear: %s", strerror(-e));
 	else
-		http_reply_json(r, 200, json_pack("{s:s, s:i}", "cleared", "load_profile", "index",
-						  dev_ha_index(slot)));
+		http_reply_json(r, 200,
+				json_pack("{s:s, s:i}", "cleared", "load_profile", "index",
+					  dev_ha_index(slot)));
 }
 
 /* ---- recorders: /api/recorder/{1…8} ---- */
@@ -226,8 +229,8 @@ void rest_post_recorder(struct http_req *r, const char *param)
 	if (e < 0)
 		http_reply_error(r, 500, "clear: %s", strerror(-e));
 	else
-		http_reply_json(r, 200, json_pack("{s:s, s:i}", "cleared", "recorder", "recorder",
-						  rec + 1));
+		http_reply_json(
+		    r, 200, json_pack("{s:s, s:i}", "cleared", "recorder", "recorder", rec + 1));
 }
 
 /* ---- tariffs ---- */

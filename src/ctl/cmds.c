@@ -280,6 +280,12 @@ static const struct cmd cmds[] = {
      "modbus read ADDR REG [COUNT] | modbus write ADDR REG VALUE…"},
     {"factory-reset", 0, 1, cmd_factory_reset, "factory-reset --yes"},
     {"events", 0, 1, cmd_events, "events [N]"},
+    {"load-profile", 1, 6, ctl_cmd_load_profile,
+     "load-profile N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]"},
+    {"recorder", 1, 10, ctl_cmd_recorder,
+     "recorder list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N"},
+    {"tariffs", 1, 2, ctl_cmd_tariffs, "tariffs show | set FILE"},
+    {"clock", 1, 2, ctl_cmd_clock, "clock WALL_MS [RATE]"},
 };
 
 void ctl_dispatch(struct app *a, struct ctl_client *c, int argc, const char *const *argv)

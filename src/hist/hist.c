@@ -261,7 +261,8 @@ int hist_init(struct hist **out, struct app *a)
 	if (r == 0 && (r = histdb_schema(h->db, "tariffctr", tctr_migrations, 1)) < 0)
 		snprintf(err, sizeof(err), "tariff counters: %s", strerror(-r));
 	if (r < 0) {
-		log_err("history %s: %s (no load profile, recorders or tariff counters)", path, err);
+		log_err("history %s: %s (no load profile, recorders or tariff counters)", path,
+			err);
 		hist_fini(h);
 		return r;
 	}
@@ -324,23 +325,23 @@ json_t *hist_tariffs_json(struct hist *h)
 			if (!h->cal || t >= tariffs_count(h->cal))
 				continue;
 			o = json_pack("{s:i, s:s, s:f, s:f}", "tariff", t + 1, "name",
-				      tariffs_name(h->cal, t), "kwh", h->tctr[s][t] / 1000.0, "cost",
-				      h->tctr[s][t] / 1000.0 * price);
+				      tariffs_name(h->cal, t), "kwh", h->tctr[s][t] / 1000.0,
+				      "cost", h->tctr[s][t] / 1000.0 * price);
 			json_array_append_new(per, o);
 		}
 		if (!any && (!d || d->health == DEV_DISABLED)) {
 			json_decref(per);
 			continue;
 		}
-		json_array_append_new(ctrs, json_pack("{s:i, s:s, s:o}", "index", dev_ha_index(s),
-						      "interface", d ? d->ifname : "", "tariffs", per));
+		json_array_append_new(ctrs,
+				      json_pack("{s:i, s:s, s:o}", "index", dev_ha_index(s),
+						"interface", d ? d->ifname : "", "tariffs", per));
 	}
-	return json_pack("{s:o, s:o, s:o}", "active",
-			 act >= 0 ? json_pack("{s:i, s:s}", "tariff", act + 1, "name",
-					      tariffs_name(h->cal, act))
-				  : json_null(),
-			 "calendar", h && h->cal ? tariffs_to_json(h->cal) : json_null(), "counters",
-			 ctrs);
+	return json_pack(
+	    "{s:o, s:o, s:o}", "active",
+	    act >= 0 ? json_pack("{s:i, s:s}", "tariff", act + 1, "name", tariffs_name(h->cal, act))
+		     : json_null(),
+	    "calendar", h && h->cal ? tariffs_to_json(h->cal) : json_null(), "counters", ctrs);
 }
 
 int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen)
@@ -368,8 +369,8 @@ static int parse_date(const char *s, int64_t *day)
 {
 	int y, m, d, n = 0;
 
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || s[n] || n != 10 || m < 1 ||
-	    m > 12 || d < 1 || d > tz_days_in_month(y, m) || y < 1970 || y > 9999)
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || s[n] || n != 10 || m < 1 || m > 12 ||
+	    d < 1 || d > tz_days_in_month(y, m) || y < 1970 || y > 9999)
 		return -EINVAL;
 	*day = days_from_civil(y, m, d);
 	return 0;
@@ -445,16 +446,16 @@ json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t t
 		return NULL;
 	}
 	for (int c = 0; c < LP_NCH; c++)
-		json_array_append_new(chans, json_pack("{s:s, s:s}", "name", lp_ch_name(c), "unit",
-						       lp_ch_unit(c)));
+		json_array_append_new(
+		    chans, json_pack("{s:s, s:s}", "name", lp_ch_name(c), "unit", lp_ch_unit(c)));
 	ivs = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *v = json_array();
 
 		for (int c = 0; c < LP_NCH; c++)
 			json_array_append_new(v, maybe(iv[i].present & (1u << c), iv[i].e[c]));
-		json_array_append_new(ivs, json_pack("{s:I, s:o}", "start", (json_int_t)iv[i].start,
-						     "values", v));
+		json_array_append_new(
+		    ivs, json_pack("{s:I, s:o}", "start", (json_int_t)iv[i].start, "values", v));
 	}
 	free(iv);
 	dj = json_array();
@@ -471,9 +472,9 @@ json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t t
 			json_array_append_new(sums, maybe(days[i].present[c], days[i].sum[c]));
 			json_array_append_new(miss, json_integer(days[i].missing[c]));
 		}
-		json_array_append_new(dj, json_pack("{s:s, s:i, s:o, s:o}", "date", date,
-						    "intervals", days[i].expected, "totals", sums,
-						    "missing", miss));
+		json_array_append_new(dj,
+				      json_pack("{s:s, s:i, s:o, s:o}", "date", date, "intervals",
+						days[i].expected, "totals", sums, "missing", miss));
 	}
 	return json_pack("{s:i, s:I, s:I, s:o, s:o, s:o}", "index", dev_ha_index(slot), "from",
 			 (json_int_t)from, "to", (json_int_t)to, "channels", chans, "intervals",
@@ -571,8 +572,8 @@ json_t *hist_recorder_json(struct hist *h, int rec, const char *view, const char
 	return rec_view_json(h->rec, rec, view, f, t, err, errlen);
 }
 
-int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f,
-		      char *err, size_t errlen)
+int hist_recorder_csv(struct hist *h, int rec, const char *from, const char *to, FILE *f, char *err,
+		      size_t errlen)
 {
 	int64_t a, b;
 

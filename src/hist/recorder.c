@@ -626,9 +626,9 @@ json_t *rec_list_json(struct recorders *r)
 			    json_pack("{s:s, s:I, s:f, s:I}", "date", date, "day", (json_int_t)day,
 				      "value", val, "captured_at", (json_int_t)utc);
 		}
-		o = json_pack("{s:i, s:s, s:b, s:s, s:o, s:o, s:o, s:o*}", "recorder", i + 1, "name",
-			      name_of(r, i, nbuf, sizeof(nbuf)), "enabled", c->enabled, "source",
-			      dev ? "device" : "pulse", "slot",
+		o = json_pack("{s:i, s:s, s:b, s:s, s:o, s:o, s:o, s:o*}", "recorder", i + 1,
+			      "name", name_of(r, i, nbuf, sizeof(nbuf)), "enabled", c->enabled,
+			      "source", dev ? "device" : "pulse", "slot",
 			      dev ? json_integer(c->slot) : json_null(), "device_index",
 			      dev ? json_integer(dev_ha_index(c->slot)) : json_null(), "counter",
 			      dev ? json_integer(c->counter) : json_null(), "last",

@@ -169,6 +169,49 @@ static int check_events(int argc, char *const argv[])
 	return argc == 2 ? need_num("event count", argv[1], 1, 10000) : 0;
 }
 
+static int check_load_profile(int argc, char *const argv[])
+{
+	if (argc < 2 || need_num("device index", argv[1], 0, 16))
+		return -EINVAL;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--csv"))
+			continue;
+		if ((strcmp(argv[i], "--from") && strcmp(argv[i], "--to")) || i + 1 >= argc)
+			return -EINVAL;
+		i++;
+	}
+	return 0;
+}
+
+static int check_recorder(int argc, char *const argv[])
+{
+	if (argc == 2 && !strcmp(argv[1], "list"))
+		return 0;
+	if (argc < 3 || need_num("recorder", argv[2], 1, 8))
+		return -EINVAL;
+	if (!strcmp(argv[1], "clear"))
+		return argc == 3 ? 0 : -EINVAL;
+	if (strcmp(argv[1], "show"))
+		return -EINVAL;
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--csv"))
+			continue;
+		if ((strcmp(argv[i], "--from") && strcmp(argv[i], "--to") &&
+		     strcmp(argv[i], "--view")) ||
+		    i + 1 >= argc)
+			return -EINVAL;
+		i++;
+	}
+	return 0;
+}
+
+static int check_tariffs(int argc, char *const argv[])
+{
+	if (argc == 2 && !strcmp(argv[1], "show"))
+		return 0;
+	return argc == 3 && !strcmp(argv[1], "set") ? 0 : -EINVAL;
+}
+
 static const struct cmd cmds[] = {
     {"status", "", "gateway identity, uptime and bus statistics", check_none},
     {"devices", "", "configured devices and their state", check_none},
@@ -187,6 +230,12 @@ static const struct cmd cmds[] = {
      "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
     {"factory-reset", "--yes", "restore factory settings", check_factory},
     {"events", "[N]", "device events, newest first (at most N)", check_events},
+    {"load-profile", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
+     "15-minute load profile of device N with daily totals", check_load_profile},
+    {"recorder", "list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N",
+     "recorders: midnight counter readings and consumption", check_recorder},
+    {"tariffs", "show | set FILE", "tariff calendar and tariff counters; set checks FILE first",
+     check_tariffs},
     {"help", "", "this text", check_none},
 };
 

@@ -657,6 +657,12 @@ static const struct {
 
 void fmt_reply(FILE *out, int argc, char *const argv[], json_t *data)
 {
+	json_t *csv = json_object_get(data, "csv");
+
+	if (json_is_string(csv) && json_object_size(data) == 1) {
+		fputs(json_string_value(csv), out);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(formatters) / sizeof(formatters[0]); i++)
 		if (!strcmp(formatters[i].cmd, argv[0])) {
 			if (json_is_object(data) && formatters[i].fn(out, argc, argv, data))

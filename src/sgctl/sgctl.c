@@ -237,6 +237,30 @@ static int recv_line(int fd, char *buf, size_t *len, int64_t deadline)
 	return 0;
 }
 
+/* "tariffs set FILE" sends the file's text: sgd may not see the client's
+ * files (another user, another working directory). NULL after a message. */
+static char *read_text_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "sgctl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(CTL_LINE_MAX / 2 + 1);
+	n = buf ? fread(buf, 1, CTL_LINE_MAX / 2 + 1, f) : 0;
+	fclose(f);
+	if (!buf || n > CTL_LINE_MAX / 2) {
+		fprintf(stderr, "sgctl: %s: larger than %d bytes\n", path, CTL_LINE_MAX / 2);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
 static char *make_request(int argc, char *const argv[])
 {
 	json_t *arr = json_array(), *req;
@@ -352,7 +376,17 @@ static int run(const struct opts *o, int argc, char *const argv[])
 	if (timeout_s <= 0)
 		timeout_s = !strcmp(argv[0], "scan") ? TIMEOUT_SCAN_S : TIMEOUT_DEFAULT_S;
 	socket_path(o, path, sizeof(path));
-	req = make_request(argc, argv);
+	if (!strcmp(argv[0], "tariffs") && argc == 3) {
+		char *text = read_text_file(argv[2]);
+		char *args[3] = {argv[0], argv[1], text};
+
+		if (!text)
+			return EXIT_FAILED;
+		req = make_request(argc, args);
+		free(text);
+	} else {
+		req = make_request(argc, argv);
+	}
 	if (!req) {
 		fprintf(stderr, "sgctl: out of memory\n");
 		return EXIT_FAILED;

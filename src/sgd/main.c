@@ -15,9 +15,9 @@
 #include "sg/clock.h"
 #include "sg/ctlsrv.h"
 #include "sg/discovery.h"
+#include "sg/hist.h"
 #include "sg/http.h"
 #include "sg/log.h"
-#include "sg/hist.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
 #include "sg/version.h"
@@ -36,8 +36,6 @@ static void usage(FILE *f)
 void app_settings_changed(struct app *a)
 {
 	poll_configure(a->poll, a->settings);
-	if (hist_init(&a->hist, a) < 0)
-		a->hist = NULL; /* logged; the gateway runs without history */
 	http_server_configure(a->http);
 	disc_configure(a->disc);
 	if (a->mqtt)
@@ -208,6 +206,8 @@ static int start(struct app *a)
 		return r;
 	}
 	poll_configure(a->poll, a->settings);
+	if (hist_init(&a->hist, a) < 0)
+		a->hist = NULL; /* logged; the gateway runs without history */
 	r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl);
 	if (r < 0) {
 		log_errno(LOG_ERR, -r, "control socket %s", a->conf.ctl_socket);
