@@ -1056,9 +1056,9 @@ def test_bicom_scan_unimplemented():
         assert st == 200 and isinstance(data, dict), (st, data)
         # 40205 (holding PDU 204) is the WM3M4C parity register
         assert sgd.ok("modbus", "read", "1", "40205")["values"] == ["0x0002"]
-        # features that do not exist yet: an honest 501
-        for path in ("/api/recorders", "/api/recorder/0", "/api/load_profile/0",
-                     "/api/wifi/scan-networks", "/api/blink"):
+        # features that do not exist yet: an honest 501 (history routes are
+        # tested in test_hist.py)
+        for path in ("/api/wifi/scan-networks", "/api/blink"):
             st, _, data = sgd.http("GET", path)
             is_error(st, data, 501, "GET " + path)
     finally:
