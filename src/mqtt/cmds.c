@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "cmds_int.h"
+#include "sg/hist.h"
 #include "sg/devop.h"
 #include "sg/files.h"
 #include "sg/log.h"
@@ -548,6 +549,39 @@ static int run_get_settings(struct cmd *c, json_t *data)
 	return c->reply ? 0 : -ENOMEM;
 }
 
+static int run_get_tariffs(struct cmd *c, json_t *data)
+{
+	(void)data;
+	if (!c->app->hist)
+		return fail(c->err, sizeof(c->err), "history is not available");
+	c->reply = hist_tariffs_json(c->app->hist);
+	return c->reply ? 0 : -ENOMEM;
+}
+
+/* {"cmd": "set_tariffs", "tariffs": {…the tariffs.json document…}}: validated
+ * as a whole; an invalid calendar changes nothing. */
+static int run_set_tariffs(struct cmd *c, json_t *data)
+{
+	json_t *cal = json_object_get(data, "tariffs");
+	char *text;
+	int r;
+
+	if (!c->app->hist)
+		return fail(c->err, sizeof(c->err), "history is not available");
+	if (!json_is_object(cal))
+		return fail(c->err, sizeof(c->err),
+			    "tariffs: expected the tariffs.json object (docs/tariffs.md)");
+	text = json_dumps(cal, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	if (!text)
+		return -ENOMEM;
+	r = hist_tariffs_set(c->app->hist, text, strlen(text), c->err, sizeof(c->err));
+	free(text);
+	if (r < 0)
+		return r;
+	c->reply = hist_tariffs_json(c->app->hist);
+	return c->reply ? 0 : -ENOMEM;
+}
+
 /* All or nothing, validated by the same settings_set_json as sgctl and REST. */
 static int run_set_settings(struct cmd *c, json_t *data)
 {
@@ -865,6 +899,8 @@ static const struct cmd_def defs[] = {
     {"reboot", no_args, run_reboot},
     {"get_settings", no_args, run_get_settings},
     {"set_settings", NULL, run_set_settings},
+    {"get_tariffs", no_args, run_get_tariffs},
+    {"set_tariffs", M("tariffs"), run_set_tariffs},
     {"measurements", M("addr", "index"), run_measurements},
     {"counters", M("addr", "index"), run_counters},
     {"bicom", M("addr", "val"), run_bicom},

@@ -13,6 +13,7 @@
 #include "../../src/mqtt/cmds_int.h"
 #include "sg/devop.h"
 #include "sg/files.h"
+#include "sg/hist.h"
 #include "sg/settings.h"
 #include "sg/version.h"
 
@@ -205,6 +206,27 @@ static void complete(int err, const char *msg, json_t *res)
 static struct desc_set set;
 static char dir[64];
 static struct app app;
+
+/* ---- fakes: history (the calendar's own rules are test_tariffs') ---- */
+
+static char tariffs_text[512];
+
+json_t *hist_tariffs_json(struct hist *h)
+{
+	(void)h;
+	return json_pack("{s:s}", "calendar", tariffs_text);
+}
+
+int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen)
+{
+	(void)h;
+	if (strstr(text, "bad")) {
+		snprintf(err, errlen, "seasons[0].start: expected MM-DD");
+		return -EINVAL;
+	}
+	snprintf(tariffs_text, sizeof(tariffs_text), "%.*s", (int)len, text);
+	return 0;
+}
 static struct mqtt mq;
 static struct mqtt_link link1 = {1, true}, link2 = {2, true};
 
@@ -480,6 +502,34 @@ static void test_get_settings(void **state)
 	assert_null(json_object_get(s, "mqtt1_password")); /* never secrets */
 	assert_null(find(BASE "/error"));
 	json_decref(j);
+}
+
+/* set_tariffs hands the document to the calendar whole; a refused one is an
+ * error reply and changes nothing; get_tariffs answers with the calendar. */
+static void test_tariffs(void **state)
+{
+	json_t *j;
+
+	(void)state;
+	app.hist = (struct hist *)&app; /* any non-NULL: the fakes ignore it */
+	tariffs_text[0] = 0;
+	run(&link1, "{\"data\": {\"cmd\": \"set_tariffs\", \"tariffs\": {\"tariffs\": [1]}}}");
+	j = status();
+	assert_string_equal(json_string_value(json_object_get(j, "cmd")), "set_tariffs");
+	assert_string_equal(tariffs_text, "{\"tariffs\":[1]}");
+	json_decref(j);
+	run(&link1, "{\"data\": {\"cmd\": \"set_tariffs\", \"tariffs\": {\"bad\": 1}}}");
+	assert_non_null(find(BASE "/error"));
+	assert_string_equal(tariffs_text, "{\"tariffs\":[1]}");
+	run(&link1, "{\"data\": {\"cmd\": \"set_tariffs\", \"tariffs\": [1]}}");
+	assert_string_equal(tariffs_text, "{\"tariffs\":[1]}");
+	run(&link1, "{\"data\": {\"cmd\": \"get_tariffs\"}}");
+	j = status();
+	assert_string_equal(json_string_value(json_object_get(j, "calendar")), "{\"tariffs\":[1]}");
+	json_decref(j);
+	app.hist = NULL;
+	run(&link1, "{\"data\": {\"cmd\": \"get_tariffs\"}}");
+	assert_non_null(find(BASE "/error"));
 }
 
 static void test_settings_changes(void **state)
@@ -1333,6 +1383,7 @@ int main(void)
 	    T(test_bad_commands),
 	    T(test_hello),
 	    T(test_get_settings),
+	    T(test_tariffs),
 	    T(test_settings_changes),
 	    T(test_set_settings),
 	    T(test_reboot),
