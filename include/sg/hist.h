@@ -37,6 +37,14 @@ int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FI
 /* Range words: "last24h", "today", "yesterday" or "YYYY-MM-DD" (a local day);
  * 0 with [from, to), or -EINVAL. */
 int hist_range(struct hist *h, const char *from, const char *to, int64_t *f, int64_t *t);
+/* Calculate equation n (1…4, settings calcN_name/calcN_expr): the signed
+ * sum of its devices' intervals, present only where every device has the
+ * interval; JSON as hist_load_profile_json, or CSV. NULL / -ENOENT when the
+ * equation is empty, with err. */
+json_t *hist_calc_json(struct hist *h, int n_calc, int64_t from, int64_t to, char *err,
+		       size_t errlen);
+int hist_calc_csv(struct hist *h, int n_calc, int64_t from, int64_t to, FILE *f, char *err,
+		  size_t errlen);
 /* Clear the load profile of slot. */
 int hist_load_profile_clear(struct hist *h, int slot);
 

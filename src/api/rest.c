@@ -281,6 +281,7 @@ const struct http_route rest_routes[] = {
     GET("/api/load_profile/{}", rest_get_load_profile),
     POST_JSON("/api/load_profile/{}", rest_post_load_profile),
     GET("/api/tariffs", rest_get_tariffs),
+    GET("/api/calculate/{}", rest_get_calculate),
     POST_JSON("/api/tariffs", rest_post_tariffs),
     GET("/get_command", get_command),
 };

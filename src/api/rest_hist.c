@@ -267,3 +267,64 @@ void rest_post_tariffs(struct http_req *r, const char *param)
 	else
 		http_reply_json(r, 200, hist_tariffs_json(h));
 }
+
+/* ---- calculate equations: /api/calculate/{1…4} ---- */
+
+struct calc_csv {
+	struct hist *h;
+	int n;
+	int64_t from, to;
+	char err[160];
+};
+
+static int calc_csv_fill(FILE *f, void *arg)
+{
+	struct calc_csv *c = arg;
+
+	return hist_calc_csv(c->h, c->n, c->from, c->to, f, c->err, sizeof(c->err));
+}
+
+void rest_get_calculate(struct http_req *r, const char *param)
+{
+	struct hist *h = hist_of(r);
+	const char *from = http_req_query(r, "from"), *to = http_req_query(r, "to");
+	char err[160], clip[REST_CLIP_LEN];
+	struct calc_csv c = {.h = h};
+	long n;
+	json_t *doc;
+
+	if (!h || !format_ok(r))
+		return;
+	if (legacy_parse_index(param, LONG_MAX, &n) == -EINVAL) {
+		http_reply_error(r, 400, "equation '%s': expected a number",
+				 rest_clip(param, clip));
+		return;
+	}
+	if (n < 1 || n > 4) {
+		http_reply_error(r, 404, "equation %ld: equations are numbered 1…4", n);
+		return;
+	}
+	if (hist_range(h, from, to, &c.from, &c.to) < 0) {
+		http_reply_error(r, 400,
+				 "from/to: expected last24h, today, yesterday or YYYY-MM-DD "
+				 "(at most 366 days)");
+		return;
+	}
+	c.n = (int)n;
+	if (want_csv(r)) {
+		/* an empty equation is a 404 before any CSV is written */
+		doc = hist_calc_json(h, c.n, c.from, c.from + 1, err, sizeof(err));
+		if (!doc) {
+			http_reply_error(r, 404, "%s", err);
+			return;
+		}
+		json_decref(doc);
+		reply_csv(r, calc_csv_fill, &c);
+		return;
+	}
+	doc = hist_calc_json(h, c.n, c.from, c.to, err, sizeof(err));
+	if (!doc)
+		http_reply_error(r, 404, "%s", err);
+	else
+		http_reply_json(r, 200, doc);
+}

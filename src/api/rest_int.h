@@ -44,5 +44,6 @@ void rest_get_recorder(struct http_req *r, const char *param);
 void rest_post_recorder(struct http_req *r, const char *param);
 void rest_get_tariffs(struct http_req *r, const char *param);
 void rest_post_tariffs(struct http_req *r, const char *param);
+void rest_get_calculate(struct http_req *r, const char *param);
 
 #endif

@@ -2,6 +2,7 @@
  * (000 §4.2.1) and of the newer 001 keys; values validated all-or-nothing and
  * persisted atomically as settings.json with a CRC-32. */
 #include "sg/settings.h"
+#include "sg/calcexpr.h"
 #include "sg/errbuf.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,7 @@
 #define REC(n)                                                                                     \
 	S("rec" #n "_name", 32, "Recorder " #n), I("rec" #n "_source", 0, 2, 0),                   \
 	    I("rec" #n "_device", 0, 16, 0), I("rec" #n "_counter", 0, 23, 0),
+#define CALC(n) S("calc" #n "_name", 32, ""), S("calc" #n "_expr", 64, ""),
 #define X8(M) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8)
 #define X16(M)                                                                                     \
 	M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11) M(12) M(13) M(14) M(15) M(16)
@@ -161,6 +163,10 @@ static const struct set_def defs[] = {
 	 * counter; device = HA index (0 Left IR, 1…16 RS485 N); counter = the
 	 * device's counter number (0-based, as /api/counter lists them). */
 	X8(REC)
+
+	/* Load-profile "calculate" equations (R-B2): a name and a signed sum
+	 * of HA indexes ("1-0"); empty = unused. */
+	CALC(1) CALC(2) CALC(3) CALC(4)
 };
 // clang-format on
 
@@ -378,6 +384,11 @@ static bool is_file_key(const char *key)
 	return n > 5 && !strcmp(key + n - 5, "_file");
 }
 
+static bool is_calc_key(const char *key)
+{
+	return !strncmp(key, "calc", 4) && strstr(key, "_expr");
+}
+
 static bool is_topic_key(const char *key)
 {
 	return strstr(key, "topic") != NULL;
@@ -397,6 +408,16 @@ static int check_str_rules(const struct set_def *d, const char *v, char *err, si
 	if (is_file_key(d->key) && (strchr(v, '/') || v[0] == '.')) {
 		err_set(err, errlen, "%s: expected a file name without '/' or leading '.'", d->key);
 		return -EINVAL;
+	}
+	if (is_calc_key(d->key)) {
+		struct calc_term t[CALC_TERMS_MAX];
+		char why[96];
+
+		if (calc_parse(v, t, why, sizeof(why)) < 0) {
+			err_set(err, errlen, "%s: %s (e.g. \"1-0\" or \"0+2+3\", HA indexes)",
+				d->key, why);
+			return -EINVAL;
+		}
 	}
 	if (is_topic_key(d->key) && strpbrk(v, "+#")) {
 		err_set(err, errlen, "%s: MQTT wildcards '+' and '#' are not allowed", d->key);

@@ -285,6 +285,8 @@ static const struct cmd cmds[] = {
     {"recorder", 1, 10, ctl_cmd_recorder,
      "recorder list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N"},
     {"tariffs", 1, 2, ctl_cmd_tariffs, "tariffs show | set FILE"},
+    {"calculate", 1, 6, ctl_cmd_calculate,
+     "calculate N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]"},
     {"clock", 1, 2, ctl_cmd_clock, "clock WALL_MS [RATE]"},
 };
 

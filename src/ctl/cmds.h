@@ -16,6 +16,8 @@ void ctl_cmd_load_profile(struct app *a, struct ctl_client *c, int argc, const c
 void ctl_cmd_recorder(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 /* tariffs show | set TEXT */
 void ctl_cmd_tariffs(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
+/* calculate N [--from] [--to] [--csv] */
+void ctl_cmd_calculate(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 /* clock WALL_MS [RATE] (test hook) */
 void ctl_cmd_clock(struct app *a, struct ctl_client *c, int argc, const char *const *argv);
 /* modbus read|write … */

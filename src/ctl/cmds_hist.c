@@ -76,8 +76,9 @@ void ctl_cmd_load_profile(struct app *a, struct ctl_client *c, int argc, const c
 	idx = index_arg(argv[1], 0, 16);
 	slot = idx < 0 ? -1 : dev_slot_of_index(idx);
 	if (slot < 0 || parse_hopts(argc, argv, 2, &o) < 0 || o.view) {
-		ctl_reply_err(c, "usage: load-profile N (0…16) [--from DATE|today|yesterday|last24h] "
-				 "[--to DATE] [--csv]");
+		ctl_reply_err(c,
+			      "usage: load-profile N (0…16) [--from DATE|today|yesterday|last24h] "
+			      "[--to DATE] [--csv]");
 		return;
 	}
 	if (hist_range(h, o.from, o.to, &from, &to) < 0) {
@@ -126,8 +127,9 @@ void ctl_cmd_recorder(struct app *a, struct ctl_client *c, int argc, const char 
 		rec = index_arg(argv[2], 1, REC_COUNT) - 1;
 	if (rec < 0 || (strcmp(argv[1], "show") && strcmp(argv[1], "clear")) ||
 	    parse_hopts(argc, argv, 3, &o) < 0 || (!strcmp(argv[1], "clear") && argc != 3)) {
-		ctl_reply_err(c, "usage: recorder list | show N (1…%d) [--view daily|monthly|yearly] "
-				 "[--from] [--to] [--csv] | clear N",
+		ctl_reply_err(c,
+			      "usage: recorder list | show N (1…%d) [--view daily|monthly|yearly] "
+			      "[--from] [--to] [--csv] | clear N",
 			      REC_COUNT);
 		return;
 	}
@@ -208,6 +210,48 @@ void ctl_cmd_clock(struct app *a, struct ctl_client *c, int argc, const char *co
 		return;
 	}
 	clock_simulate(ms, (int)rate);
-	ctl_reply_ok(c, json_pack("{s:I, s:i}", "wall_ms", (json_int_t)clock_wall_ms(), "rate",
-				  (int)rate));
+	ctl_reply_ok(
+	    c, json_pack("{s:I, s:i}", "wall_ms", (json_int_t)clock_wall_ms(), "rate", (int)rate));
+}
+
+/* calculate N [--from] [--to] [--csv]: equation N (1…4) of the settings. */
+void ctl_cmd_calculate(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
+{
+	struct hist *h = need_hist(a, c);
+	struct hopts o;
+	int64_t from, to;
+	char err[160];
+	int n;
+
+	if (!h)
+		return;
+	n = index_arg(argv[1], 1, 4);
+	if (n < 0 || parse_hopts(argc, argv, 2, &o) < 0 || o.view ||
+	    hist_range(h, o.from, o.to, &from, &to) < 0) {
+		ctl_reply_err(c, "usage: calculate N (1…4) [--from DATE|today|yesterday|last24h] "
+				 "[--to DATE] [--csv]");
+		return;
+	}
+	if (o.csv) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&buf, &len);
+		int e = f ? hist_calc_csv(h, n, from, to, f, err, sizeof(err)) : -ENOMEM;
+
+		if (f)
+			fclose(f);
+		if (e < 0) {
+			free(buf);
+			ctl_reply_err(c, "%s", e == -ENOMEM ? strerror(ENOMEM) : err);
+			return;
+		}
+		ctl_reply_ok(c, csv_doc(buf, len));
+		return;
+	}
+	json_t *doc = hist_calc_json(h, n, from, to, err, sizeof(err));
+
+	if (!doc)
+		ctl_reply_err(c, "%s", err);
+	else
+		ctl_reply_ok(c, doc);
 }

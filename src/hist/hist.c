@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sg/app.h"
+#include "sg/calcexpr.h"
 #include "sg/clock.h"
 #include "sg/files.h"
 #include "sg/histdb.h"
@@ -429,26 +430,45 @@ static int fetch(struct hist *h, int slot, int64_t from, int64_t to, struct lp_i
 	return r;
 }
 
-json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t to, char *err,
-			       size_t errlen)
+/* Daily totals of an interval array over local days d0…d1 (what lpstore_daily
+ * gives for one device, for a computed series). */
+static void days_of(struct hist *h, const struct lp_interval *iv, size_t n, int64_t d0, int64_t d1,
+		    struct lp_day *days)
 {
-	struct lp_interval *iv;
-	struct lp_day days[RANGE_DAYS_MAX + 2];
-	json_t *ivs, *dj, *chans = json_array();
-	int64_t d0 = lp_local_day(&h->par, from), d1 = lp_local_day(&h->par, to - 1);
-	size_t n = 0;
-	int r = fetch(h, slot, from, to, &iv, &n);
+	for (int64_t d = d0; d <= d1; d++) {
+		struct lp_day *o = &days[d - d0];
 
-	if (r < 0 || d1 - d0 + 1 > RANGE_DAYS_MAX + 1) {
-		snprintf(err, errlen, "load profile: %s", strerror(r < 0 ? -r : ERANGE));
-		free(iv);
-		json_decref(chans);
-		return NULL;
+		memset(o, 0, sizeof(*o));
+		o->day = d;
+		o->start = lp_day_start(&h->par, d);
+		o->end = lp_day_start(&h->par, d + 1);
+		o->expected = lp_count_intervals(&h->par, o->start, o->end);
 	}
+	for (size_t i = 0; i < n; i++) {
+		int64_t d = lp_local_day(&h->par, iv[i].start);
+
+		if (d < d0 || d > d1)
+			continue;
+		for (int c = 0; c < LP_NCH; c++)
+			if (iv[i].present & (1u << c)) {
+				days[d - d0].present[c]++;
+				days[d - d0].sum[c] += iv[i].e[c];
+			}
+	}
+	for (int64_t d = d0; d <= d1; d++)
+		for (int c = 0; c < LP_NCH; c++)
+			days[d - d0].missing[c] = days[d - d0].expected - days[d - d0].present[c];
+}
+
+static json_t *render_json(struct hist *h, const struct lp_interval *iv, size_t n,
+			   const struct lp_day *days, int ndays, int64_t from, int64_t to)
+{
+	json_t *ivs = json_array(), *dj = json_array(), *chans = json_array();
+
+	(void)h;
 	for (int c = 0; c < LP_NCH; c++)
 		json_array_append_new(
 		    chans, json_pack("{s:s, s:s}", "name", lp_ch_name(c), "unit", lp_ch_unit(c)));
-	ivs = json_array();
 	for (size_t i = 0; i < n; i++) {
 		json_t *v = json_array();
 
@@ -457,10 +477,7 @@ json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t t
 		json_array_append_new(
 		    ivs, json_pack("{s:I, s:o}", "start", (json_int_t)iv[i].start, "values", v));
 	}
-	free(iv);
-	dj = json_array();
-	r = lpstore_daily(h->lp, slot, &h->par, d0, (int)(d1 - d0 + 1), days);
-	for (int i = 0; r >= 0 && i <= d1 - d0; i++) {
+	for (int i = 0; i < ndays; i++) {
 		int64_t y;
 		int m, d;
 		char date[16];
@@ -476,19 +493,41 @@ json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t t
 				      json_pack("{s:s, s:i, s:o, s:o}", "date", date, "intervals",
 						days[i].expected, "totals", sums, "missing", miss));
 	}
-	return json_pack("{s:i, s:I, s:I, s:o, s:o, s:o}", "index", dev_ha_index(slot), "from",
-			 (json_int_t)from, "to", (json_int_t)to, "channels", chans, "intervals",
-			 ivs, "days", dj);
+	return json_pack("{s:I, s:I, s:o, s:o, s:o}", "from", (json_int_t)from, "to",
+			 (json_int_t)to, "channels", chans, "intervals", ivs, "days", dj);
 }
 
-int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FILE *f)
+json_t *hist_load_profile_json(struct hist *h, int slot, int64_t from, int64_t to, char *err,
+			       size_t errlen)
 {
 	struct lp_interval *iv;
+	struct lp_day days[RANGE_DAYS_MAX + 2];
+	int64_t d0 = lp_local_day(&h->par, from), d1 = lp_local_day(&h->par, to - 1);
 	size_t n = 0;
-	int r = fetch(h, slot, from, to, &iv, &n);
+	json_t *doc;
+	int r;
 
-	if (r < 0)
-		return r;
+	if (d1 - d0 + 1 > RANGE_DAYS_MAX + 1) {
+		snprintf(err, errlen, "load profile: %s", strerror(ERANGE));
+		return NULL;
+	}
+	r = fetch(h, slot, from, to, &iv, &n);
+	if (r == 0)
+		r = lpstore_daily(h->lp, slot, &h->par, d0, (int)(d1 - d0 + 1), days);
+	if (r < 0) {
+		snprintf(err, errlen, "load profile: %s", strerror(-r));
+		free(iv);
+		return NULL;
+	}
+	doc = render_json(h, iv, n, days, (int)(d1 - d0 + 1), from, to);
+	free(iv);
+	if (doc)
+		json_object_set_new(doc, "index", json_integer(dev_ha_index(slot)));
+	return doc;
+}
+
+static void render_csv(struct hist *h, const struct lp_interval *iv, size_t n, FILE *f)
+{
 	fprintf(f, "start_utc,start_local");
 	for (int c = 0; c < LP_NCH; c++)
 		fprintf(f, ",%s_%s", lp_ch_name(c), lp_ch_unit(c));
@@ -507,6 +546,123 @@ int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FI
 		}
 		fputc('\n', f);
 	}
+}
+
+int hist_load_profile_csv(struct hist *h, int slot, int64_t from, int64_t to, FILE *f)
+{
+	struct lp_interval *iv;
+	size_t n = 0;
+	int r = fetch(h, slot, from, to, &iv, &n);
+
+	if (r < 0)
+		return r;
+	render_csv(h, iv, n, f);
+	free(iv);
+	return 0;
+}
+
+/* ---- calculate (R-B2): signed sums of devices' series ---- */
+
+/* The equation's series over [from, to): one interval per quarter hour of
+ * the range; a channel is present only where every term has it. */
+static int calc_series(struct hist *h, int n_calc, int64_t from, int64_t to,
+		       struct lp_interval **out, size_t *nout, char *err, size_t errlen)
+{
+	struct calc_term t[CALC_TERMS_MAX];
+	char key[32];
+	int nt, r = 0;
+	size_t slots = (size_t)((to - from) / 900 + 8), count = 0;
+	struct lp_interval *acc;
+	uint16_t *seen;
+
+	snprintf(key, sizeof(key), "calc%d_expr", n_calc);
+	nt = calc_parse(settings_str(h->app->settings, key), t, err, errlen);
+	if (nt <= 0) {
+		if (nt == 0)
+			snprintf(err, errlen, "calculate %d: no equation set (%s)", n_calc, key);
+		return -ENOENT;
+	}
+	acc = calloc(slots, sizeof(*acc));
+	seen = calloc(slots, sizeof(*seen));
+	if (!acc || !seen) {
+		free(acc);
+		free(seen);
+		return -ENOMEM;
+	}
+	for (int64_t s = lp_next_boundary(&h->par, from - 1); s < to && count < slots;
+	     s = lp_next_boundary(&h->par, s))
+		acc[count++].start = s;
+	for (size_t i = 0; i < count; i++)
+		acc[i].present = (uint16_t)((1u << LP_NCH) - 1);
+	for (int k = 0; k < nt && r == 0; k++) {
+		struct lp_interval *iv;
+		size_t n = 0, j = 0;
+		int slot = dev_slot_of_index(t[k].index);
+
+		r = slot < 0 ? -EINVAL : fetch(h, slot, from, to, &iv, &n);
+		if (r < 0)
+			break;
+		memset(seen, 0, slots * sizeof(*seen));
+		for (size_t i = 0; i < count; i++) {
+			while (j < n && iv[j].start < acc[i].start)
+				j++;
+			if (j < n && iv[j].start == acc[i].start) {
+				for (int c = 0; c < LP_NCH; c++)
+					acc[i].e[c] += t[k].sign * iv[j].e[c];
+				seen[i] = iv[j].present;
+			}
+			acc[i].present &= seen[i];
+		}
+		free(iv);
+	}
+	free(seen);
+	if (r < 0) {
+		free(acc);
+		snprintf(err, errlen, "calculate %d: %s", n_calc, strerror(-r));
+		return r;
+	}
+	*out = acc;
+	*nout = count;
+	return 0;
+}
+
+json_t *hist_calc_json(struct hist *h, int n_calc, int64_t from, int64_t to, char *err,
+		       size_t errlen)
+{
+	struct lp_interval *iv;
+	struct lp_day days[RANGE_DAYS_MAX + 2];
+	int64_t d0 = lp_local_day(&h->par, from), d1 = lp_local_day(&h->par, to - 1);
+	char key[32];
+	size_t n;
+	json_t *doc;
+
+	if (d1 - d0 + 1 > RANGE_DAYS_MAX + 1) {
+		snprintf(err, errlen, "calculate: %s", strerror(ERANGE));
+		return NULL;
+	}
+	if (calc_series(h, n_calc, from, to, &iv, &n, err, errlen) < 0)
+		return NULL;
+	days_of(h, iv, n, d0, d1, days);
+	doc = render_json(h, iv, n, days, (int)(d1 - d0 + 1), from, to);
+	free(iv);
+	snprintf(key, sizeof(key), "calc%d_name", n_calc);
+	json_object_set_new(doc, "calculate", json_integer(n_calc));
+	json_object_set_new(doc, "name", json_string(settings_str(h->app->settings, key)));
+	snprintf(key, sizeof(key), "calc%d_expr", n_calc);
+	json_object_set_new(doc, "equation", json_string(settings_str(h->app->settings, key)));
+	return doc;
+}
+
+int hist_calc_csv(struct hist *h, int n_calc, int64_t from, int64_t to, FILE *f, char *err,
+		  size_t errlen)
+{
+	struct lp_interval *iv;
+	size_t n;
+	int r = calc_series(h, n_calc, from, to, &iv, &n, err, errlen);
+
+	if (r < 0)
+		return r;
+	render_csv(h, iv, n, f);
 	free(iv);
 	return 0;
 }

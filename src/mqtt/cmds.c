@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 
 #include "cmds_int.h"
-#include "sg/hist.h"
 #include "sg/devop.h"
 #include "sg/files.h"
+#include "sg/hist.h"
 #include "sg/log.h"
 #include "sg/regnum.h"
 #include "sg/version.h"

@@ -169,10 +169,8 @@ static int check_events(int argc, char *const argv[])
 	return argc == 2 ? need_num("event count", argv[1], 1, 10000) : 0;
 }
 
-static int check_load_profile(int argc, char *const argv[])
+static int check_range_opts(int argc, char *const argv[])
 {
-	if (argc < 2 || need_num("device index", argv[1], 0, 16))
-		return -EINVAL;
 	for (int i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "--csv"))
 			continue;
@@ -181,6 +179,20 @@ static int check_load_profile(int argc, char *const argv[])
 		i++;
 	}
 	return 0;
+}
+
+static int check_load_profile(int argc, char *const argv[])
+{
+	if (argc < 2 || need_num("device index", argv[1], 0, 16))
+		return -EINVAL;
+	return check_range_opts(argc, argv);
+}
+
+static int check_calculate(int argc, char *const argv[])
+{
+	if (argc < 2 || need_num("equation", argv[1], 1, 4))
+		return -EINVAL;
+	return check_range_opts(argc, argv);
 }
 
 static int check_recorder(int argc, char *const argv[])
@@ -232,6 +244,8 @@ static const struct cmd cmds[] = {
     {"events", "[N]", "device events, newest first (at most N)", check_events},
     {"load-profile", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
      "15-minute load profile of device N with daily totals", check_load_profile},
+    {"calculate", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
+     "load-profile equation N (settings calcN_name, calcN_expr)", check_calculate},
     {"recorder", "list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N",
      "recorders: midnight counter readings and consumption", check_recorder},
     {"tariffs", "show | set FILE", "tariff calendar and tariff counters; set checks FILE first",

@@ -100,6 +100,30 @@ def test_intervals_recorder_tariffs():
         assert sum(t["kwh"] for t in ctr0["tariffs"]) > 0, ctr0
         st, _, api = demo.sgd.http("GET", "/api")
         assert api["status"]["active_tariff"] == tar["active"]["tariff"], api["status"]
+        # calculate (R-B2): "1-0" is RS485 1 minus Left IR, interval by interval
+        demo.sgd.ok("set", "calc1_name=RS485 1 minus house", "calc1_expr=1-0")
+        rc, _, err = demo.sgd.ctl("set", "calc2_expr=1-x")
+        assert rc == 1 and "calc2_expr" in err, (rc, err)
+        st, _, calc = demo.sgd.http("GET", "/api/calculate/1?from=2026-06-11")
+        assert st == 200 and calc["name"] == "RS485 1 minus house", (st, calc)
+        a = {iv["start"]: iv["values"] for iv in lp(demo, 1, "from=2026-06-11")["intervals"]}
+        b = {iv["start"]: iv["values"] for iv in lp(demo, 0, "from=2026-06-11")["intervals"]}
+        both = 0
+        for iv in calc["intervals"]:
+            va, vb = a.get(iv["start"]), b.get(iv["start"])
+            if va and vb and va[0] is not None and vb[0] is not None:
+                assert abs(iv["values"][0] - (va[0] - vb[0])) < 1e-6, (iv, va, vb)
+                both += 1
+            else:
+                assert iv["values"][0] is None, (iv, va, vb)
+        assert both >= 1, calc["intervals"]
+        st, _, doc = demo.sgd.http("GET", "/api/calculate/2")
+        assert st == 404, (st, doc)
+        out = demo.sgd.ok("calculate", "1", "--from", "2026-06-11")
+        assert out["equation"] == "1-0" and len(out["intervals"]) >= len(calc["intervals"]), out
+        rc, out, _ = demo.sgd.ctl("calculate", "1", "--from", "2026-06-11", "--csv")
+        assert rc == 0 and out["csv"].startswith("start_utc,start_local,ai_Wh"), (rc, out)
+        print("  calculate 1 = RS485 1 - Left IR over %d intervals" % both)
         # sgctl: the same data
         out = demo.sgd.ok("load-profile", "0", "--from", "2026-06-11")
         assert len(present(out)) >= len(ivs), out

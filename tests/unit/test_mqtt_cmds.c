@@ -1379,30 +1379,14 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, each_setup, each_teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_parse),
-	    T(test_bad_commands),
-	    T(test_hello),
-	    T(test_get_settings),
-	    T(test_tariffs),
-	    T(test_settings_changes),
-	    T(test_set_settings),
-	    T(test_reboot),
-	    T(test_readings),
-	    T(test_bicom),
-	    T(test_detect),
-	    T(test_modbus_read),
-	    T(test_modbus_bad),
-	    T(test_modbus_write),
-	    T(test_modbus_many_values),
-	    T(test_write_cert),
-	    T(test_write_cert_size),
-	    T(test_upgrade),
-	    T(test_hadisc_meter),
-	    T(test_hadisc_units),
-	    T(test_hadisc_bicom_and_gateway),
-	    T(test_hadisc_announce),
-	    T(test_hadisc_command),
-	    T(test_devop),
+	    T(test_parse),	     T(test_bad_commands),    T(test_hello),
+	    T(test_get_settings),    T(test_tariffs),	      T(test_settings_changes),
+	    T(test_set_settings),    T(test_reboot),	      T(test_readings),
+	    T(test_bicom),	     T(test_detect),	      T(test_modbus_read),
+	    T(test_modbus_bad),	     T(test_modbus_write),    T(test_modbus_many_values),
+	    T(test_write_cert),	     T(test_write_cert_size), T(test_upgrade),
+	    T(test_hadisc_meter),    T(test_hadisc_units),    T(test_hadisc_bicom_and_gateway),
+	    T(test_hadisc_announce), T(test_hadisc_command),  T(test_devop),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -54,6 +54,8 @@ static const char *const keys_001[] = {
 	"rec6_name", "rec6_source", "rec6_device", "rec6_counter",
 	"rec7_name", "rec7_source", "rec7_device", "rec7_counter",
 	"rec8_name", "rec8_source", "rec8_device", "rec8_counter",
+	"calc1_name", "calc1_expr", "calc2_name", "calc2_expr",
+	"calc3_name", "calc3_expr", "calc4_name", "calc4_expr",
 };
 
 /* rs485_*_1..16 */
