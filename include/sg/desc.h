@@ -17,6 +17,7 @@
 #define DESC_CTR_MAX 24
 #define DESC_BLOCK_MAX 16
 #define DESC_PHASES_MAX 3
+#define DESC_LP_CH_MAX 10 /* one per load-profile channel (enum lp_ch order) */
 
 enum desc_space { SPACE_COIL, SPACE_DISCRETE, SPACE_INPUT, SPACE_HOLDING };
 
@@ -86,6 +87,34 @@ struct desc_block {
 	uint16_t count; /* <= 125 registers / 2000 bits */
 };
 
+/* One channel of a meter's own load profile: a cumulative counter captured
+ * with each entry, in Wh / varh after scale. channel is the index of
+ * enum lp_ch (0 ai, 1 ae, 2 ri, 3 re, 4-6 ai1-3, 7-9 ae1-3). */
+struct desc_lp_channel {
+	uint8_t channel;
+	uint16_t offset; /* register offset within an entry */
+	enum dec_type type; /* uint16, int16, uint32, int32 or float32 */
+	double scale;	    /* multiply the decoded number (default 1) */
+};
+
+/* A meter's own load profile as a ring of fixed-size entries in one register
+ * space, entry 0 the newest: entry i occupies base + i*stride … +stride-1.
+ * Each entry is the capture instant (UTC epoch seconds, uint32; 0 = empty)
+ * and the cumulative counters at that instant, so interval energy is the
+ * difference of two entries interval_s apart. */
+struct desc_lprofile {
+	bool present;
+	enum desc_space space;	 /* input or holding */
+	struct desc_field count; /* optional: number of valid entries (uint16) */
+	uint16_t base;		 /* first register of entry 0 */
+	uint16_t stride;	 /* registers per entry, 1…125 */
+	uint16_t entries;	 /* ring depth, 1…4096 */
+	uint32_t interval_s;	 /* seconds between captures: 900 */
+	uint16_t time_offset;	 /* capture time (uint32, 2 registers) within an entry */
+	struct desc_lp_channel ch[DESC_LP_CH_MAX];
+	unsigned nch;
+};
+
 struct desc {
 	char name[DESC_NAME_MAX];		   /* e.g. "IE38" */
 	char match[DESC_MATCH_MAX][DESC_NAME_MAX]; /* model-string prefixes this file serves */
@@ -111,6 +140,9 @@ struct desc {
 	/* RS485 comm parameter registers (holding, uint16), for set-parameters */
 	struct desc_field comm_baud, comm_stop, comm_parity, comm_data;
 	struct desc_field comm_addr; /* optional: the device's Modbus address register */
+
+	/* optional: the meter's own 15-minute load profile */
+	struct desc_lprofile lprof;
 
 	/* reads that cover the fields, built by the loader */
 	struct desc_block meas_blocks[DESC_BLOCK_MAX];

@@ -190,7 +190,35 @@ void ctl_cmd_tariffs(struct app *a, struct ctl_client *c, int argc, const char *
 		ctl_reply_ok(c, hist_tariffs_json(h));
 }
 
-/* clock WALL_MS [RATE]: tests only (SGD_TEST_HOOKS=1 in sgd's environment). */
+/* clock lockstep WALL_MS STEP_MS: the simulated time moves STEP_MS per
+ * counter poll (0: stands at WALL_MS), mirrored to $SGD_TEST_CLOCK_FILE when
+ * set (for sgsim). "clock hold" stands still at the current instant. */
+static void clock_lockstep_cmd(struct ctl_client *c, int argc, const char *const *argv)
+{
+	const char *mirror = getenv("SGD_TEST_CLOCK_FILE");
+	char *end1 = NULL, *end2 = NULL;
+	long long ms = argc == 4 ? strtoll(argv[2], &end1, 10) : 0;
+	long long step = argc == 4 ? strtoll(argv[3], &end2, 10) : 0;
+	int r;
+
+	if (argc == 2 && !strcmp(argv[1], "hold")) {
+		ms = clock_wall_ms();
+		step = 0;
+	} else if (argc != 4 || *end1 || *end2 || ms <= 0 || step < 0 || step > 86400000LL) {
+		ctl_reply_err(c, "usage: clock lockstep WALL_MS STEP_MS (0…86400000) | clock hold");
+		return;
+	}
+	r = clock_lockstep(ms, step, mirror && *mirror ? mirror : NULL);
+	if (r < 0) {
+		ctl_reply_err(c, "clock: %s: %s", mirror, strerror(-r));
+		return;
+	}
+	ctl_reply_ok(c, json_pack("{s:I, s:I}", "wall_ms", (json_int_t)clock_wall_ms(), "step_ms",
+				  (json_int_t)step));
+}
+
+/* clock WALL_MS [RATE] | clock lockstep WALL_MS STEP_MS: tests only
+ * (SGD_TEST_HOOKS=1 in sgd's environment). */
 void ctl_cmd_clock(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
 {
 	const char *hooks = getenv("SGD_TEST_HOOKS");
@@ -203,8 +231,12 @@ void ctl_cmd_clock(struct app *a, struct ctl_client *c, int argc, const char *co
 		ctl_reply_err(c, "clock: test hook, disabled (sgd runs without SGD_TEST_HOOKS=1)");
 		return;
 	}
+	if (!strcmp(argv[1], "lockstep") || !strcmp(argv[1], "hold")) {
+		clock_lockstep_cmd(c, argc, argv);
+		return;
+	}
 	ms = strtoll(argv[1], &end, 10);
-	if (*end || ms <= 0 ||
+	if (*end || ms <= 0 || argc > 3 ||
 	    (argc > 2 && ((rate = strtol(argv[2], &end, 10)) < 1 || rate > 10000 || *end))) {
 		ctl_reply_err(c, "usage: clock WALL_MS [RATE 1…10000]");
 		return;

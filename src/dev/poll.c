@@ -193,6 +193,9 @@ static void cycle_done(struct poll *p, struct pslot *s)
 	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
 		if (p->notify[i].cb)
 			p->notify[i].cb(&s->dev, p->notify[i].arg);
+	/* lock-step tests: the next reading is one step later */
+	if (s->ctr_in_cycle)
+		clock_lockstep_advance();
 	schedule(p, s, p->meas_interval_ms - (clock_mono_ms() - s->cycle_start));
 }
 
@@ -483,8 +486,8 @@ void poll_configure(struct poll *p, const struct settings *st)
 	struct slot_cfg cfg[DEV_SLOTS];
 
 	poll_settings_to_cfg(p, st, cfg);
-	p->meas_interval_ms = settings_int(st, "poll_meas_interval") * 1000;
-	p->ctr_interval_ms = settings_int(st, "poll_counter_interval") * 1000;
+	p->meas_interval_ms = settings_int(st, "poll_meas_interval") * clock_poll_second_ms();
+	p->ctr_interval_ms = settings_int(st, "poll_counter_interval") * clock_poll_second_ms();
 	poll_apply_rs485_line(p, st);
 	for (int i = 0; i < DEV_SLOTS; i++)
 		slot_apply(p, &p->slot[i], &cfg[i]);
