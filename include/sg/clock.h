@@ -23,9 +23,10 @@ void clock_simulate(int64_t wall_ms, int rate);
  * however fast or slow the polls run, and no step is ever skipped. When
  * mirror_path is not NULL the simulated time is also kept in that 8-byte file
  * (native int64 ms, atomic stores through a shared mapping) for a simulator
- * to follow. step_ms 0 holds time at wall_ms. 0, or -errno when the mirror
- * cannot be set up (nothing changes). clock_simulate() ends lock-step. */
-int clock_lockstep(int64_t wall_ms, int64_t step_ms, const char *mirror_path);
+ * to follow. step_ms 0 holds time at wall_ms; time stops at until_ms when
+ * that is > 0. 0, or -errno when the mirror cannot be set up (nothing
+ * changes). clock_simulate() ends lock-step. */
+int clock_lockstep(int64_t wall_ms, int64_t step_ms, int64_t until_ms, const char *mirror_path);
 void clock_lockstep_advance(void);
 /* Tests: real milliseconds one configured second of polling lasts: 1000,
  * or SGD_TEST_POLL_MS (1…1000) when sgd runs with SGD_TEST_HOOKS=1. */

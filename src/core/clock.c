@@ -19,7 +19,7 @@ static int64_t offset_ms;      /* simulated - real at anchor */
 static int64_t anchor_real_ms; /* real wall ms when the rate was set */
 static int rate = 1;
 static bool locked; /* lock-step: wall time is lock_ms */
-static int64_t lock_ms, step_ms;
+static int64_t lock_ms, step_ms, until_ms;
 static int64_t *mirror; /* shared mapping of the mirror file, or NULL */
 
 int64_t clock_mono_ms(void)
@@ -107,7 +107,7 @@ static int64_t *mirror_map(const char *path)
 	return m == MAP_FAILED ? NULL : m;
 }
 
-int clock_lockstep(int64_t wall_ms, int64_t step, const char *mirror_path)
+int clock_lockstep(int64_t wall_ms, int64_t step, int64_t until, const char *mirror_path)
 {
 	int64_t *m = NULL;
 
@@ -122,6 +122,7 @@ int clock_lockstep(int64_t wall_ms, int64_t step, const char *mirror_path)
 	mirror = m;
 	locked = true;
 	step_ms = step;
+	until_ms = until > 0 ? until : INT64_MAX;
 	lock_ms = wall_ms;
 	if (mirror)
 		__atomic_store_n(mirror, lock_ms, __ATOMIC_RELEASE);
@@ -132,8 +133,8 @@ int clock_lockstep(int64_t wall_ms, int64_t step, const char *mirror_path)
 void clock_lockstep_advance(void)
 {
 	pthread_mutex_lock(&mu);
-	if (locked && step_ms > 0) {
-		lock_ms += step_ms;
+	if (locked && step_ms > 0 && lock_ms < until_ms) {
+		lock_ms = lock_ms + step_ms < until_ms ? lock_ms + step_ms : until_ms;
 		if (mirror)
 			__atomic_store_n(mirror, lock_ms, __ATOMIC_RELEASE);
 	}

@@ -190,25 +190,30 @@ void ctl_cmd_tariffs(struct app *a, struct ctl_client *c, int argc, const char *
 		ctl_reply_ok(c, hist_tariffs_json(h));
 }
 
-/* clock lockstep WALL_MS STEP_MS: the simulated time moves STEP_MS per
- * counter poll (0: stands at WALL_MS), mirrored to $SGD_TEST_CLOCK_FILE when
- * set (for sgsim). "clock hold" stands still at the current instant. */
+/* clock lockstep WALL_MS STEP_MS [UNTIL_MS]: the simulated time moves
+ * STEP_MS per counter poll (0: stands at WALL_MS) up to UNTIL_MS, mirrored to $SGD_TEST_CLOCK_FILE
+ * when set (for sgsim). "clock hold" stands still at the current instant. */
 static void clock_lockstep_cmd(struct ctl_client *c, int argc, const char *const *argv)
 {
 	const char *mirror = getenv("SGD_TEST_CLOCK_FILE");
 	char *end1 = NULL, *end2 = NULL;
-	long long ms = argc == 4 ? strtoll(argv[2], &end1, 10) : 0;
-	long long step = argc == 4 ? strtoll(argv[3], &end2, 10) : 0;
+	char *end3 = "";
+	long long ms = argc >= 4 ? strtoll(argv[2], &end1, 10) : 0;
+	long long step = argc >= 4 ? strtoll(argv[3], &end2, 10) : 0;
+	long long until = argc == 5 ? strtoll(argv[4], &end3, 10) : 0;
 	int r;
 
 	if (argc == 2 && !strcmp(argv[1], "hold")) {
 		ms = clock_wall_ms();
 		step = 0;
-	} else if (argc != 4 || *end1 || *end2 || ms <= 0 || step < 0 || step > 86400000LL) {
-		ctl_reply_err(c, "usage: clock lockstep WALL_MS STEP_MS (0…86400000) | clock hold");
+	} else if (argc < 4 || argc > 5 || *end1 || *end2 || *end3 || ms <= 0 || step < 0 ||
+		   step > 86400000LL || until < 0) {
+		ctl_reply_err(
+		    c,
+		    "usage: clock lockstep WALL_MS STEP_MS (0…86400000) [UNTIL_MS] | clock hold");
 		return;
 	}
-	r = clock_lockstep(ms, step, mirror && *mirror ? mirror : NULL);
+	r = clock_lockstep(ms, step, until, mirror && *mirror ? mirror : NULL);
 	if (r < 0) {
 		ctl_reply_err(c, "clock: %s: %s", mirror, strerror(-r));
 		return;

@@ -195,11 +195,12 @@ def unix_request(path, line, timeout=10):
 class Sim:
     """One sgsim process serving one bus."""
 
-    def __init__(self, workdir, name, devs, baud=115200, pace=False, extra=()):
+    def __init__(self, workdir, name, devs, baud=115200, pace=False, extra=(),
+                 devices_dir=DEVICES):
         self.link = os.path.join(workdir, name)
         self.ctl_path = os.path.join(workdir, name + ".sim.sock")
         args = [os.path.join(BUILD, "sgsim"), "--link", self.link, "--ctl", self.ctl_path,
-                "--devices-dir", DEVICES, "--baud", str(baud), "--seed", "7"]
+                "--devices-dir", devices_dir, "--baud", str(baud), "--seed", "7"]
         if pace:
             args.append("--pace")
         args += list(extra)
@@ -227,7 +228,8 @@ class Sim:
 class Sgd:
     """The daemon under test with its own state directory and socket."""
 
-    def __init__(self, workdir, buses, wrapper=(), extra_conf="", name="sgd"):
+    def __init__(self, workdir, buses, wrapper=(), extra_conf="", name="sgd",
+                 devices_dir=DEVICES):
         self.workdir = workdir
         self.state = os.path.join(workdir, "state")
         self.sock = os.path.join(workdir, name + ".sock")
@@ -245,7 +247,7 @@ class Sgd:
             f.write("serial_right_ir = %s\n" % buses.get("right", ""))
             f.write("serial_rs485 = %s\n" % buses.get("rs485", ""))
             f.write("state_dir = %s\nctl_socket = %s\ndevices_dir = %s\n"
-                    % (self.state, self.sock, DEVICES))
+                    % (self.state, self.sock, devices_dir))
             f.write("rs485_timeout_ms = 100\nir_timeout_ms = 150\n")
             for k, v in net.items():
                 if k not in given:

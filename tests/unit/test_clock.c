@@ -35,7 +35,7 @@ static int64_t mirror_value(void)
 static void test_lockstep_moves_by_steps(void **state)
 {
 	(void)state;
-	assert_int_equal(clock_lockstep(T0, 600000, NULL), 0);
+	assert_int_equal(clock_lockstep(T0, 600000, 0, NULL), 0);
 	assert_int_equal(clock_wall_ms(), T0);
 	usleep(20000); /* real time passing moves nothing */
 	assert_int_equal(clock_wall_ms(), T0);
@@ -44,12 +44,18 @@ static void test_lockstep_moves_by_steps(void **state)
 		clock_lockstep_advance();
 	assert_int_equal(clock_wall_ms(), T0 + 5 * 600000LL);
 	/* hold: advances do nothing */
-	assert_int_equal(clock_lockstep(T0 + 900000, 0, NULL), 0);
+	assert_int_equal(clock_lockstep(T0 + 900000, 0, 0, NULL), 0);
 	clock_lockstep_advance();
 	clock_lockstep_advance();
 	assert_int_equal(clock_wall_ms(), T0 + 900000);
-	assert_int_equal(clock_lockstep(0, 1, NULL), -EINVAL);
-	assert_int_equal(clock_lockstep(T0, -1, NULL), -EINVAL);
+	/* until: stops there exactly, even off the step grid */
+	assert_int_equal(clock_lockstep(T0, 600000, T0 + 1500000, NULL), 0);
+	for (int i = 0; i < 5; i++)
+		clock_lockstep_advance();
+	assert_int_equal(clock_wall_ms(), T0 + 1500000);
+	assert_int_equal(clock_lockstep(T0 + 900000, 0, 0, NULL), 0);
+	assert_int_equal(clock_lockstep(0, 1, 0, NULL), -EINVAL);
+	assert_int_equal(clock_lockstep(T0, -1, 0, NULL), -EINVAL);
 	assert_int_equal(clock_wall_ms(), T0 + 900000);
 }
 
@@ -58,12 +64,12 @@ static void test_mirror_follows(void **state)
 	(void)state;
 	strcpy(mirror_path, "/tmp/test_clock_XXXXXX");
 	close(mkstemp(mirror_path));
-	assert_int_equal(clock_lockstep(T0, 300000, mirror_path), 0);
+	assert_int_equal(clock_lockstep(T0, 300000, 0, mirror_path), 0);
 	assert_int_equal(mirror_value(), T0);
 	clock_lockstep_advance();
 	assert_int_equal(mirror_value(), T0 + 300000);
 	/* re-locking never shows 0 in between (a simulator would fall back) */
-	assert_int_equal(clock_lockstep(T0 + 7200000, 0, mirror_path), 0);
+	assert_int_equal(clock_lockstep(T0 + 7200000, 0, 0, mirror_path), 0);
 	assert_int_equal(mirror_value(), T0 + 7200000);
 	/* leaving lock-step: real-rate simulated time, mirror says 0 */
 	clock_simulate(T0, 1);
@@ -71,7 +77,7 @@ static void test_mirror_follows(void **state)
 	assert_true(clock_wall_ms() >= T0 && clock_wall_ms() < T0 + 5000);
 	clock_lockstep_advance(); /* not locked: nothing */
 	assert_true(clock_wall_ms() < T0 + 5000);
-	assert_int_equal(clock_lockstep(T0, 1, "/nonexistent-dir/x"), -ENOENT);
+	assert_int_equal(clock_lockstep(T0, 1, 0, "/nonexistent-dir/x"), -ENOENT);
 	unlink(mirror_path);
 }
 
