@@ -11,6 +11,7 @@
 #include "sg/clock.h"
 #include "sg/devop.h"
 #include "sg/legacy.h"
+#include "sg/reading.h"
 #include "sg/status.h"
 
 #define INDEX_HELP "0 = Left IR, 1…16 = RS485 1…16"
@@ -104,7 +105,7 @@ static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 
 	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
 		return;
-	doc = dev_reading_json(d, counters);
+	doc = reading_json(http_req_app(r)->hist, d, counters);
 	if (!doc)
 		http_reply_error(r, 500, "out of memory");
 	else if (read_ms)

@@ -16,6 +16,7 @@
 #include "sg/files.h"
 #include "sg/hist.h"
 #include "sg/log.h"
+#include "sg/reading.h"
 #include "sg/regnum.h"
 #include "sg/version.h"
 
@@ -656,7 +657,7 @@ static int run_reading(struct cmd *c, json_t *data, bool counters)
 		return -EINVAL;
 	if (devop_unreadable(d, c->err, sizeof(c->err)))
 		return -EAGAIN;
-	c->reply = dev_reading_json(d, counters);
+	c->reply = reading_json(c->app->hist, d, counters);
 	return c->reply ? 0 : -ENOMEM;
 }
 

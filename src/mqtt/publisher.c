@@ -37,6 +37,7 @@
 #include "sg/dev.h"
 #include "sg/log.h"
 #include "sg/poll.h"
+#include "sg/reading.h"
 
 #define BATCH 100
 
@@ -212,9 +213,9 @@ static bool readable(const struct dev *d)
 	return d->health == DEV_OK && d->d && d->meas_ms != 0;
 }
 
-static char *render(const struct dev *d, bool counters)
+static char *render(struct publisher *p, const struct dev *d, bool counters)
 {
-	json_t *j = dev_reading_json(d, counters);
+	json_t *j = reading_json(p->m && p->m->app ? p->m->app->hist : NULL, d, counters);
 	char *s = j ? json_dumps(j, SG_JSON_FLAGS) : NULL;
 
 	json_decref(j);
@@ -236,9 +237,9 @@ static void publish_reading(struct publisher *p, const struct pslot *s, const st
 		if (proto != PROTO_MQTT)
 			continue;
 		if (!meas)
-			meas = render(d, false);
+			meas = render(p, d, false);
 		if (!ctr)
-			ctr = render(d, true);
+			ctr = render(p, d, true);
 		if (meas && ctr) {
 			deliver(p, n, sm, meas);
 			deliver(p, n, sc, ctr);

@@ -217,6 +217,13 @@ json_t *hist_tariffs_json(struct hist *h)
 	return json_pack("{s:s}", "calendar", tariffs_text);
 }
 
+/* Tariff 3 is active whenever there is a history. */
+int hist_active_tariff(struct hist *h)
+{
+	(void)h;
+	return 2;
+}
+
 int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen)
 {
 	(void)h;
@@ -527,6 +534,17 @@ static void test_tariffs(void **state)
 	j = status();
 	assert_string_equal(json_string_value(json_object_get(j, "calendar")), "{\"tariffs\":[1]}");
 	json_decref(j);
+	/* the active tariff is in the measurement and counter documents too */
+	run(&link1, "{\"data\": {\"cmd\": \"measurements\", \"addr\": 0}}");
+	j = status();
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(j, "header"), "active_tariff")), 3);
+	json_decref(j);
+	run(&link1, "{\"data\": {\"cmd\": \"counters\", \"addr\": 0}}");
+	j = status();
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(j, "header"), "active_tariff")), 3);
+	json_decref(j);
 	app.hist = NULL;
 	run(&link1, "{\"data\": {\"cmd\": \"get_tariffs\"}}");
 	assert_non_null(find(BASE "/error"));
@@ -617,9 +635,10 @@ static void test_readings(void **state)
 	(void)state;
 	run(&link1, "{\"data\": {\"cmd\": \"measurements\", \"addr\": 0}}");
 	j = status();
-	/* the REST document plus "cmd" */
+	/* the REST document plus "cmd"; no history here: no active tariff */
 	want = dev_reading_json(&devs[0], false);
 	json_object_set_new(want, "cmd", json_string("measurements"));
+	json_object_set_new(json_object_get(want, "header"), "active_tariff", json_null());
 	a = json_dumps(j, JSON_SORT_KEYS);
 	b = json_dumps(want, JSON_SORT_KEYS);
 	assert_string_equal(a, b);
