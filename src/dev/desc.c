@@ -739,6 +739,246 @@ static int parse_match(const struct ctx *c, json_t *root, struct desc *d)
 	return 0;
 }
 
+/* ---- load profile ---- */
+
+/* Channel names by index. The order must match enum lp_ch of sg/loadprof.h,
+ * which the loader does not include: descriptions know nothing of the
+ * history code, only of the channel numbers it uses. */
+static const char *const lp_channel_names[] = {"ai",  "ae",  "ri",  "re",  "ai1", "ai2",
+					       "ai3", "ae1", "ae2", "ae3", NULL};
+
+#define LPROF_INTERVAL_S 900 /* the load-profile engine's interval (LP_INTERVAL_S) */
+#define LPROF_STRIDE_MAX 125 /* one read per entry */
+#define LPROF_ENTRIES_MAX 4096
+#define LPROF_TIME_WORDS 2 /* uint32 epoch seconds */
+
+/* Registers [off, off + words) of an entry, for the overlap check. */
+struct lp_span {
+	unsigned off, words;
+	char label[WHERE_MAX];
+};
+
+/* Two fields of one entry sharing a register would capture one value twice
+ * or tear the time stamp: always a slip in the file. */
+static int lp_check_overlap(const struct ctx *c, const char *where, const struct lp_span *spans,
+			    unsigned n, const struct lp_span *s)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		if (s->off < spans[i].off + spans[i].words && spans[i].off < s->off + s->words)
+			return fail(c, where, "registers %u…%u overlap %s", s->off,
+				    s->off + s->words - 1, spans[i].label);
+	return 0;
+}
+
+static bool lp_type_ok(enum dec_type t)
+{
+	return t == DEC_UINT16 || t == DEC_INT16 || t == DEC_UINT32 || t == DEC_INT32 ||
+	       t == DEC_FLOAT32;
+}
+
+/* A channel's scale turns the raw register into Wh / varh: negative or zero
+ * would make a cumulative counter run backwards or vanish. */
+static int lp_scale(const struct ctx *c, json_t *o, const char *where, double *out)
+{
+	char path[WHERE_MAX];
+	json_t *v;
+	int rc;
+
+	*out = 1;
+	rc = get_member(c, o, where, "scale", false, &v);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	member_path(path, where, "scale");
+	if (!json_is_number(v) || !isfinite(json_number_value(v)) || json_number_value(v) <= 0)
+		return fail(c, path, "must be a positive number");
+	*out = json_number_value(v);
+	return 0;
+}
+
+static int parse_lp_channel(const struct ctx *c, json_t *o, const char *where,
+			    const struct desc_lprofile *lp, struct desc_lp_channel *ch)
+{
+	static const char *const keys[] = {"channel", "offset", "type", "scale", NULL};
+	char path[WHERE_MAX];
+	long long off;
+	unsigned words;
+	int idx, rc;
+
+	if (!json_is_object(o))
+		return fail(c, where, "must be an object");
+	rc = check_members(c, o, where, keys);
+	if (!rc)
+		rc = get_enum(c, o, where, "channel", true, lp_channel_names, &idx);
+	if (!rc)
+		rc = get_int(c, o, where, "offset", true, 0, LPROF_STRIDE_MAX - 1, &off);
+	if (!rc)
+		rc = parse_type(c, o, where, &ch->type);
+	if (rc)
+		return rc;
+	if (!lp_type_ok(ch->type)) {
+		member_path(path, where, "type");
+		return fail(c, path, "must be uint16, int16, uint32, int32 or float32");
+	}
+	words = dec_type_words(ch->type);
+	if (off + words > lp->stride) {
+		member_path(path, where, "offset");
+		return fail(c, path, "%lld + %u registers runs past the entry (stride %u)", off,
+			    words, lp->stride);
+	}
+	ch->channel = (uint8_t)idx;
+	ch->offset = (uint16_t)off;
+	return lp_scale(c, o, where, &ch->scale);
+}
+
+static int parse_lp_channels(const struct ctx *c, json_t *o, struct desc_lprofile *lp)
+{
+	struct lp_span spans[1 + DESC_LP_CH_MAX];
+	char where[WHERE_MAX], path[WHERE_MAX];
+	json_t *arr, *v;
+	unsigned j;
+	size_t i;
+	int rc;
+
+	spans[0] = (struct lp_span){.off = lp->time_offset, .words = LPROF_TIME_WORDS};
+	snprintf(spans[0].label, sizeof(spans[0].label), "load_profile.time");
+	rc = get_array(c, o, "load_profile", "channels", &arr);
+	if (rc > 0)
+		return fail(c, "load_profile.channels", "required member missing");
+	if (rc)
+		return rc;
+	if (json_array_size(arr) < 1 || json_array_size(arr) > DESC_LP_CH_MAX)
+		return fail(c, "load_profile.channels", "must have 1…%d entries", DESC_LP_CH_MAX);
+	json_array_foreach(arr, i, v)
+	{
+		struct desc_lp_channel *ch = &lp->ch[i];
+		struct lp_span *s = &spans[i + 1];
+
+		snprintf(where, sizeof(where), "load_profile.channels[%zu]", i);
+		rc = parse_lp_channel(c, v, where, lp, ch);
+		if (rc)
+			return rc;
+		for (j = 0; j < i; j++)
+			if (lp->ch[j].channel == ch->channel) {
+				snprintf(path, sizeof(path), "load_profile.channels[%zu].channel",
+					 i);
+				return fail(c, path,
+					    "\"%s\" already used by load_profile.channels[%u]",
+					    lp_channel_names[ch->channel], j);
+			}
+		*s = (struct lp_span){.off = ch->offset, .words = dec_type_words(ch->type)};
+		snprintf(s->label, sizeof(s->label), "%s", where);
+		snprintf(path, sizeof(path), "load_profile.channels[%zu].offset", i);
+		rc = lp_check_overlap(c, path, spans, (unsigned)i + 1, s);
+		if (rc)
+			return rc;
+		lp->nch++;
+	}
+	return 0;
+}
+
+/* The optional count register: a plain number of entries, in the profile's
+ * space unless it says otherwise, and outside the ring it counts. */
+static int parse_lp_count(const struct ctx *c, json_t *o, struct desc_lprofile *lp)
+{
+	static const char *const keys[] = {FIELD_KEYS, NULL};
+	const char *w = "load_profile.count";
+	struct desc_field *f = &lp->count;
+	unsigned end = (unsigned)lp->base + (unsigned)lp->entries * lp->stride;
+	json_t *fo;
+	int rc;
+
+	rc = get_object(c, o, "load_profile", "count", false, &fo);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	rc = check_members(c, fo, w, keys);
+	if (!rc)
+		rc = parse_field_members(c, fo, w, f);
+	if (rc)
+		return rc;
+	if (!json_object_get(fo, "space"))
+		f->space = lp->space;
+	if (f->space != SPACE_INPUT && f->space != SPACE_HOLDING)
+		return fail(c, "load_profile.count.space", "must be input or holding");
+	if (f->type != DEC_UINT16)
+		return fail(c, "load_profile.count.type", "must be uint16");
+	if (f->scale != 1)
+		return fail(c, "load_profile.count.scale", "must be 1 (a number of entries)");
+	if (f->space == lp->space && f->reg >= lp->base && f->reg < end)
+		return fail(c, "load_profile.count.reg", "overlaps the ring (%s %u…%u)",
+			    space_names[lp->space], lp->base, end - 1);
+	return 0;
+}
+
+/* The ring's geometry: space, stride, depth, where it starts, the interval
+ * and the time stamp's place in an entry. */
+static int parse_lp_ring(const struct ctx *c, json_t *o, struct desc_lprofile *lp)
+{
+	const char *w = "load_profile";
+	long long stride, entries, base, interval, time = 0;
+	int space = SPACE_INPUT, rc;
+
+	rc = get_enum(c, o, w, "space", false, space_names, &space);
+	if (rc < 0)
+		return rc;
+	if (space != SPACE_INPUT && space != SPACE_HOLDING)
+		return fail(c, "load_profile.space", "must be input or holding");
+	rc = get_int(c, o, w, "base", true, 0, 65535, &base);
+	if (!rc)
+		rc = get_int(c, o, w, "stride", true, 1, LPROF_STRIDE_MAX, &stride);
+	if (!rc)
+		rc = get_int(c, o, w, "entries", true, 1, LPROF_ENTRIES_MAX, &entries);
+	if (!rc)
+		rc = get_int(c, o, w, "interval", true, 0, UINT32_MAX, &interval);
+	if (!rc)
+		rc = get_int(c, o, w, "time", false, 0, LPROF_STRIDE_MAX - 1, &time);
+	if (rc < 0)
+		return rc;
+	if (base + entries * stride > 65536)
+		return fail(c, "load_profile.base", "%lld + %lld × %lld registers runs past 65535",
+			    base, entries, stride);
+	if (interval != LPROF_INTERVAL_S)
+		return fail(c, "load_profile.interval",
+			    "must be %d (the gateway's intervals are 15 minutes)",
+			    LPROF_INTERVAL_S);
+	if (time + LPROF_TIME_WORDS > stride)
+		return fail(c, "load_profile.time",
+			    "%lld + %d registers runs past the entry (stride %lld)", time,
+			    LPROF_TIME_WORDS, stride);
+	lp->space = (enum desc_space)space;
+	lp->base = (uint16_t)base;
+	lp->stride = (uint16_t)stride;
+	lp->entries = (uint16_t)entries;
+	lp->interval_s = (uint32_t)interval;
+	lp->time_offset = (uint16_t)time;
+	return 0;
+}
+
+static int parse_lprofile(const struct ctx *c, json_t *root, struct desc *d)
+{
+	static const char *const keys[] = {"space",    "count", "base",	    "stride", "entries",
+					   "interval", "time",	"channels", NULL};
+	struct desc_lprofile *lp = &d->lprof;
+	json_t *o;
+	int rc;
+
+	rc = get_object(c, root, "", "load_profile", false, &o);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	rc = check_members(c, o, "load_profile", keys);
+	if (!rc)
+		rc = parse_lp_ring(c, o, lp);
+	if (!rc)
+		rc = parse_lp_count(c, o, lp);
+	if (!rc)
+		rc = parse_lp_channels(c, o, lp);
+	if (rc)
+		return rc;
+	lp->present = true;
+	return 0;
+}
+
 static const char *const class_names[] = {
     [CLASS_NONE] = "none",	 [CLASS_METER] = "meter", [CLASS_BICOM] = "bicom",
     [CLASS_GENERIC] = "generic", [CLASS_PQ] = "pq",	  NULL};
@@ -881,9 +1121,9 @@ static int build_all_blocks(const struct ctx *c, struct desc *d)
 
 static int parse_root(const struct ctx *c, json_t *root, struct desc *d)
 {
-	static const char *const keys[] = {
-	    "name",	"match", "class", "phases", "identification", "reverse", "measurements",
-	    "counters", "relay", "comm",  NULL};
+	static const char *const keys[] = {"name",	     "match",	"class",	"phases",
+					   "identification", "reverse", "measurements", "counters",
+					   "relay",	     "comm",	"load_profile", NULL};
 	int rc;
 
 	if (!json_is_object(root))
@@ -903,6 +1143,8 @@ static int parse_root(const struct ctx *c, json_t *root, struct desc *d)
 		rc = parse_relay(c, root, d);
 	if (!rc)
 		rc = parse_comm(c, root, d);
+	if (!rc)
+		rc = parse_lprofile(c, root, d);
 	if (!rc && d->cls == CLASS_BICOM && !d->relay.present)
 		return fail(c, "relay", "required member missing (class bicom)");
 	if (!rc)

@@ -255,12 +255,58 @@ static char *cmd_stats(struct sim_bus *b, char **av, int ac)
 	(void)av;
 	if (ac != 1)
 		return error("usage: stats");
-	return dump(json_pack("{s:I,s:I,s:I,s:I,s:f,s:i,s:i,s:b,s:o}", "frames",
+	return dump(json_pack("{s:I,s:I,s:I,s:I,s:f,s:i,s:i,s:b,s:I,s:s,s:o}", "frames",
 			      (json_int_t)b->frames, "replies", (json_int_t)b->replies, "bad_crc",
 			      (json_int_t)b->bad_crc, "dropped", (json_int_t)b->dropped, "wire_ms",
 			      b->wire_us / 1000.0, "baud", (int)b->baud, "bits_per_char",
-			      (int)b->bits_per_char, "frozen", b->frozen, "per_addr",
-			      per_addr_json(b)));
+			      (int)b->bits_per_char, "frozen", b->frozen, "wall_ms",
+			      (json_int_t)b->wall_ms, "clock", b->clock_driven ? "file" : "real",
+			      "per_addr", per_addr_json(b)));
+}
+
+/* Every valid entry, newest first, decoded back from the served registers. */
+static char *cmd_profile(struct sim_bus *b, char **av, int ac)
+{
+	struct sim_dev *dv = ac == 2 ? find_dev(b, av[1]) : NULL;
+	const struct desc_lprofile *lp;
+	double v[DESC_LP_CH_MAX];
+	json_t *entries, *vals;
+	int64_t t;
+	unsigned i, c;
+
+	if (!dv)
+		return error("usage: profile ADDR (existing device)");
+	lp = &dv->d->lprof;
+	if (!lp->present)
+		return error("the device has no load profile");
+	entries = json_array();
+	for (i = 0; sim_lp_entry(dv, i, &t, v) == 0; i++) {
+		vals = json_object();
+		for (c = 0; c < lp->nch; c++)
+			json_object_set_new(vals, sim_lp_channel_name(lp->ch[c].channel),
+					    json_real(v[c]));
+		json_array_append_new(
+		    entries, json_pack("{s:I,s:o}", "time", (json_int_t)t, "values", vals));
+	}
+	return dump(json_pack("{s:o}", "entries", entries));
+}
+
+static char *cmd_counter(struct sim_bus *b, char **av, int ac)
+{
+	struct sim_dev *dv = ac == 4 ? find_dev(b, av[1]) : NULL;
+	long k;
+	double v;
+	int rc;
+
+	if (!dv || sim_parse_long(av[2], 0, DESC_CTR_MAX - 1, &k) < 0 ||
+	    sim_parse_double(av[3], &v) < 0)
+		return error("usage: counter ADDR INDEX VALUE");
+	rc = sim_dev_set_counter(dv, (unsigned)k, v);
+	if (rc == -ENOENT)
+		return error("the device has no such counter");
+	if (rc < 0)
+		return error("value not representable in the counter's registers");
+	return ok();
 }
 
 static char *cmd_relay(struct sim_bus *b, char **av, int ac)
@@ -280,9 +326,10 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-    {"values", cmd_values}, {"freeze", cmd_freeze},   {"set", cmd_set},	    {"unpin", cmd_unpin},
-    {"fault", cmd_fault},   {"present", cmd_present}, {"noise", cmd_noise}, {"baud", cmd_baud},
-    {"stats", cmd_stats},   {"relay", cmd_relay},
+    {"values", cmd_values}, {"freeze", cmd_freeze},   {"set", cmd_set},
+    {"unpin", cmd_unpin},   {"fault", cmd_fault},     {"present", cmd_present},
+    {"noise", cmd_noise},   {"baud", cmd_baud},	      {"stats", cmd_stats},
+    {"relay", cmd_relay},   {"profile", cmd_profile}, {"counter", cmd_counter},
 };
 
 char *ctl_command(struct sim_bus *b, char *line)
@@ -294,6 +341,8 @@ char *ctl_command(struct sim_bus *b, char *line)
 	for (tok = strtok_r(line, " \t\r\n", &save); tok && ac <= MAX_ARGS;
 	     tok = strtok_r(NULL, " \t\r\n", &save))
 		av[ac++] = tok;
+	/* a command sees the model at the daemon's current time, like a request */
+	sim_clock_sync(b);
 	if (ac == 0)
 		return error("empty command");
 	if (ac > MAX_ARGS)

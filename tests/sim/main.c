@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,7 +37,7 @@ struct client {
 };
 
 struct opts {
-	const char *link, *dir, *ctl;
+	const char *link, *dir, *ctl, *clock_file;
 	unsigned baud;
 	bool pace;
 	uint64_t seed;
@@ -59,7 +60,8 @@ struct sim {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: sgsim --link PATH [--devices-dir DIR] [--ctl SOCKPATH] [--baud RATE]\n"
-		   "             [--pace] [--seed N] --dev MODEL:ADDR[:SERIAL] [--dev ...]\n");
+		   "             [--pace] [--seed N] [--clock-file PATH]\n"
+		   "             --dev MODEL:ADDR[:SERIAL] [--dev ...]\n");
 }
 
 static int opt_number(const char *name, const char *arg, long lo, long hi, long *out)
@@ -83,6 +85,9 @@ static int opt_one(struct opts *o, int c, const char *arg)
 		return 0;
 	case 'c':
 		o->ctl = arg;
+		return 0;
+	case 't':
+		o->clock_file = arg;
 		return 0;
 	case 'b':
 		if (opt_number("--baud", arg, 300, 4000000, &v) < 0)
@@ -111,15 +116,11 @@ static int opt_one(struct opts *o, int c, const char *arg)
 static int parse_opts(struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
-	    {"link", required_argument, NULL, 'l'},
-	    {"devices-dir", required_argument, NULL, 'd'},
-	    {"ctl", required_argument, NULL, 'c'},
-	    {"baud", required_argument, NULL, 'b'},
-	    {"pace", no_argument, NULL, 'p'},
-	    {"seed", required_argument, NULL, 's'},
-	    {"dev", required_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"link", required_argument, NULL, 'l'}, {"devices-dir", required_argument, NULL, 'd'},
+	    {"ctl", required_argument, NULL, 'c'},  {"baud", required_argument, NULL, 'b'},
+	    {"pace", no_argument, NULL, 'p'},	    {"seed", required_argument, NULL, 's'},
+	    {"dev", required_argument, NULL, 'D'},  {"clock-file", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -199,6 +200,23 @@ static int load_devs(struct sim *s)
 			return rc;
 	}
 	return 0;
+}
+
+/* A clock file the daemon has not created yet, or of another size, is a
+ * mistake in the test's set-up: refuse it rather than run on real time. */
+static int open_clock(struct sim *s)
+{
+	int rc;
+
+	if (!s->o.clock_file)
+		return 0;
+	rc = sim_clock_open(&s->bus, s->o.clock_file);
+	if (rc == -EINVAL)
+		fprintf(stderr, "sgsim: --clock-file %s: must be a file of exactly 8 bytes\n",
+			s->o.clock_file);
+	else if (rc < 0)
+		fprintf(stderr, "sgsim: --clock-file %s: %s\n", s->o.clock_file, strerror(-rc));
+	return rc;
 }
 
 /* ---- pty, link and control socket ---- */
@@ -449,15 +467,10 @@ static void on_master(struct sim *s)
 static void on_tick(struct sim *s)
 {
 	uint64_t n = 0;
-	double dt;
-	unsigned i;
 
-	if (read(s->tick_fd, &n, sizeof(n)) != sizeof(n) || n == 0 || s->bus.frozen)
+	if (read(s->tick_fd, &n, sizeof(n)) != sizeof(n))
 		return;
-	dt = (double)n * SIM_TICK_MS / 1000.0;
-	s->bus.t += dt;
-	for (i = 0; i < s->bus.ndev; i++)
-		sim_dev_tick(&s->bus.dev[i], s->bus.t, dt);
+	sim_clock_tick(&s->bus, n);
 }
 
 static void drain(int fd)
@@ -542,6 +555,8 @@ static void cleanup(struct sim *s)
 	for (i = 0; i < s->bus.ndev; i++)
 		sim_dev_free(&s->bus.dev[i]);
 	desc_set_free(&s->set);
+	if (s->bus.clock_file)
+		munmap((void *)s->bus.clock_file, sizeof(int64_t));
 }
 
 static void init_state(struct sim *s)
@@ -568,10 +583,11 @@ int main(int argc, char **argv)
 	s.bus.baud = s.o.baud;
 	s.bus.pace = s.o.pace;
 	s.bus.rng = s.o.seed ^ 0xD1B54A32D192ED03ull;
-	if (load_devs(&s) < 0) {
+	if (open_clock(&s) < 0 || load_devs(&s) < 0) {
 		cleanup(&s);
 		return 2;
 	}
+	sim_clock_start(&s.bus);
 	if (setup(&s) < 0) {
 		cleanup(&s);
 		return 1;

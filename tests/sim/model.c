@@ -33,14 +33,20 @@ static uint16_t *field_ptr(const struct sim_dev *dv, const struct desc_field *f)
 	return dv->regs[f->space] + f->reg;
 }
 
+static void mark_range(struct sim_dev *dv, enum desc_space sp, unsigned start, unsigned n)
+{
+	unsigned i;
+
+	if (sp > SPACE_HOLDING || start + n > SIM_NREGS)
+		return;
+	for (i = start; i < start + n; i++)
+		dv->defined[sp][i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
 static void mark_defined(struct sim_dev *dv, const struct desc_field *f)
 {
-	unsigned i, n = field_words(f);
-
-	if (!field_ptr(dv, f))
-		return;
-	for (i = f->reg; i < (unsigned)f->reg + n; i++)
-		dv->defined[f->space][i / 8] |= (uint8_t)(1u << (i % 8));
+	if (field_ptr(dv, f))
+		mark_range(dv, f->space, f->reg, field_words(f));
 }
 
 bool sim_defined(const struct sim_dev *dv, enum desc_space sp, unsigned reg)
@@ -319,6 +325,17 @@ static void ctr_integrate(struct sim_dev *dv, unsigned k, const sim_vals v, doub
 	dv->ctr_val[k] += x * dt / 3600.0;
 }
 
+/* Whether v fits counter c's registers with exponent e. */
+static bool ctr_fits(const struct desc_counter *c, double v, int e)
+{
+	double raw = pow10i(v, c->exponent.present ? -e : 0) / field_scale(&c->value);
+	uint16_t w[2];
+
+	if (is_int_type(c->value.type))
+		raw = floor(raw);
+	return dec_encode_number(c->value.type, raw, w) == 0;
+}
+
 /* Counter k's unit and direction when the meter lets us choose: a plausible
  * list cycling Wh import, Wh export, varh import, varh export, VAh import. */
 static void ctr_pattern(unsigned k, enum desc_unit *u, enum desc_dir *d)
@@ -383,6 +400,208 @@ static void ctr_init(struct sim_dev *dv, unsigned k, uint64_t *rng)
 		field_put_raw(dv, &c->quadrants, dir_mask(d));
 	dv->ctr_val[k] = ctr_start(dv, c, u, d, rng);
 	dv->ctr_exp[k] = is_int_type(c->value.type) ? ctr_pick_exp(k, dv->ctr_val[k]) : 0;
+}
+
+/* ---- load profile ---- */
+
+/* What each profile channel captures, by channel number. The order is enum
+ * lp_ch of sg/loadprof.h (and the loader's channel names in desc.c). */
+static const struct {
+	const char *name;
+	enum desc_unit unit;
+	enum desc_dir dir;
+	uint8_t phase;
+} lp_chan[] = {
+    {"ai", UNIT_WH, DIR_IMPORT, 0},   {"ae", UNIT_WH, DIR_EXPORT, 0},
+    {"ri", UNIT_VARH, DIR_IMPORT, 0}, {"re", UNIT_VARH, DIR_EXPORT, 0},
+    {"ai1", UNIT_WH, DIR_IMPORT, 1},  {"ai2", UNIT_WH, DIR_IMPORT, 2},
+    {"ai3", UNIT_WH, DIR_IMPORT, 3},  {"ae1", UNIT_WH, DIR_EXPORT, 1},
+    {"ae2", UNIT_WH, DIR_EXPORT, 2},  {"ae3", UNIT_WH, DIR_EXPORT, 3},
+};
+#define LP_NCHAN (sizeof(lp_chan) / sizeof(lp_chan[0]))
+
+const char *sim_lp_channel_name(unsigned ch)
+{
+	return ch < LP_NCHAN ? lp_chan[ch].name : "?";
+}
+
+/* The counter a channel captures: the first with the channel's current unit,
+ * direction and phase, non-resettable ones before resettable ones (a meter
+ * records what a reset cannot disturb); -1 when there is none. */
+static int lp_counter(const struct sim_dev *dv, unsigned ch)
+{
+	const struct desc *d = dv->d;
+	enum desc_unit u;
+	enum desc_dir dir;
+	unsigned pass, k;
+
+	if (ch >= LP_NCHAN)
+		return -1;
+	for (pass = 0; pass < 2; pass++)
+		for (k = 0; k < d->nctr; k++) {
+			if (d->ctr[k].resettable != (pass == 1) ||
+			    d->ctr[k].phase != lp_chan[ch].phase)
+				continue;
+			ctr_config(dv, k, &u, &dir);
+			if (u == lp_chan[ch].unit && dir == lp_chan[ch].dir)
+				return (int)k;
+		}
+	return -1;
+}
+
+/* Register off of ring entry i as a field of type t, so that encoding and
+ * decoding go the usual way. */
+static struct desc_field lp_field(const struct desc_lprofile *lp, unsigned i, unsigned off,
+				  enum dec_type t)
+{
+	return (struct desc_field){.present = true,
+				   .space = lp->space,
+				   .reg = (uint16_t)(lp->base + i * lp->stride + off),
+				   .type = t,
+				   .words = (uint16_t)dec_type_words(t),
+				   .scale = 1};
+}
+
+/* Integer registers wrap around like a real meter's rather than refusing a
+ * value too large for them. */
+static double lp_wrap(enum dec_type t, double raw)
+{
+	double m = t == DEC_UINT16 || t == DEC_INT16 ? 65536.0 : 4294967296.0;
+
+	raw = fmod(raw, m);
+	if (raw < 0)
+		raw += m;
+	if ((t == DEC_INT16 || t == DEC_INT32) && raw >= m / 2)
+		raw -= m;
+	return raw;
+}
+
+/* Write one capture into ring entry i (already zeroed). */
+static void lp_put(struct sim_dev *dv, unsigned i, int64_t ms, const double *ctr)
+{
+	const struct desc_lprofile *lp = &dv->d->lprof;
+	const struct desc_lp_channel *ch;
+	struct desc_field f;
+	double raw;
+	unsigned c;
+	int k;
+
+	f = lp_field(lp, i, lp->time_offset, DEC_UINT32);
+	field_put_raw(dv, &f, (double)(ms / 1000));
+	for (c = 0; c < lp->nch; c++) {
+		ch = &lp->ch[c];
+		k = lp_counter(dv, ch->channel);
+		raw = k < 0 ? 0 : ctr[k] / ch->scale;
+		/* floor, not round: as the counters, never energy not yet counted */
+		if (is_int_type(ch->type))
+			raw = lp_wrap(ch->type, floor(raw));
+		f = lp_field(lp, i, ch->offset, ch->type);
+		field_put_raw(dv, &f, raw);
+	}
+}
+
+/* Capture instants are the multiples of the interval in UTC. Those in
+ * (w0, w1] after the newest entry are added, each with the counters
+ * interpolated between before[] (at w0) and the current values (at w1); the
+ * ring shifts once for all of them. */
+static void lp_capture(struct sim_dev *dv, const double *before, int64_t w0, int64_t w1)
+{
+	const struct desc_lprofile *lp = &dv->d->lprof;
+	int64_t iv = (int64_t)lp->interval_s * 1000, first, last, b;
+	double at[DESC_CTR_MAX];
+	uint16_t *ring;
+	unsigned n, i, k;
+
+	if (!lp->present || iv <= 0 || w1 <= w0)
+		return;
+	first = ((w0 > dv->lp_newest_ms ? w0 : dv->lp_newest_ms) / iv + 1) * iv;
+	last = w1 / iv * iv;
+	if (last < first || last / 1000 > UINT32_MAX)
+		return;
+	/* older captures would only be pushed out of the ring again */
+	if ((last - first) / iv >= lp->entries)
+		first = last - (int64_t)(lp->entries - 1) * iv;
+	n = (unsigned)((last - first) / iv + 1);
+	ring = dv->regs[lp->space] + lp->base;
+	memmove(ring + (size_t)n * lp->stride, ring,
+		(size_t)(lp->entries - n) * lp->stride * sizeof(uint16_t));
+	memset(ring, 0, (size_t)n * lp->stride * sizeof(uint16_t));
+	for (i = 0; i < n; i++) {
+		b = last - (int64_t)i * iv;
+		for (k = 0; k < dv->d->nctr; k++)
+			at[k] = before[k] +
+				(dv->ctr_val[k] - before[k]) * (double)(b - w0) / (double)(w1 - w0);
+		lp_put(dv, i, b, at);
+	}
+	dv->lp_newest_ms = last;
+	dv->lp_count = dv->lp_count + n > lp->entries ? lp->entries : dv->lp_count + n;
+	field_put_raw(dv, &lp->count, dv->lp_count);
+}
+
+int sim_lp_entry(const struct sim_dev *dv, unsigned i, int64_t *time_s, double *v)
+{
+	const struct desc_lprofile *lp = &dv->d->lprof;
+	struct desc_field f;
+	double x;
+	unsigned c;
+
+	if (!lp->present || i >= lp->entries)
+		return -ENOENT;
+	f = lp_field(lp, i, lp->time_offset, DEC_UINT32);
+	if (sim_field_number(dv, &f, &x) < 0 || x == 0)
+		return -ENOENT;
+	*time_s = (int64_t)x;
+	for (c = 0; c < lp->nch; c++) {
+		f = lp_field(lp, i, lp->ch[c].offset, lp->ch[c].type);
+		if (sim_field_number(dv, &f, &x) < 0)
+			x = 0;
+		v[c] = x * lp->ch[c].scale;
+	}
+	return 0;
+}
+
+/* The whole ring and the count register are defined; they start empty, so
+ * a fresh meter has no history the test did not make. */
+static void lp_init(struct sim_dev *dv)
+{
+	const struct desc_lprofile *lp = &dv->d->lprof;
+
+	if (!lp->present)
+		return;
+	mark_range(dv, lp->space, lp->base, (unsigned)lp->entries * lp->stride);
+	mark_defined(dv, &lp->count);
+	field_put_raw(dv, &lp->count, 0);
+}
+
+void sim_dev_step(struct sim_dev *dv, double t, double dt, int64_t w0_ms, int64_t w1_ms)
+{
+	double before[DESC_CTR_MAX];
+
+	memcpy(before, dv->ctr_val, sizeof(before));
+	sim_dev_tick(dv, t, dt);
+	lp_capture(dv, before, w0_ms, w1_ms);
+}
+
+int sim_dev_set_counter(struct sim_dev *dv, unsigned k, double value)
+{
+	const struct desc_counter *c;
+	int e;
+
+	if (k >= dv->d->nctr)
+		return -ENOENT;
+	c = &dv->d->ctr[k];
+	e = dv->ctr_exp[k];
+	if (!isfinite(value) || value < 0)
+		return -ERANGE;
+	/* a larger value may need the next exponent, as at start */
+	if (!ctr_fits(c, value, e) && c->exponent.present)
+		e = ctr_pick_exp(k, value);
+	if (!ctr_fits(c, value, e))
+		return -ERANGE;
+	dv->ctr_val[k] = value;
+	dv->ctr_exp[k] = e;
+	ctr_encode(dv, k);
+	return 0;
 }
 
 /* ---- device ---- */
@@ -465,6 +684,7 @@ int sim_dev_init(struct sim_dev *dv, const struct desc *d, const char *model, ui
 		dv->off[i] = TAU * sim_rand01(&rng);
 	mark_all(dv);
 	init_ident(dv, baud);
+	lp_init(dv);
 	for (i = 0; i < d->nctr; i++)
 		ctr_init(dv, i, &rng);
 	sim_dev_tick(dv, 0, 0);

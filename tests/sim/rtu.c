@@ -223,6 +223,9 @@ static void handle_frame(struct sim_bus *b, const uint8_t *f, size_t len, int64_
 {
 	struct sim_dev *dv;
 
+	/* the daemon may have moved its clock since the last tick: serve what
+	 * the meter shows at the daemon's time */
+	sim_clock_sync(b);
 	b->frames++;
 	b->wire_us += wire_us(b, (double)len);
 	if (f[0] == 0) {

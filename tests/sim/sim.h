@@ -54,6 +54,11 @@ struct sim_dev {
 	struct sim_pin pins[SIM_MAX_PINS];
 	unsigned npins;
 
+	/* the meter's own load profile (description's lprof): the ring lives in
+	 * the register image, these say how much of it is filled */
+	unsigned lp_count;    /* valid entries */
+	int64_t lp_newest_ms; /* capture instant of entry 0; 0 = none yet */
+
 	uint64_t requests, replies, exceptions;
 };
 
@@ -79,7 +84,14 @@ struct sim_bus {
 	unsigned ndev;
 
 	bool frozen;
-	double t; /* simulated seconds since start */
+	double t; /* simulated seconds since start (physics time) */
+
+	/* Simulated wall clock (UTC ms): CLOCK_REALTIME, or the value the daemon
+	 * under test publishes in --clock-file once that is non-zero. */
+	const int64_t *clock_file; /* read-only shared mapping, or NULL */
+	bool clock_driven;	   /* the file's value drives time (for good) */
+	bool clock_back_logged;	   /* a backwards value was reported */
+	int64_t wall_ms;	   /* wall time the model has reached */
 	uint64_t rng;
 
 	uint64_t frames, replies, bad_crc, dropped;
@@ -89,6 +101,8 @@ struct sim_bus {
 /* ---- util.c ---- */
 /* Monotonic microseconds. */
 int64_t sim_now_us(void);
+/* Real wall time (CLOCK_REALTIME), UTC milliseconds. */
+int64_t sim_real_wall_ms(void);
 /* Parse a whole decimal integer within [lo, hi]; 0 or -EINVAL/-ERANGE. */
 int sim_parse_long(const char *s, long lo, long hi, long *out);
 /* Parse a finite double; 0 or -EINVAL. */
@@ -110,6 +124,20 @@ int sim_dev_init(struct sim_dev *dv, const struct desc *d, const char *model, ui
 void sim_dev_free(struct sim_dev *dv);
 /* Advance physics by dt seconds to time t and re-encode the image. */
 void sim_dev_tick(struct sim_dev *dv, double t, double dt);
+/* sim_dev_tick while wall time goes from w0_ms to w1_ms: every profile
+ * capture instant in (w0_ms, w1_ms] gets an entry, counters interpolated
+ * linearly across the step. */
+void sim_dev_step(struct sim_dev *dv, double t, double dt, int64_t w0_ms, int64_t w1_ms);
+/* Decode profile entry i (0 newest) from the image: its capture instant (UTC
+ * s) and one value per description channel; 0, or -ENOENT when empty or
+ * past the ring. */
+int sim_lp_entry(const struct sim_dev *dv, unsigned i, int64_t *time_s, double *v);
+/* Set counter k (description order) to value in its base unit, as a meter
+ * reset or replacement would; 0, -ENOENT (no such counter) or -ERANGE (not
+ * encodable in its registers). */
+int sim_dev_set_counter(struct sim_dev *dv, unsigned k, double value);
+/* Name of load-profile channel ch ("ai" … "ae3"), "?" when out of range. */
+const char *sim_lp_channel_name(unsigned ch);
 /* Whether the description defines register reg of space sp. */
 bool sim_defined(const struct sim_dev *dv, enum desc_space sp, unsigned reg);
 /* Pin measurement qty/phase to value; 0, -ENOENT (not in the description) or
@@ -151,6 +179,16 @@ void rtu_noise(struct sim_bus *b, size_t n);
 struct sim_dev *sim_bus_dev(struct sim_bus *b, unsigned addr);
 /* Set the pacing baud rate. */
 void sim_bus_set_baud(struct sim_bus *b, unsigned baud);
+
+/* ---- clock.c ---- */
+/* Map the --clock-file (exactly 8 bytes); 0, -errno or -EINVAL (size). */
+int sim_clock_open(struct sim_bus *b, const char *path);
+/* Start the wall clock: the file's value when non-zero, else real time. */
+void sim_clock_start(struct sim_bus *b);
+/* n ticks of SIM_TICK_MS passed (real time). */
+void sim_clock_tick(struct sim_bus *b, uint64_t n);
+/* Catch up with the clock file now (before a request or a command). */
+void sim_clock_sync(struct sim_bus *b);
 
 /* ---- ctl.c ---- */
 /* Handle one control command line; returns a malloc'd JSON line (with '\n'). */

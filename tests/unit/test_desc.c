@@ -68,6 +68,9 @@ static void test_all_load(void **state)
 	/* case-insensitive lookup */
 	assert_ptr_equal(desc_find(set, "generic"), find(set, "Generic"));
 	assert_null(desc_find(set, "nope"));
+	/* the manuals we have publish no profile registers for these models */
+	for (i = 0; i < set->n; i++)
+		assert_false(set->v[i]->lprof.present);
 }
 
 static void expect_match(const struct desc_set *set, const char *model, const char *name)
@@ -447,6 +450,190 @@ static void test_reject(void **state)
 		      "bad_nounit.json: ", "counters[0].fixed_unit: required member missing");
 }
 
+static struct desc *load_ok(const char *path)
+{
+	struct desc *d = NULL;
+	char err[512] = "";
+
+	if (desc_load_file(path, &d, err, sizeof(err)) != 0)
+		fail_msg("%s", err);
+	return d;
+}
+
+static void expect_lp_channel(const struct desc_lp_channel *ch, unsigned channel, unsigned offset,
+			      enum dec_type type, double scale)
+{
+	assert_int_equal(ch->channel, channel);
+	assert_int_equal(ch->offset, offset);
+	assert_int_equal(ch->type, type);
+	assert_true(ch->scale == scale);
+}
+
+static void test_lprof_good(void **state)
+{
+	struct desc *d;
+	const struct desc_lprofile *lp;
+
+	(void)state;
+	d = load_ok(DATA "lp_good.json");
+	lp = &d->lprof;
+	assert_true(lp->present);
+	assert_int_equal(lp->space, SPACE_HOLDING);
+	assert_true(lp->count.present);
+	assert_int_equal(lp->count.space, SPACE_HOLDING); /* the profile's space */
+	assert_int_equal(lp->count.reg, 999);
+	assert_int_equal(lp->count.type, DEC_UINT16);
+	assert_int_equal(lp->count.words, 1);
+	assert_true(lp->count.scale == 1);
+	assert_int_equal(lp->base, 1000);
+	assert_int_equal(lp->stride, 12);
+	assert_int_equal(lp->entries, 4096);
+	assert_int_equal(lp->interval_s, 900);
+	assert_int_equal(lp->time_offset, 10);
+	assert_int_equal(lp->nch, 5);
+	/* channel numbers are enum lp_ch: ae3 9, ai 0, ri 2, re 3, ai1 4 */
+	expect_lp_channel(&lp->ch[0], 9, 0, DEC_FLOAT32, 1);
+	expect_lp_channel(&lp->ch[1], 0, 2, DEC_INT32, 0.1);
+	expect_lp_channel(&lp->ch[2], 2, 4, DEC_UINT16, 10);
+	expect_lp_channel(&lp->ch[3], 3, 5, DEC_INT16, 1);
+	expect_lp_channel(&lp->ch[4], 4, 6, DEC_UINT32, 0.01);
+	/* the profile is read on its own, never through the poll blocks */
+	assert_int_equal(d->nmeas_blocks + d->nctr_blocks + d->ncfg_blocks, 0);
+	desc_free(d);
+
+	d = load_ok(DATA "lp_edge.json");
+	lp = &d->lprof;
+	assert_true(lp->present);
+	assert_int_equal(lp->space, SPACE_INPUT);
+	assert_false(lp->count.present);
+	assert_int_equal(lp->base, 65036); /* 65036 + 4 × 125 = 65536 exactly */
+	assert_int_equal(lp->time_offset, 0);
+	assert_int_equal(lp->nch, 1);
+	expect_lp_channel(&lp->ch[0], 1, 123, DEC_UINT16, 1);
+	desc_free(d);
+
+	/* a description without the member has none */
+	d = load_ok(DATA "good_min.json");
+	assert_false(d->lprof.present);
+	desc_free(d);
+}
+
+/* Whether a field lies in [start, end) of space sp. */
+static bool field_in(const struct desc_field *f, enum desc_space sp, unsigned start, unsigned end)
+{
+	return f->present && f->space == sp && f->reg < end && (unsigned)f->reg + f->words > start;
+}
+
+/* The test-only model the integration tests simulate: IE38's maps plus a
+ * profile that shares no register with them. */
+static void test_lprof_simlp(void **state)
+{
+	const struct desc_set *set = *state;
+	const struct desc *ie38 = find(set, "IE38");
+	const struct desc_lprofile *lp;
+	struct desc *d;
+	unsigned i, end;
+
+	d = load_ok("tests/devices/simlp.json");
+	lp = &d->lprof;
+	assert_string_equal(d->name, "SimLP");
+	assert_int_equal(d->nmatch, 1);
+	assert_string_equal(d->match[0], "SIMLP");
+	assert_null(desc_find(set, "SimLP")); /* loads alongside etc/devices */
+	assert_null(desc_match(set, "SIMLP"));
+	assert_int_equal(d->nmeas, ie38->nmeas);
+	assert_int_equal(d->nctr, ie38->nctr);
+	assert_true(lp->present);
+	assert_int_equal(lp->space, SPACE_INPUT);
+	assert_int_equal(lp->count.space, SPACE_INPUT);
+	assert_int_equal(lp->count.reg, 8999);
+	assert_int_equal(lp->base, 9000);
+	assert_int_equal(lp->stride, 10);
+	assert_int_equal(lp->entries, 224);
+	assert_int_equal(lp->interval_s, 900);
+	assert_int_equal(lp->time_offset, 0);
+	assert_int_equal(lp->nch, 4);
+	for (i = 0; i < 4; i++)
+		expect_lp_channel(&lp->ch[i], i, 2 + 2 * i, DEC_UINT32, 0.01);
+	end = (unsigned)lp->base + (unsigned)lp->entries * lp->stride;
+	for (i = 0; i < d->nmeas; i++)
+		assert_false(field_in(&d->meas[i].f, lp->space, lp->count.reg, end));
+	for (i = 0; i < d->nctr; i++) {
+		assert_false(field_in(&d->ctr[i].value, lp->space, lp->count.reg, end));
+		assert_false(field_in(&d->ctr[i].unit, lp->space, lp->count.reg, end));
+		assert_false(field_in(&d->ctr[i].quadrants, lp->space, lp->count.reg, end));
+	}
+	assert_false(field_in(&d->id_model, lp->space, lp->count.reg, end));
+	assert_false(field_in(&d->id_serial, lp->space, lp->count.reg, end));
+	assert_false(field_in(&d->id_sw_version, lp->space, lp->count.reg, end));
+	desc_free(d);
+}
+
+/* Loading file must fail with -EINVAL and exactly "FILE: msg". */
+static void expect_reject_exact(const char *file, const char *msg)
+{
+	char path[256], want[512], err[512] = "";
+	struct desc *d = (struct desc *)0x1;
+	int rc;
+
+	snprintf(path, sizeof(path), DATA "%s", file);
+	snprintf(want, sizeof(want), "%s: %s", path, msg);
+	rc = desc_load_file(path, &d, err, sizeof(err));
+	if (rc != -EINVAL)
+		fail_msg("%s: rc %d, expected -EINVAL", file, rc);
+	assert_ptr_equal(d, (struct desc *)0x1);
+	if (strcmp(err, want) != 0)
+		fail_msg("%s: message \"%s\", expected \"%s\"", file, err, want);
+}
+
+static void test_lprof_reject(void **state)
+{
+	(void)state;
+	expect_reject_exact("bad_lp_notobject.json", "load_profile: must be an object");
+	expect_reject_exact("bad_lp_unknown.json", "load_profile.depth: unknown member");
+	expect_reject_exact("bad_lp_chunknown.json",
+			    "load_profile.channels[0].unit: unknown member");
+	expect_reject_exact("bad_lp_missing.json", "load_profile.base: required member missing");
+	expect_reject_exact("bad_lp_space.json", "load_profile.space: must be input or holding");
+	expect_reject_exact("bad_lp_stride.json", "load_profile.stride: must be 1…125");
+	expect_reject_exact("bad_lp_entries.json", "load_profile.entries: must be 1…4096");
+	expect_reject_exact("bad_lp_end.json",
+			    "load_profile.base: 65000 + 224 × 10 registers runs past 65535");
+	expect_reject_exact("bad_lp_interval.json",
+			    "load_profile.interval: must be 900 (the gateway's intervals are 15 "
+			    "minutes)");
+	expect_reject_exact("bad_lp_time.json",
+			    "load_profile.time: 9 + 2 registers runs past the entry (stride 10)");
+	expect_reject_exact("bad_lp_offset.json", "load_profile.channels[1].offset: 9 + 2 "
+						  "registers runs past the entry (stride 10)");
+	expect_reject_exact("bad_lp_overlap.json", "load_profile.channels[1].offset: registers "
+						   "3…4 overlap load_profile.channels[0]");
+	expect_reject_exact("bad_lp_timeoverlap.json",
+			    "load_profile.channels[0].offset: registers 1…1 overlap "
+			    "load_profile.time");
+	expect_reject_exact("bad_lp_dupch.json", "load_profile.channels[1].channel: \"ai\" "
+						 "already used by load_profile.channels[0]");
+	expect_reject_exact("bad_lp_chname.json",
+			    "load_profile.channels[0].channel: unknown value \"ax\" (expected ai, "
+			    "ae, ri, re, ai1, ai2, ai3, ae1, ae2, ae3)");
+	expect_reject_exact("bad_lp_nochannels.json",
+			    "load_profile.channels: must have 1…10 entries");
+	expect_reject_exact("bad_lp_toomany.json", "load_profile.channels: must have 1…10 entries");
+	expect_reject_exact("bad_lp_nochannelsmember.json",
+			    "load_profile.channels: required member missing");
+	expect_reject_exact("bad_lp_chtype.json", "load_profile.channels[0].type: must be uint16, "
+						  "int16, uint32, int32 or float32");
+	expect_reject_exact("bad_lp_scale.json",
+			    "load_profile.channels[0].scale: must be a positive number");
+	expect_reject_exact("bad_lp_counttype.json", "load_profile.count.type: must be uint16");
+	expect_reject_exact("bad_lp_countscale.json",
+			    "load_profile.count.scale: must be 1 (a number of entries)");
+	expect_reject_exact("bad_lp_countspace.json",
+			    "load_profile.count.space: must be input or holding");
+	expect_reject_exact("bad_lp_countoverlap.json",
+			    "load_profile.count.reg: overlaps the ring (input 9000…11239)");
+}
+
 static void test_missing_file(void **state)
 {
 	struct desc *d = NULL;
@@ -509,6 +696,9 @@ int main(void)
 	    cmocka_unit_test(test_good_fixture),
 	    cmocka_unit_test(test_block_limit),
 	    cmocka_unit_test(test_reject),
+	    cmocka_unit_test(test_lprof_good),
+	    cmocka_unit_test_setup_teardown(test_lprof_simlp, setup_set, teardown_set),
+	    cmocka_unit_test(test_lprof_reject),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_dir_all_or_nothing),
 	    cmocka_unit_test(test_names),
