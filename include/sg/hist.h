@@ -11,6 +11,7 @@
 
 struct app;
 struct hist;
+struct mprof_stats;
 
 /* Open history.db and subscribe to the poller; 0 or -errno (the daemon runs
  * on without history when it cannot open: logged). */
@@ -47,6 +48,10 @@ int hist_calc_csv(struct hist *h, int n_calc, int64_t from, int64_t to, FILE *f,
 		  size_t errlen);
 /* Clear the load profile of slot. */
 int hist_load_profile_clear(struct hist *h, int slot);
+/* Fills of slot from the meter's own load profile (sg/mprofile.h): fills
+ * started, intervals filled, errors and the last one. 0, or -ENOENT without
+ * history. */
+int hist_lp_fill_stats(struct hist *h, int slot, struct mprof_stats *out);
 
 /* Recorders: list, one view ("daily"|"monthly"|"yearly"), CSV, clear. */
 json_t *hist_recorders_json(struct hist *h);

@@ -50,6 +50,9 @@ int lpstore_put(struct lpstore *st, int slot, const struct lp_interval *iv, size
 /* Fill from a meter's own load profile: only channels stored as missing (or
  * rows not stored) get the values; a stored value is never overwritten. */
 int lpstore_fill(struct lpstore *st, int slot, const struct lp_interval *iv, size_t n);
+/* The same; *filled = intervals that gained a value (0 on error). */
+int lpstore_fill_count(struct lpstore *st, int slot, const struct lp_interval *iv, size_t n,
+		       size_t *filled);
 /* Feed one sample to slot's engine; when intervals complete, store them and
  * the engine state in one transaction. Returns the number of intervals
  * stored or -errno (then the engine has advanced; the intervals are lost). */
@@ -63,6 +66,14 @@ int lpstore_range(struct lpstore *st, int slot, int64_t from, int64_t to,
 /* The same into out[0…max-1]; *n = rows written. -E2BIG when more exist. */
 int lpstore_range_array(struct lpstore *st, int slot, int64_t from, int64_t to,
 			struct lp_interval *out, size_t max, size_t *n);
+/* Start of the newest stored interval of slot before `before`; 0, -ENOENT
+ * when there is none, or -errno. */
+int lpstore_last(struct lpstore *st, int slot, int64_t before, int64_t *start);
+/* Local quarter hours of p in [from, to) whose interval is not stored, or is
+ * stored without every channel of want. The first max starts go to out
+ * (oldest first; out may be NULL). Returns how many there are, or -errno. */
+int lpstore_missing(struct lpstore *st, int slot, const struct lp_params *p, int64_t from,
+		    int64_t to, uint16_t want, int64_t *out, size_t max);
 /* Totals of the local days first_day … first_day+ndays-1 into out[ndays]. */
 int lpstore_daily(struct lpstore *st, int slot, const struct lp_params *p, int64_t first_day,
 		  int ndays, struct lp_day *out);

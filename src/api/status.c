@@ -4,6 +4,7 @@
 #include "sg/status.h"
 #include "sg/hist.h"
 #include "sg/modbus.h"
+#include "sg/mprofile.h"
 #include "sg/mqtt.h"
 
 #include <stdio.h>
@@ -175,6 +176,26 @@ static json_t *network_json(const struct netinfo *ni)
 			 text_or_null(ni->mac_text), "wifi", ni->wifi);
 }
 
+/* Per device with a load profile of its own: what filling from it did. */
+static json_t *profile_fill_json(struct app *a)
+{
+	json_t *list = json_array();
+
+	for (int s = 0; a->hist && s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(a->poll, s);
+		struct mprof_stats ms;
+
+		if (!d->d || !d->d->lprof.present || hist_lp_fill_stats(a->hist, s, &ms) < 0)
+			continue;
+		json_array_append_new(
+		    list, json_pack("{s:i, s:s, s:I, s:I, s:I, s:s}", "index", dev_ha_index(s),
+				    "interface", d->ifname, "fills", (json_int_t)ms.fills, "filled",
+				    (json_int_t)ms.filled, "errors", (json_int_t)ms.errors,
+				    "last_error", ms.last_error));
+	}
+	return list;
+}
+
 json_t *status_json(struct app *a)
 {
 	struct netinfo ni;
@@ -196,9 +217,9 @@ json_t *status_json(struct app *a)
 	st = status_part(a, &ni);
 	if (st)
 		add_times(a, st);
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b}", "device",
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o}", "device",
 			 device_json(a, &ni), "status", st, "network", network_json(&ni), "links",
 			 links_json(a), "modbus", modbus_status_json(a->modbus), "buses", buses,
 			 "devices_enabled", enabled, "devices_responding", ok, "rs485_scanning",
-			 poll_scanning(a->poll));
+			 poll_scanning(a->poll), "profile_fill", profile_fill_json(a));
 }

@@ -2,7 +2,10 @@
  * the slot's load-profile engine (intervals and engine state stored in one
  * transaction), the tariff counters (energy since the last reading added to
  * the tariff active now) and the recorders bound to that slot (the first
- * reading of a local day is that day's value). */
+ * reading of a local day is that day's value). A meter whose description
+ * declares its own load profile has the intervals the gateway missed filled
+ * from it (mprofile.h): after a gap in the readings, and by a re-check every
+ * 15 minutes of the recent past. */
 #include "sg/hist.h"
 
 #include <errno.h>
@@ -21,6 +24,7 @@
 #include "sg/localtime.h"
 #include "sg/log.h"
 #include "sg/lpstore.h"
+#include "sg/mprofile.h"
 #include "sg/recorder.h"
 #include "sg/tariffs.h"
 
@@ -28,6 +32,8 @@
 #define RANGE_DAYS_MAX 366
 #define TCTR_STEP_MAX 1e6 /* Wh between two readings; more is a meter swap, not energy */
 #define TICK_MS 60000
+#define RECHECK_S 900	/* re-check a slot's recent intervals at most this often */
+#define RECHECK_MAX 256 /* quarter hours in MPROF_RECHECK_DEPTH_S, with room */
 
 static const char *const tctr_migrations[] = {
     "CREATE TABLE tctr(slot INTEGER NOT NULL, tariff INTEGER NOT NULL, wh REAL NOT NULL,"
@@ -49,6 +55,9 @@ struct hist {
 	double tctr[DEV_SLOTS][TARIFFS_MAX];
 	bool tctr_dirty;
 	int64_t tick;
+	struct mprof *mp;	       /* fills from meters' own load profiles */
+	int64_t lp_since[DEV_SLOTS];   /* UTC s: re-check no further back (0: no reading yet) */
+	int64_t lp_check_s[DEV_SLOTS]; /* wall s of the slot's last re-check */
 };
 
 static int offset_cb(time_t utc, void *arg)
@@ -180,6 +189,118 @@ static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *
 		h->last_ai[slot] = s->v[LP_AI];
 }
 
+/* ---- filling from the meter's own load profile ---- */
+
+static int mp_submit(void *arg, int slot, struct bus_txn *t)
+{
+	struct hist *h = arg;
+	struct poll *p = h->app->poll;
+	struct bus *b = poll_slot_bus(p, slot);
+	const struct dev *d = poll_dev(p, slot);
+
+	if (!b || !d)
+		return -ENODEV;
+	if (d->bus == CONF_BUS_RS485 && poll_scanning(p))
+		return -EBUSY; /* a scan owns the line; the re-check comes back */
+	/* the priority of the poller's own reads: a fill never delays an
+	 * on-demand request */
+	return bus_submit(b, t, BUS_PRIO_LOW);
+}
+
+static const struct dev *mp_dev(void *arg, int slot)
+{
+	struct hist *h = arg;
+
+	return poll_dev(h->app->poll, slot);
+}
+
+static bool has_lprof(const struct dev *d)
+{
+	return d && d->d && d->d->lprof.present;
+}
+
+/* Depth of the meter's ring in seconds. */
+static int64_t lprof_depth(const struct dev *d)
+{
+	return (int64_t)d->d->lprof.entries * LP_INTERVAL_S;
+}
+
+/* Before s goes into the engine: when it follows a gap (the engine's last
+ * reading too old, or no engine state while the store has older intervals),
+ * fill the gap from the meter, as far back as its ring reaches. */
+static void lp_gap_fill(struct hist *h, const struct dev *d, const struct lp_sample *s)
+{
+	const struct lp_engine *e = &h->eng[d->slot];
+	int64_t now = s->ms / 1000, prev = -1, last;
+	int slot = d->slot;
+
+	if (e->have_prev && s->ms - e->last_ms > (int64_t)h->par.max_gap_s * 1000)
+		prev = e->last_ms / 1000;
+	else if (!e->have_prev && lpstore_last(h->lp, slot, now, &last) == 0)
+		prev = last + LP_INTERVAL_S;
+	if (!h->lp_since[slot])
+		h->lp_since[slot] =
+		    lp_prev_boundary(&h->par, e->have_prev ? e->last_ms / 1000 : now);
+	if (prev < 0 || prev >= now)
+		return;
+	prev = lp_prev_boundary(&h->par, prev);
+	if (prev < now - lprof_depth(d))
+		prev = now - lprof_depth(d);
+	if (prev < h->lp_since[slot])
+		h->lp_since[slot] = prev; /* a failed fill is retried by the re-check */
+	mprof_request(h->mp, slot, prev, now, 0);
+}
+
+/* Intervals of the recent past stored as missing, or not stored, while the
+ * device was being read: a fill that failed or ran before the meter had
+ * captured them gets another go. Settled intervals (the meter had nothing
+ * better) are not asked again. */
+static void lp_recheck(struct hist *h)
+{
+	int64_t now = clock_wall(), starts[RECHECK_MAX];
+
+	for (int slot = 0; slot < DEV_SLOTS && h->mp; slot++) {
+		const struct dev *d = poll_dev(h->app->poll, slot);
+		const struct lp_engine *e = &h->eng[slot];
+		struct mprof_stats st;
+		int64_t lo, hi, depth;
+		int n;
+
+		if (!has_lprof(d) || d->health != DEV_OK || !e->have_prev || !h->lp_since[slot])
+			continue;
+		if (now >= h->lp_check_s[slot] && now - h->lp_check_s[slot] < RECHECK_S)
+			continue;
+		if (mprof_busy(h->mp, slot))
+			continue;
+		h->lp_check_s[slot] = now;
+		mprof_get_stats(h->mp, slot, &st);
+		depth =
+		    lprof_depth(d) < MPROF_RECHECK_DEPTH_S ? lprof_depth(d) : MPROF_RECHECK_DEPTH_S;
+		hi = e->cur_start; /* the engine has stored everything before it */
+		lo = hi - depth;
+		if (lo < h->lp_since[slot])
+			lo = h->lp_since[slot];
+		if (lo < st.resolved_to)
+			lo = st.resolved_to;
+		if (lo >= hi)
+			continue;
+		n = lpstore_missing(h->lp, slot, &h->par, lo, hi,
+				    mprof_channels(&d->d->lprof, d->reverse), starts, RECHECK_MAX);
+		if (n <= 0)
+			continue;
+		mprof_request(h->mp, slot, starts[0],
+			      n > RECHECK_MAX ? hi : starts[n - 1] + LP_INTERVAL_S, MPROF_RECHECK);
+	}
+}
+
+int hist_lp_fill_stats(struct hist *h, int slot, struct mprof_stats *out)
+{
+	if (!h || !h->mp || slot < 0 || slot >= DEV_SLOTS)
+		return -ENOENT;
+	mprof_get_stats(h->mp, slot, out);
+	return 0;
+}
+
 static void on_cycle(const struct dev *d, void *arg)
 {
 	struct hist *h = arg;
@@ -193,6 +314,8 @@ static void on_cycle(const struct dev *d, void *arg)
 	lp_from_dev(d, &s);
 	s.ms = d->ctr_ms;
 	if (s.ok) {
+		if (has_lprof(d) && h->mp)
+			lp_gap_fill(h, d, &s);
 		r = lpstore_record(h->lp, slot, &h->eng[slot], &h->par, &s);
 		if (r < 0)
 			log_warn("load profile of %s: %s", d->ifname, strerror(-r));
@@ -208,6 +331,7 @@ static void on_tick(void *arg)
 	h->tick = loop_timer_add(h->app->loop, TICK_MS, on_tick, h);
 	tctr_flush(h);
 	capture_pulse(h);
+	lp_recheck(h);
 }
 
 void hist_configure(struct hist *h)
@@ -270,6 +394,10 @@ int hist_init(struct hist **out, struct app *a)
 	for (int s = 0; s < DEV_SLOTS; s++)
 		if (lpstore_state_load(h->lp, s, &h->eng[s]) < 0)
 			lp_engine_init(&h->eng[s]);
+	r = mprof_new(&h->mp, &(struct mprof_io){.submit = mp_submit, .dev = mp_dev, .arg = h},
+		      h->lp, &h->par);
+	if (r < 0)
+		log_warn("history: %s (no filling from meters' own load profiles)", strerror(-r));
 	tctr_load(h);
 	load_tariffs(h);
 	hist_configure(h);
@@ -287,6 +415,7 @@ void hist_fini(struct hist *h)
 		poll_del_notify(h->app->poll, on_cycle, h);
 	if (h->tick)
 		loop_timer_cancel(h->app->loop, h->tick);
+	mprof_free(h->mp); /* after bus_stop: nothing is in flight any more */
 	if (h->lp) {
 		for (int s = 0; s < DEV_SLOTS; s++)
 			lpstore_state_save(h->lp, s, &h->eng[s]);
@@ -670,6 +799,8 @@ int hist_calc_csv(struct hist *h, int n_calc, int64_t from, int64_t to, FILE *f,
 int hist_load_profile_clear(struct hist *h, int slot)
 {
 	lp_engine_init(&h->eng[slot]);
+	mprof_forget(h->mp, slot);
+	h->lp_since[slot] = 0;
 	return lpstore_clear(h->lp, slot);
 }
 

@@ -32,7 +32,7 @@ struct lpstore {
 	int retain_days;
 	int64_t last_retain; /* interval time of the last retention pass */
 	sqlite3_stmt *begin, *commit, *rollback;
-	sqlite3_stmt *put, *fill, *range, *clear_lp, *clear_state, *retain;
+	sqlite3_stmt *put, *fill, *range, *last, *clear_lp, *clear_state, *retain;
 	sqlite3_stmt *state_put, *state_get;
 };
 
@@ -55,6 +55,15 @@ static int prep(struct lpstore *st, const char *sql, sqlite3_stmt **s, char *err
 #define NEW_WINS(c) c " = coalesce(excluded." c ", " c ")"
 /* fill: a stored value wins */
 #define OLD_WINS(c) c " = coalesce(" c ", excluded." c ")"
+/* fill updates only rows it adds something to, so sqlite3_changes() counts
+ * the intervals a fill really filled */
+#define GAP(c) "(" c " IS NULL AND excluded." c " IS NOT NULL)"
+// clang-format off
+#define FILL_WHERE                                                                                 \
+	" WHERE " GAP("ai") " OR " GAP("ae") " OR " GAP("ri") " OR " GAP("re")                     \
+	" OR " GAP("ai1") " OR " GAP("ai2") " OR " GAP("ai3")                                      \
+	" OR " GAP("ae1") " OR " GAP("ae2") " OR " GAP("ae3")
+// clang-format on
 
 static int prepare_all(struct lpstore *st, char *err, size_t len)
 {
@@ -66,9 +75,10 @@ static int prepare_all(struct lpstore *st, char *err, size_t len)
 	    {"COMMIT", &st->commit},
 	    {"ROLLBACK", &st->rollback},
 	    {UPSERT(NEW_WINS), &st->put},
-	    {UPSERT(OLD_WINS), &st->fill},
+	    {UPSERT(OLD_WINS) FILL_WHERE, &st->fill},
 	    {"SELECT ts, " COLS " FROM lp WHERE slot = ? AND ts >= ? AND ts < ? ORDER BY ts",
 	     &st->range},
+	    {"SELECT ts FROM lp WHERE slot = ? AND ts < ? ORDER BY ts DESC LIMIT 1", &st->last},
 	    {"DELETE FROM lp WHERE slot = ?", &st->clear_lp},
 	    {"DELETE FROM lp_state WHERE slot = ?", &st->clear_state},
 	    {"DELETE FROM lp WHERE slot = ? AND ts < ?", &st->retain},
@@ -125,6 +135,7 @@ void lpstore_close(struct lpstore *st)
 	sqlite3_finalize(st->put);
 	sqlite3_finalize(st->fill);
 	sqlite3_finalize(st->range);
+	sqlite3_finalize(st->last);
 	sqlite3_finalize(st->clear_lp);
 	sqlite3_finalize(st->clear_state);
 	sqlite3_finalize(st->retain);
@@ -201,17 +212,21 @@ static int tx_commit(struct lpstore *st, bool own)
 }
 
 static int write_rows(struct lpstore *st, sqlite3_stmt *s, int slot, const struct lp_interval *iv,
-		      size_t n, const struct lp_engine *e, const char *what)
+		      size_t n, const struct lp_engine *e, const char *what, size_t *changed)
 {
 	bool own;
 	int rc = tx_begin(st, &own);
 
+	if (changed)
+		*changed = 0;
 	if (rc != SQLITE_OK)
 		return fail(st, what, rc);
 	for (size_t i = 0; i < n; i++) {
 		rc = upsert(s, slot, &iv[i]);
 		if (rc != SQLITE_OK)
 			return fail(st, what, rc);
+		if (changed)
+			*changed += (size_t)sqlite3_changes(st->db);
 	}
 	if (e && e->have_prev) {
 		rc = bind_state(st, slot, e);
@@ -227,7 +242,7 @@ static int write_rows(struct lpstore *st, sqlite3_stmt *s, int slot, const struc
 int lpstore_put(struct lpstore *st, int slot, const struct lp_interval *iv, size_t n,
 		const struct lp_engine *e)
 {
-	int ret = write_rows(st, st->put, slot, iv, n, e, "storing intervals");
+	int ret = write_rows(st, st->put, slot, iv, n, e, "storing intervals", NULL);
 
 	if (!ret && n && st->retain_days > 0 && iv[n - 1].start - st->last_retain >= 86400) {
 		st->last_retain = iv[n - 1].start;
@@ -238,7 +253,17 @@ int lpstore_put(struct lpstore *st, int slot, const struct lp_interval *iv, size
 
 int lpstore_fill(struct lpstore *st, int slot, const struct lp_interval *iv, size_t n)
 {
-	return write_rows(st, st->fill, slot, iv, n, NULL, "filling intervals");
+	return lpstore_fill_count(st, slot, iv, n, NULL);
+}
+
+int lpstore_fill_count(struct lpstore *st, int slot, const struct lp_interval *iv, size_t n,
+		       size_t *filled)
+{
+	int ret = write_rows(st, st->fill, slot, iv, n, NULL, "filling intervals", filled);
+
+	if (ret && filled)
+		*filled = 0; /* rolled back */
+	return ret;
 }
 
 struct collect {
@@ -342,6 +367,71 @@ int lpstore_range_array(struct lpstore *st, int slot, int64_t from, int64_t to,
 
 	*n = a.n;
 	return ret;
+}
+
+int lpstore_last(struct lpstore *st, int slot, int64_t before, int64_t *start)
+{
+	sqlite3_stmt *s = st->last;
+	int rc, ret = -ENOENT;
+
+	sqlite3_bind_int(s, 1, slot);
+	sqlite3_bind_int64(s, 2, before);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*start = sqlite3_column_int64(s, 0);
+		ret = 0;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return fail(st, "reading intervals", rc);
+	return ret;
+}
+
+struct missing {
+	const struct lp_params *p;
+	int64_t b, to; /* next quarter hour to account for */
+	uint16_t want;
+	int64_t *out;
+	size_t max, n;
+};
+
+static void missing_add(struct missing *m, int64_t start)
+{
+	if (m->out && m->n < m->max)
+		m->out[m->n] = start;
+	m->n++;
+}
+
+static int missing_cb(const struct lp_interval *iv, void *arg)
+{
+	struct missing *m = arg;
+
+	for (; m->b < iv->start && m->b < m->to; m->b = lp_next_boundary(m->p, m->b))
+		missing_add(m, m->b);
+	if (m->b == iv->start) {
+		if ((iv->present & m->want) != m->want)
+			missing_add(m, m->b);
+		m->b = lp_next_boundary(m->p, m->b);
+	}
+	return 0; /* a row off the quarter hours (other time zone then): not one of ours */
+}
+
+int lpstore_missing(struct lpstore *st, int slot, const struct lp_params *p, int64_t from,
+		    int64_t to, uint16_t want, int64_t *out, size_t max)
+{
+	struct missing m = {.p = p, .to = to, .want = want, .out = out, .max = max};
+	int ret;
+
+	if (to <= from)
+		return 0;
+	m.b = lp_next_boundary(p, from - 1);
+	ret = lpstore_range(st, slot, from, to, missing_cb, &m);
+	if (ret < 0)
+		return ret;
+	for (; m.b < to; m.b = lp_next_boundary(p, m.b))
+		missing_add(&m, m.b);
+	return m.n > (size_t)INT32_MAX ? INT32_MAX : (int)m.n;
 }
 
 struct daily {

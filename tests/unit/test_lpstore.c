@@ -1,6 +1,7 @@
 /* Load-profile storage (real SQLite files in a mkdtemp dir): round trip,
  * missing values, daily totals with missing intervals and DST days, fill
- * never overwrites, clear, reopen, engine state across reopen, retention,
+ * never overwrites (and counts what it filled), the missing quarter hours of a
+ * range and the newest stored interval, clear, reopen, engine state across reopen, retention,
  * module schema versions, a damaged file set aside, and power loss: a child
  * killed with SIGKILL while storing intervals, many times, loses nothing it
  * reported stored and leaves an intact database. */
@@ -230,6 +231,79 @@ static void test_fill_never_overwrites(void **state)
 	assert_true(fabs(out[2].e[LP_AI] - 500) < EPS);	 /* kept */
 	assert_true(fabs(out[2].e[LP_AE] - 1000) < EPS); /* filled */
 	assert_true(fabs(out[3].e[LP_AI] - 999) < EPS);	 /* not stored before: added */
+}
+
+static int plus_20min(time_t utc, void *arg)
+{
+	(void)utc;
+	(void)arg;
+	return 1200;
+}
+
+/* The re-check's queries: quarter hours not stored or stored without a
+ * wanted channel, the newest stored interval, and how many a fill filled. */
+static void test_missing_last_fill_count(void **state)
+{
+	struct fx *f = *state;
+	struct lp_params utc = {0}, odd = {.offset_s = plus_20min};
+	int64_t t0 = utc_of(2026, 5, 1, 0, 0), out[8], last = -1;
+	uint16_t ai = 1u << LP_AI, ae = 1u << LP_AE;
+	struct lp_interval in[5], row[8];
+	size_t n, filled = 99;
+
+	open_all(f);
+	in[0] = mk(t0, 5, LP_ALL_CH);
+	in[1] = mk(t0 + 900, 5, 0);	   /* stored missing */
+	in[2] = mk(t0 + 1800, 5, ai);	   /* AI only */
+	in[3] = mk(t0 + 3600, 5, ai | ae); /* t0 + 2700 not stored */
+	assert_int_equal(lpstore_put(f->st, 1, in, 4, NULL), 0);
+
+	for (int i = 0; i < 8; i++)
+		out[i] = -1;
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0, t0 + 4500, ai | ae, out, 8), 3);
+	assert_int_equal(out[0], t0 + 900);
+	assert_int_equal(out[1], t0 + 1800);
+	assert_int_equal(out[2], t0 + 2700);
+	assert_int_equal(out[3], -1);
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0, t0 + 4500, ai, out, 8), 2);
+	assert_int_equal(out[0], t0 + 900);
+	assert_int_equal(out[1], t0 + 2700);
+	/* the count goes on past max; out only holds max; not on a boundary: the next one */
+	out[1] = -1;
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0 + 1, t0 + 9000, ai | ae, out, 1), 8);
+	assert_int_equal(out[0], t0 + 900);
+	assert_int_equal(out[1], -1);
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0, t0 + 900, ai | ae, NULL, 0), 0);
+	assert_int_equal(lpstore_missing(f->st, 2, &utc, t0, t0 + 3600, ai, NULL, 0), 4);
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0, t0, ai, NULL, 0), 0);
+	/* +00:20: quarter hours at UTC :10, :25, …; rows on UTC quarter hours are not those */
+	assert_int_equal(lpstore_missing(f->st, 1, &odd, t0, t0 + 3600, ai, out, 8), 4);
+	assert_int_equal(out[0], t0 + 600);
+
+	assert_int_equal(lpstore_last(f->st, 1, t0, &last), -ENOENT);
+	assert_int_equal(last, -1);
+	assert_int_equal(lpstore_last(f->st, 1, t0 + 3601, &last), 0);
+	assert_int_equal(last, t0 + 3600);
+	assert_int_equal(lpstore_last(f->st, 1, t0 + 3600, &last), 0);
+	assert_int_equal(last, t0 + 1800);
+	assert_int_equal(lpstore_last(f->st, 2, t0 + 9000, &last), -ENOENT);
+
+	/* a fill counts the rows it added to: t0 + 900, 1800, 2700 and 3600
+	 * (whose RI was missing), not t0 (complete) */
+	for (int i = 0; i < 5; i++)
+		in[i] = mk(t0 + 900 * i, 50, LP_ALL_CH);
+	assert_int_equal(lpstore_fill_count(f->st, 1, in, 5, &filled), 0);
+	assert_int_equal(filled, 4);
+	assert_int_equal(lpstore_fill_count(f->st, 1, in, 5, &filled), 0);
+	assert_int_equal(filled, 0);
+	assert_int_equal(lpstore_range_array(f->st, 1, t0, t0 + 4500, row, 8, &n), 0);
+	assert_int_equal(n, 5);
+	assert_true(fabs(row[0].e[LP_AI] - 5) < EPS);
+	assert_true(fabs(row[1].e[LP_AI] - 50) < EPS);
+	assert_true(fabs(row[2].e[LP_AI] - 5) < EPS);
+	assert_true(fabs(row[2].e[LP_AE] - 51) < EPS);
+	assert_true(fabs(row[4].e[LP_RI] - 52) < EPS);
+	assert_int_equal(lpstore_missing(f->st, 1, &utc, t0, t0 + 4500, LP_ALL_CH, NULL, 0), 0);
 }
 
 static void test_clear_and_reopen(void **state)
@@ -479,6 +553,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_daily_totals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fill_never_overwrites, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_last_fill_count, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clear_and_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_engine_state_across_reopen, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
