@@ -23,6 +23,9 @@ import time
 import traceback
 import tty
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import crc16_modbus  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("SG_BUILD", "build"))
 SGSIM = os.path.join(BUILD, "sgsim")
@@ -31,15 +34,6 @@ SGSIM = os.path.join(BUILD, "sgsim")
 # next one (22:15:00 = 1700000100).
 T0_MS = 1700000000000
 SIMLP, IE38 = 33, 34
-
-
-def crc16(data):
-    crc = 0xFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
 
 
 class Clock:
@@ -123,7 +117,7 @@ class Sim:
             tty.setraw(self.fd)
             termios.tcflush(self.fd, termios.TCIOFLUSH)
         req = struct.pack(">BBHH", addr, 4, reg, count)
-        req += struct.pack("<H", crc16(req))
+        req += struct.pack("<H", crc16_modbus(req))
         os.write(self.fd, req)
         buf = b""
         deadline = time.monotonic() + 5
@@ -134,7 +128,7 @@ class Sim:
             r, _, _ = select.select([self.fd], [], [], 0.5)
             if r:
                 buf += os.read(self.fd, 512)
-        assert crc16(buf[:-2]) == struct.unpack("<H", buf[-2:])[0], "bad CRC %r" % buf
+        assert crc16_modbus(buf[:-2]) == struct.unpack("<H", buf[-2:])[0], "bad CRC %r" % buf
         if buf[1] & 0x80:
             return ("exception", buf[2])
         return list(struct.unpack(">%dH" % (buf[2] // 2), buf[3:3 + buf[2]]))
