@@ -3,7 +3,9 @@
 polls with simulated time (sgctl's test-only "clock" hook runs wall time 120x
 faster), recorders capturing at local midnight, the tariff calendar over REST
 and sgctl (an invalid file keeps the old calendar), tariff counters, data kept
-across a restart and across kill -9 (database intact). The calendar rules,
+across a restart and across kill -9 (database intact), and a meter that
+stops answering leaves missing intervals, never zeros. Two weeks across DST
+and a year of recorders run on the lock-step clock in test_hist_long.py. The calendar rules,
 DST, gaps and resets are proven by the unit tests (test_loadprof, test_lpstore,
 test_recorder, test_tariffs, test_localtime)."""
 import csv
@@ -31,6 +33,7 @@ def clock(demo, wall_ms, rate=RATE):
     reply = json.loads(unix_request(demo.sgd.sock, json.dumps(
         {"argv": ["clock", str(wall_ms), str(rate)]})))
     assert reply.get("ok"), reply
+    return reply
 
 
 def start_demo(extra=()):
@@ -200,6 +203,56 @@ def test_restart_and_kill9_keep_intervals():
         assert not present(lp(demo, 1, "from=2026-06-11"))
         print("  %d intervals survived 3 kill -9; clear emptied RS485 1" % len(before))
         assert demo.stop() == 0
+    finally:
+        demo.stop()
+
+
+@test
+def test_silent_device_is_missing():
+    """A meter that stops answering for 40 simulated minutes: the intervals
+    it was silent through are stored as missing, never as zero, and the
+    intervals before and after are whole."""
+    demo = start_demo()
+    try:
+        rate = 300  # one poll per 5 simulated minutes: still 3 per interval
+        clock(demo, START_MS, rate)
+        anchor = time.monotonic()  # simulated time >= START_MS + (now - anchor) * rate
+
+        def sim_now_s():
+            return (START_MS + int((time.monotonic() - anchor) * 1000) * rate) // 1000
+
+        wait_until(lambda: len(present(lp(demo, 0, "from=2026-06-11"))) >= 1, 60,
+                   "a complete interval of Left IR", interval=0.5)
+        demo.left.ctl("present 33 0")
+        time.sleep(1.0)  # a cycle in flight finishes; three failures make it "down"
+        st, _, doc = demo.sgd.http("GET", "/api/counter/0")
+        assert st == 200, (st, doc)
+        t_before = doc["header"]["read_at_ms"] // 1000
+        wait_until(lambda: demo.sgd.ok("devices")["devices"][0]["status"] == "not responding",
+                   20, "Left IR not responding")
+        wait_until(lambda: sim_now_s() >= t_before + 2400, 60, "40 silent simulated minutes",
+                   interval=0.2)
+        silent_until = sim_now_s()
+        demo.left.ctl("present 33 1")
+        wait_until(lambda: any(iv["start"] >= silent_until for iv in
+                               present(lp(demo, 0, "from=2026-06-11"))), 90,
+                   "Left IR intervals after the silence", interval=0.5)
+        doc = lp(demo, 0, "from=2026-06-11")
+        by_start = {iv["start"]: iv for iv in doc["intervals"]}
+        first = min(by_start)
+        inside = [s for s in range(first, silent_until, 900) if s > t_before and s + 900 <= silent_until]
+        assert len(inside) >= 1, (t_before, silent_until)
+        for s in inside:
+            assert s in by_start, "interval %d not stored at all" % s
+            assert by_start[s]["values"][0] is None, by_start[s]
+        before = [iv for iv in doc["intervals"] if iv["start"] + 900 <= t_before]
+        assert before and all(iv["values"][0] is not None for iv in before), before
+        assert all(iv["values"][0] > 0 for iv in present(doc)), present(doc)
+        day = doc["days"][0]
+        assert day["missing"][0] >= len(inside), day
+        print("  silent %d s simulated: %d intervals stored as missing, %d present" % (
+            silent_until - t_before, len([1 for iv in doc["intervals"]
+                                          if iv["values"][0] is None]), len(present(doc))))
     finally:
         demo.stop()
 
