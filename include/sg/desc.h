@@ -92,7 +92,7 @@ struct desc_block {
  * enum lp_ch (0 ai, 1 ae, 2 ri, 3 re, 4-6 ai1-3, 7-9 ae1-3). */
 struct desc_lp_channel {
 	uint8_t channel;
-	uint16_t offset; /* register offset within an entry */
+	uint16_t offset;    /* register offset within an entry */
 	enum dec_type type; /* uint16, int16, uint32, int32 or float32 */
 	double scale;	    /* multiply the decoded number (default 1) */
 };

@@ -287,7 +287,8 @@ static const struct cmd cmds[] = {
     {"tariffs", 1, 2, ctl_cmd_tariffs, "tariffs show | set FILE"},
     {"calculate", 1, 6, ctl_cmd_calculate,
      "calculate N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]"},
-    {"clock", 1, 4, ctl_cmd_clock, "clock WALL_MS [RATE] | clock lockstep WALL_MS STEP_MS [UNTIL_MS] | clock hold"},
+    {"clock", 1, 4, ctl_cmd_clock,
+     "clock WALL_MS [RATE] | clock lockstep WALL_MS STEP_MS [UNTIL_MS] | clock hold"},
 };
 
 void ctl_dispatch(struct app *a, struct ctl_client *c, int argc, const char *const *argv)

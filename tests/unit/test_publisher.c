@@ -15,9 +15,9 @@
 #include "sg/clock.h"
 #include "sg/dev.h"
 #include "sg/hist.h"
-#include "sg/reading.h"
 #include "sg/loop.h"
 #include "sg/poll.h"
+#include "sg/reading.h"
 #include "sg/settings.h"
 
 #include <dirent.h>
