@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "sg/sqlerr.h"
+
 struct histdb;
 
 /* Open (create) the database at path. A file that is not a database or fails
@@ -29,7 +31,5 @@ int histdb_version(struct histdb *h, const char *module);
 int histdb_recovered(struct histdb *h);
 /* Close (NULL is fine); the last close checkpoints the WAL. */
 void histdb_close(struct histdb *h);
-/* An SQLite result code as -errno (the convention of the rest of sgd). */
-int histdb_errno(sqlite3 *db, int rc);
 
 #endif

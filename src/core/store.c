@@ -5,6 +5,7 @@
 #include "sg/store.h"
 #include "sg/errbuf.h"
 #include "sg/log.h"
+#include "sg/sqlerr.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -38,31 +39,6 @@ struct store {
 	sqlite3_stmt *pulse_get;
 	sqlite3_stmt *pulse_set;
 };
-
-/* SQLite result codes to the -errno convention the rest of sgd uses. */
-static int sqlite_errno(sqlite3 *db, int rc)
-{
-	int sys;
-
-	switch (rc & 0xff) {
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CANTOPEN:
-		sys = db ? sqlite3_system_errno(db) : 0;
-		return sys > 0 ? -sys : -EACCES;
-	default:
-		return -EIO;
-	}
-}
 
 static int exec(struct store *st, const char *sql, char *err, size_t errlen)
 {

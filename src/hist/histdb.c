@@ -3,6 +3,7 @@
 #include "sg/histdb.h"
 #include "sg/errbuf.h"
 #include "sg/log.h"
+#include "sg/sqlerr.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -16,37 +17,6 @@ struct histdb {
 	sqlite3 *db;
 	bool recovered;
 };
-
-int histdb_errno(sqlite3 *db, int rc)
-{
-	int sys;
-
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_CANTOPEN:
-		sys = db ? sqlite3_system_errno(db) : 0;
-		return sys > 0 ? -sys : -EACCES;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	default:
-		return -EIO;
-	}
-}
 
 static bool is_damage(int rc)
 {
@@ -82,7 +52,7 @@ static int open_conn(const char *path, sqlite3 **out, bool *damaged, char *err, 
 	*out = NULL;
 	*damaged = false;
 	if (rc != SQLITE_OK) {
-		int ret = histdb_errno(db, rc);
+		int ret = sqlite_errno(db, rc);
 
 		err_set(err, len, "%s: %s", path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close_v2(db);
@@ -108,7 +78,7 @@ static int open_conn(const char *path, sqlite3 **out, bool *damaged, char *err, 
 		return -EBADMSG;
 	}
 	if (rc != SQLITE_OK) {
-		int ret = histdb_errno(db, rc);
+		int ret = sqlite_errno(db, rc);
 
 		*damaged = is_damage(rc);
 		err_set(err, len, "%s: %s", path, sqlite3_errmsg(db));
@@ -171,7 +141,7 @@ int histdb_open(const char *path, struct histdb **out, char *err, size_t len)
 				 "module TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID",
 				 NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(why, sizeof(why), "%s: %s", path, sqlite3_errmsg(h->db));
-		ret = histdb_errno(h->db, sqlite3_errcode(h->db));
+		ret = sqlite_errno(h->db, sqlite3_errcode(h->db));
 	}
 	if (ret) {
 		err_set(err, len, "%s", why);
@@ -208,14 +178,14 @@ int histdb_version(struct histdb *h, const char *module)
 	int v = 0;
 
 	if (rc != SQLITE_OK)
-		return histdb_errno(h->db, rc);
+		return sqlite_errno(h->db, rc);
 	sqlite3_bind_text(s, 1, module, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		v = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return histdb_errno(h->db, rc);
+		return sqlite_errno(h->db, rc);
 	return v;
 }
 
@@ -267,7 +237,7 @@ int histdb_schema(struct histdb *h, const char *module, const char *const *migra
 		int rc = apply(h, module, migrations[v], v + 1);
 
 		if (rc != SQLITE_OK)
-			return histdb_errno(h->db, rc);
+			return sqlite_errno(h->db, rc);
 		log_info("history: %s migrated to schema version %d", module, v + 1);
 	}
 	return 0;

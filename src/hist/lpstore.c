@@ -42,7 +42,7 @@ static int prep(struct lpstore *st, const char *sql, sqlite3_stmt **s, char *err
 
 	if (rc != SQLITE_OK) {
 		err_set(err, len, "preparing \"%s\": %s", sql, sqlite3_errmsg(st->db));
-		return histdb_errno(st->db, rc);
+		return sqlite_errno(st->db, rc);
 	}
 	return 0;
 }
@@ -161,7 +161,7 @@ static int run(sqlite3_stmt *s)
 
 static int fail(struct lpstore *st, const char *what, int rc)
 {
-	int ret = histdb_errno(st->db, rc);
+	int ret = sqlite_errno(st->db, rc);
 
 	log_warn("load profile: %s: %s", what, sqlite3_errmsg(st->db));
 	/* also the caller's transaction, if it opened one: it must not commit half */

@@ -237,7 +237,7 @@ static int prep(struct recorders *r, const char *sql, sqlite3_stmt **s)
 {
 	int rc = sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
 
-	return rc == SQLITE_OK ? 0 : histdb_errno(r->db, rc);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(r->db, rc);
 }
 
 int rec_open(sqlite3 *db, struct recorders **out)
@@ -250,7 +250,7 @@ int rec_open(sqlite3 *db, struct recorders **out)
 	*out = NULL;
 	rc = sqlite3_exec(db, schema, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
-		return histdb_errno(db, rc);
+		return sqlite_errno(db, rc);
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -318,7 +318,7 @@ int rec_last(struct recorders *r, int rec, int64_t *day, double *value, time_t *
 			*utc = (time_t)sqlite3_column_int64(r->last, 2);
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {
-		ret = histdb_errno(r->db, rc);
+		ret = sqlite_errno(r->db, rc);
 	}
 	done(r->last);
 	return ret;
@@ -360,7 +360,7 @@ int rec_capture(struct recorders *r, int rec, int64_t local_day, double value, t
 	rc = sqlite3_step(r->ins);
 	done(r->ins);
 	if (rc != SQLITE_DONE)
-		return histdb_errno(r->db, rc);
+		return sqlite_errno(r->db, rc);
 	return sqlite3_changes(r->db) > 0 ? 1 : 0;
 }
 
@@ -373,7 +373,7 @@ int rec_clear(struct recorders *r, int rec)
 	sqlite3_bind_int(r->clear, 1, rec);
 	rc = sqlite3_step(r->clear);
 	done(r->clear);
-	return rc == SQLITE_DONE ? 0 : histdb_errno(r->db, rc);
+	return rc == SQLITE_DONE ? 0 : sqlite_errno(r->db, rc);
 }
 
 /* --- views --- */
@@ -420,7 +420,7 @@ int rec_daily(struct recorders *r, int rec, int64_t from_day, int64_t to_day, st
 		prev_src = src;
 	}
 	if (rc != SQLITE_DONE)
-		ret = histdb_errno(r->db, rc);
+		ret = sqlite_errno(r->db, rc);
 	done(r->range);
 	return ret ? ret : (int)n;
 }
