@@ -45,7 +45,7 @@ void dec_string(const uint16_t *w, unsigned nwords, char *buf, size_t len);
 int dec_encode_number(enum dec_type t, double v, uint16_t *w);
 /* Encode T7 from its parts. */
 void dec_encode_t7(const struct dec_pf *pf, uint16_t *w);
-/* Encode s into nwords registers, NUL-padded. */
+/* Encode s into nwords registers, space-padded as Iskra devices do. */
 void dec_encode_string(const char *s, uint16_t *w, unsigned nwords);
 
 #endif

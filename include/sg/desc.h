@@ -18,6 +18,7 @@
 #define DESC_BLOCK_MAX 16
 #define DESC_PHASES_MAX 3
 #define DESC_LP_CH_MAX 10 /* one per load-profile channel (enum lp_ch order) */
+#define DESC_CONST_MAX 16
 
 enum desc_space { SPACE_COIL, SPACE_DISCRETE, SPACE_INPUT, SPACE_HOLDING };
 
@@ -115,6 +116,14 @@ struct desc_lprofile {
 	unsigned nch;
 };
 
+/* A register of the real device that clients read but sgd does not use
+ * (e.g. nominal voltage, a meter's configuration): only the simulator serves
+ * it, with value (the decoded number, after scale). */
+struct desc_const {
+	struct desc_field f;
+	double value;
+};
+
 struct desc {
 	char name[DESC_NAME_MAX];		   /* e.g. "IE38" */
 	char match[DESC_MATCH_MAX][DESC_NAME_MAX]; /* model-string prefixes this file serves */
@@ -143,6 +152,10 @@ struct desc {
 
 	/* optional: the meter's own 15-minute load profile */
 	struct desc_lprofile lprof;
+
+	/* optional: fixed registers served by the simulator only */
+	struct desc_const consts[DESC_CONST_MAX];
+	unsigned nconsts;
 
 	/* reads that cover the fields, built by the loader */
 	struct desc_block meas_blocks[DESC_BLOCK_MAX];

@@ -30,7 +30,8 @@ struct disc_info {
 /* True for a discovery request datagram. */
 bool disc_is_request(const uint8_t *buf, size_t len);
 /* Lay out the reply in buf (len ≥ DISC_REPLY_LEN, zero-filled first); returns
- * DISC_REPLY_LEN. Strings are cut to their fields and NUL-padded. */
+ * DISC_REPLY_LEN. Strings are cut to their fields; model, serial,
+ * description and location are space padded, the SSID NUL padded. */
 size_t disc_build_reply(const struct disc_info *in, uint8_t *buf, size_t len);
 /* Fill info from the app (settings, board config, network). */
 void disc_info_from_app(struct app *a, struct disc_info *out);

@@ -56,10 +56,17 @@ bool disc_is_request(const uint8_t *buf, size_t len)
 	return buf && len == sizeof(req) && !memcmp(buf, req, sizeof(req));
 }
 
-/* Copy s into a field of size n, NUL-padded (the buffer is zeroed). A cut
- * backs up to the start of the UTF-8 character it would split, since readers
- * decode the fields as UTF-8. */
-static void put_str(uint8_t *field, size_t n, const char *s)
+/* Padding of the identification fields (model, serial, description,
+ * location): spaces, as the real gateway pads its identification (Iskra
+ * clients strip spaces; pyiskra's discovery also drops NULs, so both read
+ * alike). The SSID stays NUL padded: trailing spaces can be part of a network
+ * name, and the bytes between the fields stay 0, as CONTRACTS §3 lays out. */
+#define ID_PAD ' '
+
+/* Copy s into a field of size n, padded with pad. A cut backs up to the
+ * start of the UTF-8 character it would split, since readers decode the
+ * fields as UTF-8. */
+static void put_str(uint8_t *field, size_t n, const char *s, uint8_t pad)
 {
 	size_t len = strlen(s);
 
@@ -69,6 +76,7 @@ static void put_str(uint8_t *field, size_t n, const char *s)
 			len--;
 	}
 	memcpy(field, s, len);
+	memset(field + len, pad, n - len);
 }
 
 static uint8_t clamp_byte(int v)
@@ -82,15 +90,15 @@ size_t disc_build_reply(const struct disc_info *in, uint8_t *buf, size_t len)
 		return 0;
 	memset(buf, 0, DISC_REPLY_LEN);
 	buf[OFF_MARK] = 0x1B;
-	put_str(buf + OFF_SSID, LEN_SSID, in->ssid);
+	put_str(buf + OFF_SSID, LEN_SSID, in->ssid, 0);
 	memcpy(buf + OFF_MAC, in->mac, sizeof(in->mac));
 	buf[OFF_TCP] = in->modbus_tcp ? 1 : 0;
-	put_str(buf + OFF_MODEL, LEN_MODEL, in->model);
-	put_str(buf + OFF_SERIAL, LEN_SERIAL, in->serial);
+	put_str(buf + OFF_MODEL, LEN_MODEL, in->model, ID_PAD);
+	put_str(buf + OFF_SERIAL, LEN_SERIAL, in->serial, ID_PAD);
 	buf[OFF_SW] = clamp_byte(in->sw_ver_x100);
 	buf[OFF_HW] = (uint8_t)in->hw_ver;
-	put_str(buf + OFF_DESC, LEN_DESC, in->description);
-	put_str(buf + OFF_LOC, LEN_LOC, in->location);
+	put_str(buf + OFF_DESC, LEN_DESC, in->description, ID_PAD);
+	put_str(buf + OFF_LOC, LEN_LOC, in->location, ID_PAD);
 	buf[OFF_MBADDR] = clamp_byte(in->modbus_addr);
 	return DISC_REPLY_LEN;
 }

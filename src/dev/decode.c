@@ -326,7 +326,8 @@ void dec_encode_string(const char *s, uint16_t *w, unsigned nwords)
 	unsigned char c;
 
 	for (i = 0; i < (size_t)nwords * 2; i++) {
-		c = i < len ? (unsigned char)s[i] : 0;
+		/* Space padding, as Iskra devices pad their identification. */
+		c = i < len ? (unsigned char)s[i] : ' ';
 		if (i % 2)
 			w[i / 2] |= c;
 		else

@@ -1117,13 +1117,84 @@ static int build_all_blocks(const struct ctx *c, struct desc *d)
 	return rc;
 }
 
+/* ---- constants ---- */
+
+static bool fields_overlap(const struct desc_field *a, const struct desc_field *b)
+{
+	return a->space == b->space && a->reg < b->reg + b->words && b->reg < a->reg + a->words;
+}
+
+static int parse_const(const struct ctx *c, json_t *o, const char *where, struct desc_const *k)
+{
+	static const char *const keys[] = {FIELD_KEYS, "value", NULL};
+	char path[WHERE_MAX];
+	uint16_t w[2];
+	json_t *v;
+	int rc;
+
+	if (!json_is_object(o))
+		return fail(c, where, "must be an object");
+	rc = check_members(c, o, where, keys);
+	if (!rc)
+		rc = parse_field_members(c, o, where, &k->f);
+	if (!rc)
+		rc = want(c, where, &k->f, KIND_NUMBER);
+	if (!rc && k->f.type == DEC_T7) {
+		member_path(path, where, "type");
+		return fail(c, path, "t7 is only allowed for PF");
+	}
+	if (!rc)
+		rc = get_member(c, o, where, "value", true, &v);
+	if (rc)
+		return rc;
+	member_path(path, where, "value");
+	if (!json_is_number(v))
+		return fail(c, path, "must be a number");
+	k->value = json_number_value(v);
+	/* The raw register content must be representable in the type, so the
+	 * simulator can serve exactly what the file says. */
+	if (dec_encode_number(k->f.type, k->value / k->f.scale, w) < 0)
+		return fail(c, path, "%g does not fit %s (scale %g)", k->value,
+			    dec_type_name(k->f.type), k->f.scale);
+	return 0;
+}
+
+static int parse_constants(const struct ctx *c, json_t *root, struct desc *d)
+{
+	char where[WHERE_MAX];
+	json_t *arr, *o;
+	unsigned j;
+	size_t i;
+	int rc;
+
+	rc = get_array(c, root, "", "constants", &arr);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	if (json_array_size(arr) > DESC_CONST_MAX)
+		return fail(c, "constants", "at most %d entries", DESC_CONST_MAX);
+	json_array_foreach(arr, i, o)
+	{
+		snprintf(where, sizeof(where), "constants[%zu]", i);
+		memset(&d->consts[i], 0, sizeof(d->consts[i]));
+		rc = parse_const(c, o, where, &d->consts[i]);
+		if (rc)
+			return rc;
+		for (j = 0; j < i; j++)
+			if (fields_overlap(&d->consts[j].f, &d->consts[i].f))
+				return fail(c, where, "overlaps constants[%u]", j);
+		d->nconsts++;
+	}
+	return 0;
+}
+
 /* ---- files ---- */
 
 static int parse_root(const struct ctx *c, json_t *root, struct desc *d)
 {
-	static const char *const keys[] = {"name",	     "match",	"class",	"phases",
-					   "identification", "reverse", "measurements", "counters",
-					   "relay",	     "comm",	"load_profile", NULL};
+	static const char *const keys[] = {
+	    "name",	    "match",	    "class",	"phases", "identification",
+	    "reverse",	    "measurements", "counters", "relay",  "comm",
+	    "load_profile", "constants",    NULL};
 	int rc;
 
 	if (!json_is_object(root))
@@ -1145,6 +1216,8 @@ static int parse_root(const struct ctx *c, json_t *root, struct desc *d)
 		rc = parse_comm(c, root, d);
 	if (!rc)
 		rc = parse_lprofile(c, root, d);
+	if (!rc)
+		rc = parse_constants(c, root, d);
 	if (!rc && d->cls == CLASS_BICOM && !d->relay.present)
 		return fail(c, "relay", "required member missing (class bicom)");
 	if (!rc)

@@ -90,13 +90,19 @@ static void put16(uint8_t *p, unsigned v)
 	p[1] = (uint8_t)v;
 }
 
+/* Padding of the identification texts (model, serial, description,
+ * location): spaces, as real Iskra devices pad them; clients such as Home
+ * Assistant's Iskra library strip spaces only and would keep NULs. The
+ * settings slots (3000 + 64k) are our own layout and stay NUL padded. */
+#define ID_PAD ' '
+
 /* Register idx of txt laid out in a field of nbytes: 2 chars per register,
- * high byte first, NUL padded. */
-static uint16_t text_reg(const char *txt, size_t nbytes, unsigned idx)
+ * high byte first, padded with pad. */
+static uint16_t text_reg(const char *txt, size_t nbytes, unsigned idx, unsigned char pad)
 {
 	size_t len = strnlen(txt, nbytes), i = 2 * (size_t)idx;
-	unsigned hi = i < len ? (uint8_t)txt[i] : 0;
-	unsigned lo = i + 1 < len ? (uint8_t)txt[i + 1] : 0;
+	unsigned hi = i < len ? (uint8_t)txt[i] : pad;
+	unsigned lo = i + 1 < len ? (uint8_t)txt[i + 1] : pad;
 
 	return (uint16_t)(hi << 8 | lo);
 }
@@ -186,9 +192,9 @@ static uint16_t input_reg(const struct ownunit_env *env, const struct status *st
 	const struct conf *c = env->conf;
 
 	if (reg >= IR_MODEL && reg < IR_MODEL + IR_MODEL_REGS)
-		return text_reg(c->model_type, 2 * IR_MODEL_REGS, reg - IR_MODEL);
+		return text_reg(c->model_type, 2 * IR_MODEL_REGS, reg - IR_MODEL, ID_PAD);
 	if (reg >= IR_SERIAL && reg < IR_SERIAL + IR_SERIAL_REGS)
-		return text_reg(serial_tail(c), 2 * IR_SERIAL_REGS, reg - IR_SERIAL);
+		return text_reg(serial_tail(c), 2 * IR_SERIAL_REGS, reg - IR_SERIAL, ID_PAD);
 	if (reg == IR_SW_VER)
 		return SGD_VERSION_X100;
 	if (reg == IR_HW_VER)
@@ -204,9 +210,11 @@ static uint16_t holding_reg(const struct ownunit_env *env, unsigned reg)
 	const struct set_def *d;
 
 	if (reg >= HR_DESC && reg < HR_LOC)
-		return text_reg(settings_str(s, "description"), 2 * HR_TEXT_REGS, reg - HR_DESC);
+		return text_reg(settings_str(s, "description"), 2 * HR_TEXT_REGS, reg - HR_DESC,
+				ID_PAD);
 	if (reg >= HR_LOC && reg < HR_LOC + HR_TEXT_REGS)
-		return text_reg(settings_str(s, "location"), 2 * HR_TEXT_REGS, reg - HR_LOC);
+		return text_reg(settings_str(s, "location"), 2 * HR_TEXT_REGS, reg - HR_LOC,
+				ID_PAD);
 	if (reg >= HR_INT && reg < HR_STR) {
 		d = settings_def_at((reg - HR_INT) / 2);
 		if (!d || d->type != SET_INT)
@@ -216,7 +224,7 @@ static uint16_t holding_reg(const struct ownunit_env *env, unsigned reg)
 	d = reg >= HR_STR ? settings_def_at((reg - HR_STR) / STR_REGS) : NULL;
 	if (!d || d->type != SET_STR || d->secret)
 		return 0;
-	return text_reg(settings_str(s, d->key), STR_BYTES, (reg - HR_STR) % STR_REGS);
+	return text_reg(settings_str(s, d->key), STR_BYTES, (reg - HR_STR) % STR_REGS, '\0');
 }
 
 /* 0 if [addr, addr + count) may be read, else the exception code. */
@@ -274,13 +282,16 @@ static int add_int(json_t *obj, const struct set_def *d, unsigned base, const st
 
 /* String setting d laid out in nregs registers from base: the current value
  * (empty for a secret, which reads as zeros) with the written registers
- * overlaid, cut at the first NUL. */
+ * overlaid, cut at the first NUL. ident: an identification text, which reads
+ * space padded, so trailing spaces are padding and are dropped (a client that
+ * writes back what it read does not grow the text). */
 static int add_text(json_t *obj, const struct settings *s, const struct set_def *d, unsigned base,
-		    unsigned nregs, const struct wreq *w)
+		    unsigned nregs, const struct wreq *w, bool ident)
 {
 	unsigned from = base > w->a ? base : w->a;
 	unsigned to = base + nregs < w->a + w->n ? base + nregs : w->a + w->n;
 	char buf[STR_BYTES] = {0};
+	size_t len;
 	json_t *jv;
 
 	if (!d || d->type != SET_STR || d->readonly)
@@ -295,7 +306,10 @@ static int add_text(json_t *obj, const struct settings *s, const struct set_def 
 		buf[2 * (r - base) + 1] = (char)(w->v[r - w->a] & 0xFF);
 	}
 	/* NULL: not UTF-8, which settings_set_json would refuse too. */
-	jv = json_stringn(buf, strnlen(buf, 2 * (size_t)nregs));
+	len = strnlen(buf, 2 * (size_t)nregs);
+	while (ident && len > 0 && buf[len - 1] == ID_PAD)
+		len--;
+	jv = json_stringn(buf, len);
 	return jv ? set_member(obj, d->key, jv) : MB_EX_ILLEGAL_VALUE;
 }
 
@@ -318,7 +332,7 @@ static int collect_text(const struct ownunit_env *env, const struct wreq *w, jso
 		if (text[i].base >= w->a + w->n || text[i].base + HR_TEXT_REGS <= w->a)
 			continue;
 		exc = worse(exc, add_text(obj, env->settings, settings_def(text[i].key),
-					  text[i].base, HR_TEXT_REGS, w));
+					  text[i].base, HR_TEXT_REGS, w, true));
 	}
 	return exc;
 }
@@ -336,7 +350,7 @@ static int collect_slots(const struct ownunit_env *env, const struct wreq *w, bo
 		unsigned at = base + size * k;
 
 		exc = worse(exc, ints ? add_int(obj, d, at, w)
-				      : add_text(obj, env->settings, d, at, size, w));
+				      : add_text(obj, env->settings, d, at, size, w, false));
 	}
 	return exc;
 }
@@ -626,8 +640,11 @@ static void md_intro(FILE *f)
 	    "outside the map or a write to a register that is not a writable setting; 03 a "
 	    "malformed request (length, count, byte count) or a value the settings refuse; 04 the "
 	    "settings could not be saved.\n\n"
-	    "Text is laid out 2 characters (bytes of UTF-8) per register, high byte first, NUL "
-	    "padded. 32-bit values take two registers, high word first.\n\n",
+	    "Text is laid out 2 characters (bytes of UTF-8) per register, high byte first. "
+	    "The identification texts (model, serial, description, location) are padded with "
+	    "spaces as on Iskra meters, and trailing spaces written to description or location "
+	    "are dropped as padding; the settings slots (3000 + 64k) are NUL padded. 32-bit "
+	    "values take two registers, high word first.\n\n",
 	    f);
 }
 

@@ -337,6 +337,56 @@ def check_ident(regs, model, serial, sw):
     assert regs[12] == sw, "SW version %d, expected %d" % (regs[12], sw)
 
 
+def iskra_text(regs):
+    """Registers as text the way Home Assistant's Iskra library (pyiskra
+    0.1.29, Modbus adapter) reads model and serial: every byte a character,
+    then str.strip(), which strips spaces but keeps NULs."""
+    return "".join(chr(v >> 8) + chr(v & 0xFF) for v in regs).strip()
+
+
+def check_iskra_ident(c, unit, model, serial, desc):
+    """pyiskra's set-up reads: input 1-14 (model, serial, SW, HW) and holding
+    101-140 (description, location; taken as they are, not stripped)."""
+    rr = c.read_input_registers(1, 14, slave=unit)
+    assert not rr.isError(), (unit, rr)
+    got = (iskra_text(rr.registers[0:8]), iskra_text(rr.registers[8:12]))
+    assert got == (model, serial), "unit %d: pyiskra reads model/serial %r, expected %r" % (
+        unit, got, (model, serial))
+    rr = c.read_holding_registers(101, 40, slave=unit)
+    assert not rr.isError(), (unit, rr)
+    raw = "".join(chr(v >> 8) + chr(v & 0xFF) for v in rr.registers[0:20])
+    assert raw == desc.ljust(40), "unit %d: description %r is not space padded" % (unit, raw)
+
+
+def check_impact_setup(c, unit, model):
+    """The registers pyiskra 0.1.29 reads from an Impact (IE) meter at set-up
+    (get_used_current_and_voltage, check_time_blocks_support): holding
+    148-149 (fc 3) and input 15-18 (fc 4) for the nominal power, input 6761
+    (fc 4) for the number of time blocks. They must answer (a real meter
+    does; an exception fails HA's set-up) with what the description says."""
+    consts = {(k.get("space", "input"), k["reg"]): k["value"]
+              for k in description_of(model).get("constants", [])}
+    hr = c.read_holding_registers(148, 2, slave=unit)
+    assert not hr.isError(), "unit %d (%s): holding 148-149: exception %r" % (
+        unit, model, getattr(hr, "exception_code", hr))
+    ir = c.read_input_registers(15, 4, slave=unit)
+    assert not ir.isError(), "unit %d (%s): input 15-18: exception %r" % (
+        unit, model, getattr(ir, "exception_code", ir))
+    tb = c.read_input_registers(6761, 1, slave=unit)
+    assert not tb.isError(), "unit %d (%s): input 6761: exception %r" % (
+        unit, model, getattr(tb, "exception_code", tb))
+    assert hr.registers == [consts[("holding", 148)], consts[("holding", 149)]], hr.registers
+    assert ir.registers == [consts[("input", r)] for r in range(15, 19)], ir.registers
+    assert tb.registers == [consts[("input", 6761)]], tb.registers
+    # pyiskra's arithmetic: plausible, non-zero nominal power; no time blocks
+    current = hr.registers[0] / 10000 * ir.registers[2] / 100
+    voltage = hr.registers[1] / 10000 * ir.registers[0] / 100
+    nominal = 3 * voltage * current
+    assert 100 <= voltage <= 500 and 0 < current <= 100, (voltage, current)
+    assert tb.registers[0] != 5  # 5 would make it read time-block tables we do not serve
+    return nominal
+
+
 def freeze(r):
     """Freeze the meter simulators; wait until sgd polled every meter since."""
     for s in r.sims.values():
@@ -390,6 +440,17 @@ def test_foreign_clients():
             rr = c.read_input_registers(1, 13, slave=unit)
             assert not rr.isError(), (unit, rr)
             check_ident(rr.registers, served["model"], served["serial"], served["sw_version"])
+        # Home Assistant's Iskra library: identification strings space padded
+        # (it strips spaces only), and the Impact set-up registers
+        check_iskra_ident(c, OWN, MODEL, SERIAL, desc)
+        for unit in UNITS:
+            served = r.sim(unit).ctl("values %d" % unit)
+            check_iskra_ident(c, unit, served["model"], served["serial"],
+                              served["description"])
+        for unit, (_, model) in UNITS.items():
+            if model.startswith("IE"):
+                print("  %s at %d: nominal power %.0f W as pyiskra computes it" % (
+                    model, unit, check_impact_setup(c, unit, model)))
         freeze(r)
         n = 0
         for unit in METERS:

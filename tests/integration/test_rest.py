@@ -560,12 +560,14 @@ def discover(port, payload=b"\x00\x00\x00\x1a", timeout=2.0):
         s.close()
 
 
-def field(reply, first, last):
-    """Bytes first..last (inclusive) as a NUL-padded ASCII string."""
+def field(reply, first, last, pad=b" "):
+    """Bytes first..last (inclusive) as an ASCII string padded with pad: the
+    identification fields are space padded as on the real gateway (Iskra
+    clients strip spaces), the SSID NUL padded."""
     b = reply[first:last + 1]
-    text = b.split(b"\x00", 1)[0]
-    assert b[len(text):] == b"\x00" * (len(b) - len(text)), \
-        "field %d-%d not NUL-padded: %r" % (first, last, b)
+    text = b.rstrip(pad)
+    assert b[len(text):] == pad * (len(b) - len(text)), \
+        "field %d-%d not padded with %r: %r" % (first, last, pad, b)
     return text.decode("ascii")
 
 
@@ -590,7 +592,7 @@ def test_udp_discovery():
         reply = wait_until(lambda: discover(port), 10, "a discovery reply")
         assert len(reply) >= 137, len(reply)
         assert reply[3] == 0x1B, reply[:8]
-        ssid = field(reply, 8, 19)
+        ssid = field(reply, 8, 19, b"\x00")
         mac = reply[20:26]
         assert reply[26] == 0, reply[26]
         assert field(reply, 28, 41) == "SG-E1"
@@ -599,6 +601,10 @@ def test_udp_discovery():
         assert chr(reply[54]) == "D", reply[54]
         assert field(reply, 55, 93) == desc[:39], field(reply, 55, 93)
         assert field(reply, 95, 133) == "Lab 7"
+        assert reply[133] == 0x20, reply[95:134]  # not NUL: Iskra clients strip spaces only
+        # the bytes between the fields stay 0 (the layout of CONTRACTS §3)
+        for gap in (27, 42, 51, 53, 94, 134, 135):
+            assert reply[gap] == 0, (gap, reply[gap])
         assert reply[136] == 42, reply[136]
         dev = get_ok(sgd, "/api")["device"]
         if dev.get("mac"):

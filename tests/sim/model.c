@@ -626,6 +626,8 @@ static void mark_all(struct sim_dev *dv)
 		mark_defined(dv, &d->ctr[i].unit);
 		mark_defined(dv, &d->ctr[i].quadrants);
 	}
+	for (i = 0; i < d->nconsts; i++)
+		mark_defined(dv, &d->consts[i].f);
 }
 
 static void init_ident(struct sim_dev *dv, unsigned baud)
@@ -647,6 +649,10 @@ static void init_ident(struct sim_dev *dv, unsigned baud)
 	field_put_raw(dv, &d->comm_parity, 0);
 	field_put_raw(dv, &d->comm_data, 8);
 	field_put_raw(dv, &d->comm_addr, dv->addr);
+	/* The loader checked each value fits its type. */
+	for (unsigned i = 0; i < d->nconsts; i++)
+		field_put_raw(dv, &d->consts[i].f,
+			      d->consts[i].value / field_scale(&d->consts[i].f));
 }
 
 static int alloc_image(struct sim_dev *dv)

@@ -307,8 +307,8 @@ static void test_string_encode(void **state)
 	memset(w, 0xAA, sizeof(w));
 	dec_encode_string("ABC", w, 3);
 	assert_int_equal(w[0], 0x4142);
-	assert_int_equal(w[1], 0x4300);
-	assert_int_equal(w[2], 0x0000);
+	assert_int_equal(w[1], 0x4320); /* space padded, as Iskra meters */
+	assert_int_equal(w[2], 0x2020);
 	assert_int_equal(w[3], 0xAAAA);	       /* untouched past nwords */
 	dec_encode_string("ABCDEFGHIJ", w, 2); /* truncated */
 	assert_int_equal(w[0], 0x4142);

@@ -634,6 +634,45 @@ static void test_lprof_reject(void **state)
 			    "load_profile.count.reg: overlaps the ring (input 9000…11239)");
 }
 
+/* Registers Home Assistant's Iskra client reads from Impact meters at set-up
+ * (holding 148-149, input 15-18, input 6761): described so the simulator
+ * serves them. */
+static void test_constants(void **state)
+{
+	static const char *const ie[] = {"IE38", "IE14"};
+	const struct desc_set *set = *state;
+
+	for (unsigned m = 0; m < 2; m++) {
+		const struct desc *d = find(set, ie[m]);
+		bool seen_h[2] = {0}, seen_i[5] = {0};
+
+		for (unsigned i = 0; i < d->nconsts; i++) {
+			const struct desc_const *k = &d->consts[i];
+
+			assert_true(k->f.present);
+			if (k->f.space == SPACE_HOLDING && k->f.reg >= 148 && k->f.reg <= 149)
+				seen_h[k->f.reg - 148] = true;
+			else if (k->f.space == SPACE_INPUT && k->f.reg >= 15 && k->f.reg <= 18)
+				seen_i[k->f.reg - 15] = true;
+			else if (k->f.space == SPACE_INPUT && k->f.reg == 6761)
+				seen_i[4] = true;
+			if (k->f.space == SPACE_INPUT && k->f.reg == 15)
+				assert_true(k->value == 23000); /* 230 V in cV */
+		}
+		for (unsigned i = 0; i < 2; i++)
+			assert_true(seen_h[i]);
+		for (unsigned i = 0; i < 5; i++)
+			assert_true(seen_i[i]);
+	}
+	expect_reject_exact("bad_vconst_range.json",
+			    "constants[0].value: 70000 does not fit uint16 (scale 1)");
+	expect_reject_exact("bad_vconst_nonum.json", "constants[0].value: must be a number");
+	expect_reject_exact("bad_vconst_string.json", "constants[0].type: must be a numeric type");
+	expect_reject_exact("bad_vconst_overlap.json", "constants[1]: overlaps constants[0]");
+	expect_reject_exact("bad_vconst_novalue.json",
+			    "constants[0].value: required member missing");
+}
+
 static void test_missing_file(void **state)
 {
 	struct desc *d = NULL;
@@ -699,6 +738,7 @@ int main(void)
 	    cmocka_unit_test(test_lprof_good),
 	    cmocka_unit_test_setup_teardown(test_lprof_simlp, setup_set, teardown_set),
 	    cmocka_unit_test(test_lprof_reject),
+	    cmocka_unit_test_setup_teardown(test_constants, setup_set, teardown_set),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_dir_all_or_nothing),
 	    cmocka_unit_test(test_names),

@@ -43,16 +43,30 @@ static struct disc_info sample(void)
 	return in;
 }
 
-/* The field [off, off+n) holds s followed only by NULs. */
-static void assert_field(const uint8_t *buf, size_t off, size_t n, const char *s)
+/* The field [off, off+n) holds s followed only by pad bytes. */
+static void assert_padded(const uint8_t *buf, size_t off, size_t n, const char *s, uint8_t pad)
 {
 	size_t len = strlen(s);
 
 	assert_true(len <= n);
 	assert_memory_equal(buf + off, s, len);
 	for (size_t i = len; i < n; i++)
-		if (buf[off + i] != 0)
-			fail_msg("byte %zu after '%s' is 0x%02x", off + i, s, buf[off + i]);
+		if (buf[off + i] != pad)
+			fail_msg("byte %zu after '%s' is 0x%02x, expected 0x%02x", off + i, s,
+				 buf[off + i], pad);
+}
+
+/* The SSID: NUL padded (trailing spaces may belong to a network name). */
+static void assert_ssid(const uint8_t *buf, const char *s)
+{
+	assert_padded(buf, 8, 12, s, 0);
+}
+
+/* Identification fields: space padded as on the real gateway, since Iskra
+ * clients strip spaces only. */
+static void assert_field(const uint8_t *buf, size_t off, size_t n, const char *s)
+{
+	assert_padded(buf, off, n, s, ' ');
 }
 
 /* Every byte not covered by a field is zero (except the marker). */
@@ -76,7 +90,7 @@ static void test_layout(void **state)
 	assert_int_equal(disc_build_reply(&in, buf, sizeof(buf)), DISC_REPLY_LEN);
 	assert_true(DISC_REPLY_LEN >= 137);
 	assert_int_equal(buf[3], 0x1B);
-	assert_field(buf, 8, 12, "homenet");	  /* ssid = buf[8:20] */
+	assert_ssid(buf, "homenet");		  /* ssid = buf[8:20] */
 	assert_memory_equal(buf + 20, in.mac, 6); /* mac = buf[20:26] */
 	assert_int_equal(buf[26], 1);		  /* tcp */
 	assert_field(buf, 28, 14, "SG-W1A");	  /* model = buf[28:42] */
@@ -113,7 +127,7 @@ static void test_flags_and_clamps(void **state)
 	assert_int_equal(buf[52], 0);
 	in.ssid[0] = '\0';
 	disc_build_reply(&in, buf, sizeof(buf));
-	assert_field(buf, 8, 12, "");
+	assert_ssid(buf, "");
 }
 
 /* Strings longer than their fields are cut there and never reach the next field. */
@@ -129,7 +143,7 @@ static void test_long_strings(void **state)
 	memset(in.description, 'D', sizeof(in.description) - 1);
 	memset(in.location, 'L', sizeof(in.location) - 1);
 	disc_build_reply(&in, buf, sizeof(buf));
-	assert_field(buf, 8, 12, "SSSSSSSSSSSS");
+	assert_ssid(buf, "SSSSSSSSSSSS");
 	assert_memory_equal(buf + 20, in.mac, 6);
 	assert_field(buf, 28, 14, "MMMMMMMMMMMMMM");
 	assert_field(buf, 43, 8, "NNNNNNNN");
@@ -161,7 +175,7 @@ static void test_utf8_cut(void **state)
 	/* 20 × "č" = 40 bytes: the 20th does not fit, 19 do (38 bytes). */
 	strcpy(in.location, "čččččččččččččččččččč");
 	disc_build_reply(&in, buf, sizeof(buf));
-	assert_field(buf, 8, 12, "ABCDEFGHIJK");
+	assert_ssid(buf, "ABCDEFGHIJK");
 	assert_field(buf, 28, 14, "ABCDEFGHIJKLM");
 	assert_field(buf, 43, 8, "ABCDEF");
 	assert_field(buf, 55, 39, "čččččččččččč luč");
@@ -170,7 +184,7 @@ static void test_utf8_cut(void **state)
 	/* An exact fit is kept whole. */
 	strcpy(in.ssid, "ABCDEFGHIJ\xC4\x8D");
 	disc_build_reply(&in, buf, sizeof(buf));
-	assert_field(buf, 8, 12, "ABCDEFGHIJ\xC4\x8D");
+	assert_ssid(buf, "ABCDEFGHIJ\xC4\x8D");
 }
 
 static void test_request(void **state)

@@ -159,16 +159,21 @@ static size_t wr6(struct fx *f, unsigned addr, unsigned val)
 }
 
 /* Text as registers, 2 chars each, high byte first, NUL padded to n registers. */
-static void text_regs(const char *txt, uint16_t *regs, unsigned n)
+static void text_regs_pad(const char *txt, uint16_t *regs, unsigned n, unsigned char pad)
 {
 	size_t len = strlen(txt);
 
 	for (unsigned i = 0; i < n; i++) {
-		unsigned hi = 2 * i < len ? (uint8_t)txt[2 * i] : 0;
-		unsigned lo = 2 * i + 1 < len ? (uint8_t)txt[2 * i + 1] : 0;
+		unsigned hi = 2 * i < len ? (uint8_t)txt[2 * i] : pad;
+		unsigned lo = 2 * i + 1 < len ? (uint8_t)txt[2 * i + 1] : pad;
 
 		regs[i] = (uint16_t)(hi << 8 | lo);
 	}
+}
+
+static void text_regs(const char *txt, uint16_t *regs, unsigned n)
+{
+	text_regs_pad(txt, regs, n, 0);
 }
 
 static unsigned key_k(const char *key)
@@ -215,12 +220,12 @@ static void test_identification(void **state)
 	struct fx *f = *state;
 	// clang-format off
 	const uint8_t want[] = {4, 28,
-				'S', 'G', '-', 'E', '1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* model */
+				'S', 'G', '-', 'E', '1', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', /* model: space padded as on Iskra meters */
 				'S', 'G', '0', '0', '4', '7', '1', '1',			  /* serial */
 				0, SGD_VERSION_X100,					  /* SW */
 				0, 'D'};						  /* HW */
 	// clang-format on
-	const uint8_t want_part[] = {4, 4, '-', 'E', '1', 0};
+	const uint8_t want_part[] = {4, 4, '-', 'E', '1', ' '};
 	const uint8_t want_sw[] = {4, 2, 0, SGD_VERSION_X100};
 
 	rd(f, 4, 1, 14);
@@ -299,14 +304,14 @@ static void test_description_location(void **state)
 {
 	struct fx *f = *state;
 	uint16_t w[40], r[40];
-	const uint8_t want_desc[] = {3, 4, 'S', 'G', 0, 0};
+	const uint8_t want_desc[] = {3, 4, 'S', 'G', ' ', ' '};
 
-	/* Defaults: description "SG", location "". */
+	/* Defaults: description "SG", location "", space padded. */
 	rd(f, 3, 101, 2);
 	expect_rsp(f, want_desc, sizeof(want_desc));
 	rd_ok(f, 3, 121, 20, r);
 	for (unsigned i = 0; i < 20; i++)
-		assert_int_equal(r[i], 0);
+		assert_int_equal(r[i], 0x2020);
 
 	/* Both in one request. */
 	text_regs("Main board", w, 20);
@@ -316,7 +321,14 @@ static void test_description_location(void **state)
 	assert_string_equal(settings_str(f->s, "location"), "Cellar, rack 2");
 	assert_int_equal(f->changed, 1);
 	rd_ok(f, 3, 101, 40, r);
+	text_regs_pad("Main board", w, 20, ' ');
+	text_regs_pad("Cellar, rack 2", w + 20, 20, ' ');
 	assert_memory_equal(r, w, sizeof(w));
+	/* Writing back what was read (space padded) keeps the text. */
+	wr16_ok(f, 101, 40, r);
+	assert_string_equal(settings_str(f->s, "description"), "Main board");
+	assert_string_equal(settings_str(f->s, "location"), "Cellar, rack 2");
+	assert_int_equal(f->changed, 1); /* nothing changed */
 
 	/* A part overlays the current value; the rest stays. */
 	text_regs("ABCD", w, 2);
@@ -324,10 +336,10 @@ static void test_description_location(void **state)
 	assert_string_equal(settings_str(f->s, "description"), "ABCD board");
 	assert_int_equal(f->changed, 2);
 
-	/* A NUL register ends the value; trailing spaces are kept. */
+	/* A NUL register ends the value; trailing spaces are padding. */
 	text_regs("Hall  ", w, 4);
 	wr16_ok(f, 121, 4, w);
-	assert_string_equal(settings_str(f->s, "location"), "Hall  ");
+	assert_string_equal(settings_str(f->s, "location"), "Hall");
 	assert_int_equal(f->changed, 3);
 
 	/* 40 characters fill the field exactly. */
@@ -341,7 +353,7 @@ static void test_description_location(void **state)
 
 	wr6(f, 121, 'X' << 8 | 'Y');
 	expect_rsp(f, echo, sizeof(echo));
-	assert_string_equal(settings_str(f->s, "location"), "XYll  ");
+	assert_string_equal(settings_str(f->s, "location"), "XYll");
 	assert_int_equal(f->changed, 5);
 }
 
@@ -641,7 +653,7 @@ static void test_fc23(void **state)
 			       0x05,	   0xDE};
 	const uint8_t want[] = {23, 4, 0, 0, 0x05, 0xDE};
 	const uint8_t pdu2[] = {23, 0, (uint8_t)d, 0, 2, 0, (uint8_t)d, 0, 1, 2, 'H', 'i'};
-	const uint8_t want2[] = {23, 4, 'H', 'i', 0, 0};
+	const uint8_t want2[] = {23, 4, 'H', 'i', ' ', ' '};
 	/* Bad read address: nothing is written. */
 	const uint8_t pdu3[] = {23, 0, 0, 0, 1, (uint8_t)(a >> 8), (uint8_t)a, 0, 2,
 				4,  0, 0, 0, 80};
