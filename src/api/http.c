@@ -45,6 +45,7 @@ struct http_req {
 	struct http_req *prev, *next; /* srv->reqs: every live request */
 	enum req_state state;
 	bool suspended, in_handler;
+	bool held; /* already held once by the auth throttle */
 	bool owed;   /* deferred: the handler still owes its reply */
 	bool orphan; /* MHD is done with it; freed when the owed reply comes */
 	char *body;
@@ -463,8 +464,18 @@ static bool auth_gate(struct http_req *r)
 		return false;
 	}
 	wait = auth_throttle_wait(&s->throttle, sa, now);
+	if (wait > 0 && r->held) {
+		/* Another attempt from the address took the check while this one
+		 * waited: refuse unchecked rather than hold again, so no request
+		 * is held longer than one delay (clients give up after ~10 s) and
+		 * parallel attempts still get one check per delay. */
+		http_reply_error(r, 403, "too many failed attempts; try again in %lld s",
+				 (long long)(wait + 999) / 1000);
+		return false;
+	}
 	if (wait > 0) {
 		/* Checked only after the wait, so guessing is slow even with many connections. */
+		r->held = true;
 		r->state = REQ_WAIT;
 		r->suspended = true;
 		MHD_suspend_connection(r->conn);

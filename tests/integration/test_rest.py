@@ -373,6 +373,77 @@ def test_auth_throttle():
         sgd.stop()
 
 
+HA_TIMEOUT = 10  # s: Home Assistant's client gives up after this long
+
+
+@test
+def test_auth_throttle_ha():
+    """After many wrong tries, the right password gets through within Home
+    Assistant's 10 s timeout (no hold is over 5 s); a burst of parallel wrong
+    attempts from the address still gets at most one check per delay."""
+    work = tempfile.mkdtemp(prefix="sgd-rest-")
+    sgd = Sgd(work, {})
+    try:
+        sgd.start()
+        sgd.ok("set", "auth_enabled=1", "auth_password=right-one")
+        sgd.http_on()
+        times = []
+        for k in range(9):
+            dt, st, data = timed_get(sgd, "/api", cookie("admin", "wrong-%d" % k))
+            is_error(st, data, 403, "wrong attempt %d" % (k + 1))
+            times.append(dt)
+        print("  9 wrong attempts took " + ", ".join("%.1fs" % t for t in times))
+        # the address is held now (the 9th failure): the right password waits
+        # out the hold and is checked, within HA's timeout
+        t0 = time.monotonic()
+        st, _, data = sgd.http("GET", "/api", headers=cookie("admin", "right-one"),
+                               timeout=HA_TIMEOUT)
+        dt = time.monotonic() - t0
+        print("  right password after 9 failures: %d in %.2fs" % (st, dt))
+        assert st == 200, (st, data)
+        # the hold is 4 s at most; the margin is for a loaded machine (the
+        # old 16 s hold fails this)
+        assert dt < 8, dt
+        # the success cleared the record; rack up failures again
+        for k in range(6):
+            timed_get(sgd, "/api", cookie("admin", "again-%d" % k))
+        # a burst of 16 parallel wrong attempts: each answered within the
+        # timeout, and only one per delay actually checked
+        results = []
+        logged = sgd.logtext().count("failed authentication")
+
+        def attempt(k):
+            try:
+                st, _, data = sgd.http("GET", "/api", headers=cookie("admin", "burst-%d" % k),
+                                       timeout=HA_TIMEOUT)
+                results.append((st, data.get("error") if isinstance(data, dict) else data))
+            except Exception as e:  # a timeout is a failure of the test
+                results.append((None, repr(e)))
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=attempt, args=(k,)) for k in range(16)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        dt = time.monotonic() - t0
+        checked = [r for r in results if r[1] == "wrong user name or password"]
+        refused = [r for r in results if r[1] and str(r[1]).startswith("too many failed")]
+        print("  16 parallel wrong attempts: %d checked, %d refused unchecked, %.1fs" % (
+            len(checked), len(refused), dt))
+        assert len(results) == 16 and all(r[0] == 403 for r in results), results
+        assert len(checked) + len(refused) == 16, results
+        # the address was held when the burst came: one check after the hold
+        # (two if the hold had just run out)
+        assert 1 <= len(checked) <= 2, results
+        # and the log shows no more failed checks than that
+        wait_until(lambda: sgd.logtext().count("failed authentication") - logged >= len(checked),
+                   10, "the failures logged")
+        assert sgd.logtext().count("failed authentication") - logged == len(checked)
+        assert sgd.proc.poll() is None
+    finally:
+        sgd.stop()
+
+
 # ---- legacy /get_command ----
 
 TIME_RE = r"^\d\d\.\d\d\.\d{4} \d\d:\d\d:\d\d$"
