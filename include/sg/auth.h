@@ -28,9 +28,9 @@ bool auth_check(const char *user, const char *pass, const char *want_user, const
 
 /* Failed attempts per client address; the oldest entry is reused when full. */
 #define AUTH_THROTTLE_SLOTS 64
-#define AUTH_FREE_FAILS 3	    /* after this many failures, the next attempt waits */
-#define AUTH_DELAY_MIN_MS 500	    /* first delay, doubled per further failure */
-#define AUTH_DELAY_MAX_MS 4000	    /* delay cap: a held request still beats a 10 s client timeout */
+#define AUTH_FREE_FAILS 3      /* after this many failures, the next attempt waits */
+#define AUTH_DELAY_MIN_MS 500  /* first delay, doubled per further failure */
+#define AUTH_DELAY_MAX_MS 4000 /* delay cap: a held request still beats a 10 s client timeout */
 #define AUTH_FORGET_MS (15 * 60000) /* an address with no failure for this long starts over */
 
 struct auth_entry {

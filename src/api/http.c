@@ -45,7 +45,7 @@ struct http_req {
 	struct http_req *prev, *next; /* srv->reqs: every live request */
 	enum req_state state;
 	bool suspended, in_handler;
-	bool held; /* already held once by the auth throttle */
+	bool held;   /* already held once by the auth throttle */
 	bool owed;   /* deferred: the handler still owes its reply */
 	bool orphan; /* MHD is done with it; freed when the owed reply comes */
 	char *body;

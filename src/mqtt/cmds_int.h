@@ -76,6 +76,8 @@ void hadisc_device_configs(const struct hadisc_env *e, const struct dev *d, hadi
 void hadisc_gateway_config(const struct hadisc_env *e, hadisc_emit_cb emit, void *arg);
 /* Copy s to out with anything but [A-Za-z0-9_-] as '_' (ids and topic levels). */
 void hadisc_id(const char *s, char *out, size_t len);
+/* Push-link mask setting of a slot (bit 0 link 1, bit 1 link 2). */
+int hadisc_slot_links(const struct settings *st, int slot);
 /* Publish a Bicom's state ("ON"/"OFF", retained) on base/bicom/<addr>/state. */
 void hadisc_publish_state(struct mqtt_link *l, int addr, bool on);
 

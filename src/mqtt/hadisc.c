@@ -2,9 +2,13 @@
  * homeassistant/<component>/<id>/config for every identified meter and
  * analyser (voltage, current, powers, PF, frequency, temperature, energy
  * counters usable in HA's Energy dashboard) and every identified Bicom (a
- * switch commanded on <cmd>/bicom/<addr>/set). The sensors read the periodic
- * publications (base/device/<i>/measurements|counters) through value
- * templates, so discovery adds no traffic of its own beyond the configs. */
+ * switch commanded on <cmd>/bicom/<addr>/set) that the link publishes (its
+ * push-link setting includes the link): an entity whose state never comes is
+ * worse than none, so the configs of the others are removed (empty retained
+ * payload). The sensors read the periodic publications
+ * (base/device/<i>/measurements|counters) through value templates; an entity
+ * is available while both the link (base/availability) and its device
+ * (base/device/<i>/availability, base/bicom/<addr>/availability) are online. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +95,47 @@ static json_t *availability(const struct hadisc_env *e)
 	return json_string(topic);
 }
 
+static int bicom_addr(const struct dev *d)
+{
+	return d->slot == DEV_SLOT_RIGHT_IR ? 0 : d->addr;
+}
+
+/* Add the availability of an entity of d: the link's and the device's, both
+ * required (HA's availability_mode "all"). */
+static void set_availability(json_t *cfg, const struct hadisc_env *e, const struct dev *d)
+{
+	char sub[64], topic[TOPIC_MAX];
+	json_t *list = json_array();
+
+	json_array_append_new(list, json_pack("{s:o}", "topic", availability(e)));
+	if (mqtt_avail_sub(d, sub, sizeof(sub)) == 0) {
+		snprintf(topic, sizeof(topic), "%s/%s", e->base, sub);
+		json_array_append_new(list, json_pack("{s:s}", "topic", topic));
+	}
+	json_object_set_new(cfg, "availability", list);
+	json_object_set_new(cfg, "availability_mode", json_string("all"));
+}
+
+/* HA's default_entity_id (replaces object_id, ignored since HA 2026.4):
+ * "<domain>.<object id>", lower case letters, digits and '_' only. */
+static json_t *entity_id(const char *domain, const char *uid)
+{
+	char buf[ID_MAX + 64];
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "%s.", domain);
+
+	for (size_t i = 0; uid[i] && n + 1 < sizeof(buf); i++) {
+		char c = uid[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+			c = '_';
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	return json_string(buf);
+}
+
 static void emit_sensor(const struct hadisc_env *e, const struct dev *d, const struct sensor *s,
 			hadisc_emit_cb emit, void *arg)
 {
@@ -100,12 +145,13 @@ static void emit_sensor(const struct hadisc_env *e, const struct dev *d, const s
 	snprintf(uid, sizeof(uid), "%s_%d_%s", e->gw, d->slot, s->key);
 	snprintf(topic, sizeof(topic), HA_PREFIX "/sensor/%s/config", uid);
 	snprintf(state, sizeof(state), "%s/device/%d/%s", e->base, dev_ha_index(d->slot), s->doc);
-	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "name", s->name, "unique_id",
-			uid, "object_id", uid, "state_topic", state, "value_template", s->tmpl,
-			"state_class", s->state_class, "availability_topic", availability(e),
-			"device", device_json(e, d));
+	cfg = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:o}", "name", s->name, "unique_id", uid,
+			"default_entity_id", entity_id("sensor", uid), "state_topic", state,
+			"value_template", s->tmpl, "state_class", s->state_class, "device",
+			device_json(e, d));
 	if (!cfg)
 		return;
+	set_availability(cfg, e, d);
 	if (s->device_class)
 		json_object_set_new(cfg, "device_class", json_string(s->device_class));
 	if (s->unit)
@@ -212,11 +258,6 @@ static void counter_configs(const struct hadisc_env *e, const struct dev *d, had
 	}
 }
 
-static int bicom_addr(const struct dev *d)
-{
-	return d->slot == DEV_SLOT_RIGHT_IR ? 0 : d->addr;
-}
-
 static void bicom_config(const struct hadisc_env *e, const struct dev *d, hadisc_emit_cb emit,
 			 void *arg)
 {
@@ -228,12 +269,14 @@ static void bicom_config(const struct hadisc_env *e, const struct dev *d, hadisc
 	snprintf(topic, sizeof(topic), HA_PREFIX "/switch/%s/config", uid);
 	snprintf(cmd, sizeof(cmd), "%s/bicom/%d/set", e->cmd, addr);
 	snprintf(state, sizeof(state), "%s/bicom/%d/state", e->base, addr);
-	cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "name", "Relay",
-			"unique_id", uid, "object_id", uid, "command_topic", cmd, "state_topic",
-			state, "payload_on", "ON", "payload_off", "OFF", "availability_topic",
-			availability(e), "device", device_json(e, d));
-	if (cfg)
-		emit(topic, cfg, arg);
+	cfg = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:o}", "name", "Relay", "unique_id",
+			uid, "default_entity_id", entity_id("switch", uid), "command_topic", cmd,
+			"state_topic", state, "payload_on", "ON", "payload_off", "OFF", "device",
+			device_json(e, d));
+	if (!cfg)
+		return;
+	set_availability(cfg, e, d);
+	emit(topic, cfg, arg);
 }
 
 void hadisc_device_configs(const struct hadisc_env *e, const struct dev *d, hadisc_emit_cb emit,
@@ -265,10 +308,11 @@ void hadisc_gateway_config(const struct hadisc_env *e, hadisc_emit_cb emit, void
 	dev = json_pack("{s:[s], s:s, s:s, s:s, s:s, s:s, s:s}", "identifiers", e->gw, "name", name,
 			"manufacturer", "sgd", "model", e->gw_model, "sw_version", SGD_VERSION,
 			"hw_version", e->hw_ver, "serial_number", e->gw);
-	cfg = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:o}", "name", "MQTT link",
-			"unique_id", uid, "object_id", uid, "state_topic", availability(e),
-			"payload_on", "online", "payload_off", "offline", "device_class",
-			"connectivity", "entity_category", "diagnostic", "device", dev);
+	cfg = json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s, s:s, s:o}", "name", "MQTT link",
+			"unique_id", uid, "default_entity_id", entity_id("binary_sensor", uid),
+			"state_topic", availability(e), "payload_on", "online", "payload_off",
+			"offline", "device_class", "connectivity", "entity_category", "diagnostic",
+			"device", dev);
 	if (cfg)
 		emit(topic, cfg, arg);
 }
@@ -288,7 +332,7 @@ void hadisc_publish_state(struct mqtt_link *l, int addr, bool on)
 
 struct announce {
 	struct mqtt_link *l;
-	unsigned sent, failed;
+	unsigned sent, removed, failed;
 };
 
 static void publish_config(const char *topic, json_t *cfg, void *arg)
@@ -304,6 +348,31 @@ static void publish_config(const char *topic, json_t *cfg, void *arg)
 	json_decref(cfg);
 }
 
+/* A device that is not published on this link: remove its entities. */
+static void delete_config(const char *topic, json_t *cfg, void *arg)
+{
+	struct announce *an = arg;
+
+	if (link_publish_abs(an->l, topic, "", 0, 1, true) >= 0)
+		an->removed++;
+	else
+		an->failed++;
+	json_decref(cfg);
+}
+
+int hadisc_slot_links(const struct settings *st, int slot)
+{
+	char key[32];
+
+	if (slot == DEV_SLOT_LEFT_IR)
+		snprintf(key, sizeof(key), "leftir_pushlink");
+	else if (slot == DEV_SLOT_RIGHT_IR)
+		snprintf(key, sizeof(key), "ir_relay_pushlink");
+	else
+		snprintf(key, sizeof(key), "rs485_pushlnk%d", slot - 1);
+	return (int)settings_int(st, key);
+}
+
 /* "<root>/<sub topic>" of link n: where commands (and HA switches) arrive. */
 static void cmd_topic(struct app *a, int n, char *buf, size_t len)
 {
@@ -317,27 +386,34 @@ static void cmd_topic(struct app *a, int n, char *buf, size_t len)
 
 /* Everything each time: configs are retained and idempotent, so a repeat
  * costs a few messages and a changed device is never missed. */
-void hadisc_announce(struct mqtt *m, struct mqtt_link *l)
+bool hadisc_announce(struct mqtt *m, struct mqtt_link *l)
 {
 	struct app *a = m->app;
 	char gw[ID_MAX], cmd[TOPIC_MAX];
 	struct hadisc_env e = {gw, a->conf.model_type, a->conf.hw_version, link_base(l), cmd};
-	struct announce an = {l, 0, 0};
+	struct announce an = {l, 0, 0, 0};
+	int bit = 1 << (link_number(l) - 1);
 
 	if (!settings_int(a->settings, "ha_discovery"))
-		return;
+		return false;
 	hadisc_id(a->conf.serial_number, gw, sizeof(gw));
 	cmd_topic(a, link_number(l), cmd, sizeof(cmd));
 	hadisc_gateway_config(&e, publish_config, &an);
 	for (int s = 0; s < DEV_SLOTS; s++) {
 		const struct dev *d = poll_dev(a->poll, s);
 
+		if (!(hadisc_slot_links(a->settings, s) & bit)) {
+			hadisc_device_configs(&e, d, delete_config, &an);
+			continue;
+		}
 		hadisc_device_configs(&e, d, publish_config, &an);
 		if (d->cls == CLASS_BICOM && d->d && d->health == DEV_OK && d->relay >= 0)
 			hadisc_publish_state(l, bicom_addr(d), d->relay == 1);
 	}
-	log_info("mqtt%d: Home Assistant discovery: %u configs sent%s", link_number(l), an.sent,
-		 an.failed ? ", some failed" : "");
+	log_info("mqtt%d: Home Assistant discovery: %u configs sent, %u removed (devices not "
+		 "published on this link)%s",
+		 link_number(l), an.sent, an.removed, an.failed ? ", some failed" : "");
+	return true;
 }
 
 /* ---- switch commands ---- */

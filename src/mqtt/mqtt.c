@@ -31,6 +31,15 @@ static void cmd_topic(const struct mqtt *m, int n, char *buf, size_t len)
 		 settings_str(m->app->settings, sub));
 }
 
+/* Announce to Home Assistant on l, then give every announced entity its
+ * state at once (HA shows "unknown" until a state arrives, and with long
+ * push intervals that could be minutes). */
+static void announce(struct mqtt *m, struct mqtt_link *l)
+{
+	if (hadisc_announce(m, l))
+		publisher_state_now(m->pub, link_number(l));
+}
+
 /* A device that was (re)identified is announced to Home Assistant at once,
  * not only at the next connect. */
 static void on_device(const struct dev *d, void *arg)
@@ -43,7 +52,7 @@ static void on_device(const struct dev *d, void *arg)
 	snprintf(seen, sizeof(m->announced[0]), "%s", d->serial);
 	for (int i = 0; i < MQTT_LINKS; i++)
 		if (m->link[i] && link_connected(m->link[i]))
-			hadisc_announce(m, m->link[i]);
+			announce(m, m->link[i]);
 }
 
 int mqtt_init(struct app *a, struct mqtt **out)
@@ -90,6 +99,18 @@ void mqtt_configure(struct mqtt *m)
 	}
 	if (m->pub)
 		publisher_configure(m->pub);
+	/* What a link announces follows the push links: re-announce on a change. */
+	bool changed = false;
+
+	for (int s = 0; s < DEV_SLOTS; s++) {
+		int links = publisher_links(m->pub, s);
+
+		changed |= links != m->pushlinks[s];
+		m->pushlinks[s] = links;
+	}
+	for (int i = 0; changed && i < MQTT_LINKS; i++)
+		if (m->link[i] && link_connected(m->link[i]))
+			announce(m, m->link[i]);
 }
 
 void mqtt_fini(struct mqtt *m)
@@ -153,8 +174,10 @@ void mqtt_on_connect(struct mqtt *m, struct mqtt_link *l)
 		link_publish(l, SUB_HELLO, txt, strlen(txt), 1, false);
 	free(txt);
 	json_decref(hello);
-	hadisc_announce(m, l);
+	/* The replay first, so the current state sent with the announcement
+	 * queues behind older buffered readings instead of being overtaken. */
 	publisher_link_up(m->pub, link_number(l));
+	announce(m, l);
 }
 
 void mqtt_on_disconnect(struct mqtt *m, struct mqtt_link *l)
@@ -183,7 +206,7 @@ void mqtt_on_message(struct mqtt *m, struct mqtt_link *l, const char *topic, con
 	} else if (!strcmp(topic, HA_STATUS_TOPIC)) {
 		/* Home Assistant restarted: it lost what was not retained on its side. */
 		if (payload_is(payload, len, "online"))
-			hadisc_announce(m, l);
+			announce(m, l);
 	}
 }
 

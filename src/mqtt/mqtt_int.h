@@ -10,10 +10,12 @@
 #ifndef SG_MQTT_INT_H
 #define SG_MQTT_INT_H
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sg/app.h"
 #include "sg/dev.h"
@@ -33,6 +35,23 @@ enum link_proto { PROTO_NONE = 0, PROTO_MQTT = 1, PROTO_STDTCP = 2 };
 #define SUB_AVAIL "availability" /* "online" / "offline" (last will), retained */
 #define HA_STATUS_TOPIC "homeassistant/status"
 
+/* Subtopic of d's own availability ("online"/"offline", retained), which HA
+ * entities of the device require besides the link's: "device/<i>/availability"
+ * for a meter, "bicom/<addr>/availability" for a Bicom (addr 0 = Right IR);
+ * 0, or -ENOENT for a device that has none. Inline: the publisher and the
+ * discovery module must agree, and are tested apart. */
+static inline int mqtt_avail_sub(const struct dev *d, char *buf, size_t len)
+{
+	if (d->cls == CLASS_BICOM)
+		snprintf(buf, len, "bicom/%d/%s", d->slot == DEV_SLOT_RIGHT_IR ? 0 : d->addr,
+			 SUB_AVAIL);
+	else if (dev_ha_index(d->slot) >= 0)
+		snprintf(buf, len, "device/%d/%s", dev_ha_index(d->slot), SUB_AVAIL);
+	else
+		return -ENOENT;
+	return 0;
+}
+
 struct mqtt {
 	struct app *app;
 	struct mqtt_link *link[MQTT_LINKS];
@@ -40,6 +59,7 @@ struct mqtt {
 	struct outbox *outbox; /* NULL when the buffer could not be opened */
 	struct publisher *pub;
 	char announced[DEV_SLOTS][16]; /* serial last announced to HA, per slot */
+	int pushlinks[DEV_SLOTS];      /* push-link masks the announcements followed */
 };
 
 /* ---- link.c ---- */
@@ -87,9 +107,11 @@ void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size
 json_t *mqtt_hello_json(struct app *a);
 
 /* ---- hadisc.c ---- */
-/* Publish (retained) the discovery configs of every identified device and
- * the Bicom switch states; no-op when the ha_discovery setting is 0. */
-void hadisc_announce(struct mqtt *m, struct mqtt_link *l);
+/* Publish (retained) the discovery configs of every identified device the
+ * link publishes (push-link setting) and their Bicom switch states, and
+ * remove those of the others; false (nothing sent) when the ha_discovery
+ * setting is 0. */
+bool hadisc_announce(struct mqtt *m, struct mqtt_link *l);
 /* Topic under <root>/<sub topic>/ such as "bicom/3/set" with payload
  * "ON"/"OFF": switch that Bicom. True when the topic was a discovery command. */
 bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, const void *payload,
@@ -137,6 +159,13 @@ void publisher_configure(struct publisher *p);
 void publisher_fini(struct publisher *p);
 /* A link came up: replay its buffer in order, then live publications resume. */
 void publisher_link_up(struct publisher *p, int link);
+/* Right after a Home Assistant announcement on link: the current state of
+ * every device the link publishes (readings behind any buffered ones, Bicom
+ * states) and every device's availability, so no entity waits for the next
+ * interval. */
+void publisher_state_now(struct publisher *p, int link);
+/* Push-link mask of slot as last configured (bit 0 link 1, bit 1 link 2). */
+int publisher_links(const struct publisher *p, int slot);
 void publisher_acked(struct publisher *p, int link, int mid);
 
 #endif

@@ -40,6 +40,10 @@
 #include "sg/reading.h"
 
 #define BATCH 100
+#define AVAIL_CHECK_MS 1000 /* how often device health is compared with what links were told */
+
+/* Per-device availability last told to a link. */
+enum avail { AV_UNSENT = 0, AV_ONLINE, AV_OFFLINE };
 
 struct pslot {
 	struct publisher *p;
@@ -63,6 +67,8 @@ struct publisher {
 	struct mqtt *m;
 	struct pslot slot[DEV_SLOTS];
 	struct replay rp[MQTT_LINKS];
+	enum avail avail[MQTT_LINKS][DEV_SLOTS];
+	int64_t avail_timer;
 };
 
 static struct loop *loop_of(const struct publisher *p)
@@ -147,7 +153,11 @@ static void replay_run(struct publisher *p, int n)
 
 void publisher_link_up(struct publisher *p, int n)
 {
-	if (!p || n < 1 || n > MQTT_LINKS || !outbox_of(p))
+	if (!p || n < 1 || n > MQTT_LINKS)
+		return;
+	/* A new session: say every device's availability again. */
+	memset(p->avail[n - 1], 0, sizeof(p->avail[n - 1]));
+	if (!outbox_of(p))
 		return;
 	/* A batch of an earlier connection is forgotten: its rows are still there. */
 	replay_reset(&p->rp[n - 1]);
@@ -309,6 +319,83 @@ static void publish_slot(struct publisher *p, struct pslot *s)
 		publish_reading(p, s, d);
 }
 
+/* ---- per-device availability ---- */
+
+static bool link_is_mqtt_up(const struct publisher *p, int n)
+{
+	struct mqtt_link *l = link_of(p, n);
+
+	return l && protocol_of(p, n) == PROTO_MQTT && link_connected(l);
+}
+
+/* Tell link n whether slot's device is ok, when that changed since it was
+ * last told (retained, so HA learns it whenever it subscribes). Health the
+ * poller calls ok is the only "online"; anything else (not responding,
+ * identifying, unknown model) is "offline". */
+static void avail_update(struct publisher *p, int n, int idx, bool force)
+{
+	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, idx) : NULL;
+	enum avail want, *sent = &p->avail[n - 1][idx];
+	char sub[64];
+	const char *txt;
+
+	if (!d || !d->d || d->health == DEV_DISABLED || !(p->slot[idx].links & (1 << (n - 1))) ||
+	    mqtt_avail_sub(d, sub, sizeof(sub)) < 0)
+		return;
+	want = d->health == DEV_OK ? AV_ONLINE : AV_OFFLINE;
+	if (*sent == want && !force)
+		return;
+	txt = want == AV_ONLINE ? "online" : "offline";
+	if (link_publish(link_of(p, n), sub, txt, strlen(txt), 1, true) >= 0)
+		*sent = want;
+}
+
+static void avail_check_all(struct publisher *p)
+{
+	for (int n = 1; n <= MQTT_LINKS; n++) {
+		if (!link_is_mqtt_up(p, n))
+			continue;
+		for (int i = 0; i < DEV_SLOTS; i++)
+			avail_update(p, n, i, false);
+	}
+}
+
+static void on_avail_timer(void *arg)
+{
+	struct publisher *p = arg;
+	int64_t id = loop_timer_add(loop_of(p), AVAIL_CHECK_MS, on_avail_timer, p);
+
+	p->avail_timer = id > 0 ? id : 0;
+	avail_check_all(p);
+}
+
+void publisher_state_now(struct publisher *p, int n)
+{
+	if (!p || n < 1 || n > MQTT_LINKS || !p->m->app->poll || !link_is_mqtt_up(p, n))
+		return;
+	for (int i = 0; i < DEV_SLOTS; i++) {
+		struct pslot one = p->slot[i];
+		const struct dev *d = poll_dev(p->m->app->poll, i);
+
+		if (!(one.links & (1 << (n - 1))))
+			continue;
+		avail_update(p, n, i, true);
+		if (!d->d || d->health != DEV_OK)
+			continue;
+		/* This link only: a copy of the slot with just its bit. */
+		one.links = 1 << (n - 1);
+		if (d->cls == CLASS_BICOM)
+			publish_bicom(p, &one, d);
+		else if ((d->cls == CLASS_METER || d->cls == CLASS_PQ) && readable(d))
+			publish_reading(p, &one, d);
+	}
+}
+
+int publisher_links(const struct publisher *p, int slot)
+{
+	return p && slot >= 0 && slot < DEV_SLOTS ? p->slot[slot].links : 0;
+}
+
 /* ---- schedule ---- */
 
 static void on_due(void *arg);
@@ -393,6 +480,8 @@ int publisher_init(struct mqtt *m, struct publisher **out)
 		p->slot[i].idx = i;
 	}
 	publisher_configure(p);
+	if (loop_of(p))
+		on_avail_timer(p);
 	*out = p;
 	return 0;
 }
@@ -403,5 +492,7 @@ void publisher_fini(struct publisher *p)
 		return;
 	for (int i = 0; i < DEV_SLOTS; i++)
 		disarm(p, &p->slot[i]);
+	if (p->avail_timer > 0 && loop_of(p))
+		loop_timer_cancel(loop_of(p), p->avail_timer);
 	free(p);
 }

@@ -16,6 +16,8 @@ compared with the REST API and the simulators.
   test_tls_and_mtls                     TLS, mutual TLS + password, wrong CA/cert/password
   test_ha_discovery                     configs as HA needs them, templates render,
                                         Bicom switch, re-announce, ha_discovery=0
+  test_ha_states_and_availability       default_entity_id, announce per push link, state
+                                        at once and after HA's birth, device offline/online
   test_standard_tcp                     XML push = REST, status, silent server
 
 Run one test: /usr/bin/python3 tests/integration/test_mqtt.py test_standard_tcp
@@ -1226,6 +1228,98 @@ def test_ha_discovery():
         stop_clean(sgd)
         obs.wait_msg(base + "/availability", mark, match=lambda m: m.payload == b"offline",
                      timeout=10, what="'offline' at a clean stop")
+    finally:
+        obs.close()
+        demo.stop()
+        broker.cleanup()
+
+
+def ha_configs(port):
+    """The live (non-empty) retained discovery configs: {topic: dict}."""
+    return {t: json.loads(m.payload) for t, m in retained(port, "homeassistant/#").items()
+            if m.payload}
+
+
+@test
+def test_ha_states_and_availability():
+    """Home Assistant as of 2026: default_entity_id (no object_id); only what
+    a link publishes is announced; the state follows an announcement and HA's
+    birth message at once (push interval 10 min here); a silent device goes
+    offline in HA and comes back."""
+    broker = Broker().start()
+    obs = Observer(broker.plain)
+    demo = Demo()
+    try:
+        # default push links (0): the link publishes no device
+        demo.start(FAST + link_settings(1, broker.plain))
+        sgd = demo.sgd
+        sgd.http_on()
+        base, _ = topics_of(sgd)
+        obs.wait_msg(base + "/status/hello", timeout=20)
+        demo.wait_all_ok()
+        obs.wait_for(lambda msgs: any(m.topic.startswith("homeassistant/") for m in msgs), 20,
+                     "the announcement")
+        cfgs = ha_configs(broker.plain)
+        print("  push link 0: %d live configs: %s" % (len(cfgs), sorted(cfgs)))
+        assert all(t.startswith("homeassistant/binary_sensor/") for t in cfgs), sorted(cfgs)
+        assert not obs.since(0, prefix=base + "/device/"), "a device published on push link 0"
+        # the Left IR meter pushed on link 1 every 10 minutes: announced, and
+        # its state, availability sent with the announcement
+        mark = obs.mark()
+        sgd.ok("set", "leftir_pushlink=1", "leftir_pushintv=600")
+        for doc in ("measurements", "counters"):
+            obs.wait_msg("%s/device/0/%s" % (base, doc), mark, timeout=15,
+                         what="device 0 %s right after the announcement" % doc)
+        obs.wait_msg(base + "/device/0/availability", mark, match=lambda m: m.payload == b"online",
+                     timeout=10)
+        cfgs = wait_until(lambda: (lambda c: c if len(c) > 40 else None)(
+            ha_configs(broker.plain)), 20, "the configs of device 0")
+        devtopics = set()
+        for t, c in cfgs.items():
+            comp = t.split("/")[1]
+            assert "object_id" not in c, (t, c)
+            eid = c.get("default_entity_id")
+            assert isinstance(eid, str) and re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", eid), (t, eid)
+            assert eid.split(".")[0] == comp, (t, eid)
+            if comp == "binary_sensor":
+                continue
+            st = c["state_topic"]
+            assert re.match(re.escape(base) + r"/device/0/(measurements|counters)$", st), (t, st)
+            av = [a["topic"] for a in c.get("availability", [])]
+            assert av == [base + "/availability", base + "/device/0/availability"], (t, av)
+            assert c.get("availability_mode") == "all", (t, c)
+            assert "availability_topic" not in c, (t, c)
+            devtopics.add(st)
+        print("  %d configs for device 0, default_entity_id e.g. %s" % (
+            len(cfgs), next(c["default_entity_id"] for t, c in cfgs.items() if "/sensor/" in t)))
+        # every state topic already has a value (the interval is 10 min)
+        for st in devtopics:
+            assert obs.since(mark, st), "nothing on %s after the announcement" % st
+        # HA restarts: its birth message brings the state again
+        mark = obs.mark()
+        obs.publish("homeassistant/status", "online")
+        for doc in ("measurements", "counters"):
+            obs.wait_msg("%s/device/0/%s" % (base, doc), mark, timeout=15,
+                         what="device 0 %s after homeassistant/status online" % doc)
+        # a silent meter goes offline in HA, and comes back
+        mark = obs.mark()
+        demo.left.ctl("fault 33 noanswer")
+        m = obs.wait_msg(base + "/device/0/availability", mark,
+                         match=lambda m: m.payload == b"offline", timeout=30,
+                         what="device 0 offline")
+        assert m.retain or retained(broker.plain, base + "/device/0/availability")[
+            base + "/device/0/availability"].payload == b"offline"
+        print("  silent meter: device/0/availability offline")
+        mark = obs.mark()
+        demo.left.ctl("fault 33 none")
+        obs.wait_msg(base + "/device/0/availability", mark,
+                     match=lambda m: m.payload == b"online", timeout=30, what="device 0 online")
+        print("  answering again: online")
+        # push link back to 0: the device's entities are removed
+        sgd.ok("set", "leftir_pushlink=0")
+        wait_until(lambda: all("/binary_sensor/" in t for t in ha_configs(broker.plain)), 20,
+                   "device 0's configs removed")
+        stop_clean(sgd)
     finally:
         obs.close()
         demo.stop()

@@ -1115,8 +1115,21 @@ static void test_hadisc_meter(void **state)
 		sensors++;
 		energy += !strcmp(json_string_value(json_object_get(cfg, "device_class")) ?: "",
 				  "energy");
-		assert_string_equal(json_string_value(json_object_get(cfg, "availability_topic")),
-				    BASE "/availability");
+		/* both the link and the device must be online */
+		json_t *av = json_object_get(cfg, "availability");
+
+		assert_int_equal(json_array_size(av), 2);
+		assert_string_equal(
+		    json_string_value(json_object_get(json_array_get(av, 0), "topic")),
+		    BASE "/availability");
+		assert_string_equal(
+		    json_string_value(json_object_get(json_array_get(av, 1), "topic")),
+		    BASE "/device/0/availability");
+		assert_string_equal(json_string_value(json_object_get(cfg, "availability_mode")),
+				    "all");
+		assert_null(json_object_get(cfg, "availability_topic"));
+		/* object_id is ignored by HA since 2026.4: default_entity_id instead */
+		assert_null(json_object_get(cfg, "object_id"));
 	}
 	/* IE38: U,I ×3, P,Q,S,PF ×4, frequency, temperature; 20 Wh counters */
 	assert_int_equal(sensors, 6 + 16 + 2 + 20);
@@ -1125,6 +1138,8 @@ static void test_hadisc_meter(void **state)
 	assert_non_null(cfg);
 	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
 			    BASE "/device/0/measurements");
+	assert_string_equal(json_string_value(json_object_get(cfg, "default_entity_id")),
+			    "sensor.is001093_0_u1");
 	assert_string_equal(json_string_value(json_object_get(cfg, "value_template")),
 			    "{{ value_json.measurements.Phases[0].U.value }}");
 	assert_string_equal(json_string_value(json_object_get(cfg, "device_class")), "voltage");
@@ -1223,6 +1238,11 @@ static void test_hadisc_bicom_and_gateway(void **state)
 			    BASE "/bicom/3/state");
 	assert_string_equal(json_string_value(json_object_get(cfg, "payload_on")), "ON");
 	assert_string_equal(json_string_value(json_object_get(cfg, "payload_off")), "OFF");
+	assert_string_equal(json_string_value(json_object_get(cfg, "default_entity_id")),
+			    "switch.is001093_bicom3");
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(cfg, "availability"), 1), "topic")),
+			    BASE "/bicom/3/availability");
 	cfg = json_object_get(c.by_topic, "homeassistant/switch/IS001093_bicom0/config");
 	assert_string_equal(json_string_value(json_object_get(cfg, "command_topic")),
 			    "gw/cmd/bicom/0/set");
@@ -1230,6 +1250,9 @@ static void test_hadisc_bicom_and_gateway(void **state)
 	check_common("homeassistant/binary_sensor/IS001093_online/config", cfg);
 	assert_string_equal(json_string_value(json_object_get(cfg, "state_topic")),
 			    BASE "/availability");
+	assert_string_equal(json_string_value(json_object_get(cfg, "default_entity_id")),
+			    "binary_sensor.is001093_online");
+	assert_null(json_object_get(cfg, "object_id"));
 	assert_string_equal(json_string_value(json_array_get(
 				json_object_get(json_object_get(cfg, "device"), "identifiers"), 0)),
 			    "IS001093");
@@ -1251,6 +1274,31 @@ static void test_hadisc_announce(void **state)
 	const struct pub *p;
 
 	(void)state;
+	/* default push links (0): only the gateway's own entity; the configs of
+	 * every device are removed (empty retained) */
+	assert_true(hadisc_announce(&mq, &link1));
+	for (unsigned i = 0; i < npubs; i++) {
+		if (strncmp(pubs[i].topic, "homeassistant/", 14))
+			continue;
+		assert_true(pubs[i].retain);
+		if (pubs[i].payload[0])
+			configs++;
+	}
+	assert_int_equal(configs, 1);
+	assert_non_null(find("homeassistant/binary_sensor/IS001093_online/config"));
+	p = find("homeassistant/sensor/IS001093_2_u1/config");
+	assert_non_null(p);
+	assert_string_equal(p->payload, "");
+	assert_null(find(BASE "/bicom/0/state"));
+	pubs_clear();
+	configs = 0;
+	/* every device pushed on link 1 */
+	assert_int_equal(settings_set_kv(app.settings,
+					 (char *const[]){"leftir_pushlink=1", "ir_relay_pushlink=1",
+							 "rs485_pushlnk1=1", "rs485_pushlnk2=1",
+							 "rs485_pushlnk3=1", "rs485_pushlnk4=1"},
+					 6, errbuf, sizeof(errbuf)),
+			 0);
 	hadisc_announce(&mq, &link1);
 	for (unsigned i = 0; i < npubs; i++) {
 		json_t *j;
@@ -1282,7 +1330,7 @@ static void test_hadisc_announce(void **state)
 	assert_int_equal(settings_set_kv(app.settings, (char *const[]){"ha_discovery=0"}, 1, errbuf,
 					 sizeof(errbuf)),
 			 0);
-	hadisc_announce(&mq, &link1);
+	assert_false(hadisc_announce(&mq, &link1));
 	assert_int_equal(npubs, 0);
 }
 

@@ -45,6 +45,10 @@ struct mqtt_link {
 	int next_mid;
 	struct pubrec pub[MAXPUB];
 	int npub;
+	/* per-device availability, kept apart so the reading tests count readings */
+	char av_sub[64][64], av_payload[64][16];
+	bool av_retain[64];
+	int nav;
 };
 
 int link_publish(struct mqtt_link *l, const char *subtopic, const void *payload, size_t len,
@@ -54,6 +58,14 @@ int link_publish(struct mqtt_link *l, const char *subtopic, const void *payload,
 
 	if (!l->up)
 		return -ENOTCONN;
+	if (strstr(subtopic, "/availability")) {
+		assert_true(l->nav < 64);
+		snprintf(l->av_sub[l->nav], sizeof(l->av_sub[0]), "%s", subtopic);
+		snprintf(l->av_payload[l->nav], sizeof(l->av_payload[0]), "%.*s", (int)len,
+			 (const char *)payload);
+		l->av_retain[l->nav++] = retain;
+		return qos ? ++l->next_mid : 0;
+	}
 	assert_true(l->npub < MAXPUB);
 	r = &l->pub[l->npub++];
 	snprintf(r->sub, sizeof(r->sub), "%s", subtopic);
@@ -271,6 +283,47 @@ static void ack_all(struct fx *f, int n, int from)
 
 /* ---- tests ---- */
 
+/* Per-device availability: told at once, again only on a change of health,
+ * only for slots the link publishes; the state right after an announcement. */
+static void test_device_availability(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+
+	l->up = true;
+	meter(DEV_SLOT_RS485(2), 230.5);
+	meter(DEV_SLOT_RS485(3), 231.5); /* not pushed on any link */
+	setting(f, "rs485_pushlnk2=1");
+	setting(f, "rs485_pushint2=600");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	assert_int_equal(l->nav, 1);
+	assert_string_equal(l->av_sub[0], "device/2/availability");
+	assert_string_equal(l->av_payload[0], "online");
+	assert_true(l->av_retain[0]);
+	run_ms(f, 2100);
+	assert_int_equal(l->nav, 1); /* unchanged: not repeated */
+	devs[DEV_SLOT_RS485(2)].health = DEV_NOT_RESPONDING;
+	run_ms(f, 1100);
+	assert_int_equal(l->nav, 2);
+	assert_string_equal(l->av_payload[1], "offline");
+	devs[DEV_SLOT_RS485(2)].health = DEV_OK;
+	run_ms(f, 1100);
+	assert_int_equal(l->nav, 3);
+	assert_string_equal(l->av_payload[2], "online");
+	/* the interval is 10 min: no reading yet; an announcement sends it now */
+	assert_int_equal(l->npub, 0);
+	publisher_state_now(f->p, 1);
+	assert_int_equal(l->npub, 2);
+	assert_string_equal(l->pub[0].sub, "device/2/measurements");
+	assert_string_equal(l->pub[1].sub, "device/2/counters");
+	assert_int_equal(l->nav, 4); /* availability told again with it */
+	/* link 2 publishes nothing: told nothing */
+	f->l[1].up = true;
+	publisher_state_now(f->p, 2);
+	assert_int_equal(f->l[1].npub, 0);
+	assert_int_equal(f->l[1].nav, 0);
+}
+
 static void test_live(void **state)
 {
 	struct fx *f = *state;
@@ -476,6 +529,7 @@ static void test_null(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_device_availability, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_live, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_outage_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
