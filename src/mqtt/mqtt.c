@@ -34,10 +34,10 @@ static void cmd_topic(const struct mqtt *m, int n, char *buf, size_t len)
 /* Announce to Home Assistant on l, then give every announced entity its
  * state at once (HA shows "unknown" until a state arrives, and with long
  * push intervals that could be minutes). */
-static void announce(struct mqtt *m, struct mqtt_link *l)
+static void announce(struct mqtt *m, struct mqtt_link *l, bool force)
 {
 	if (hadisc_announce(m, l))
-		publisher_state_now(m->pub, link_number(l));
+		publisher_state_now(m->pub, link_number(l), force);
 }
 
 /* A device that was (re)identified is announced to Home Assistant at once,
@@ -52,7 +52,7 @@ static void on_device(const struct dev *d, void *arg)
 	snprintf(seen, sizeof(m->announced[0]), "%s", d->serial);
 	for (int i = 0; i < MQTT_LINKS; i++)
 		if (m->link[i] && link_connected(m->link[i]))
-			announce(m, m->link[i]);
+			announce(m, m->link[i], false);
 }
 
 int mqtt_init(struct app *a, struct mqtt **out)
@@ -110,7 +110,7 @@ void mqtt_configure(struct mqtt *m)
 	}
 	for (int i = 0; changed && i < MQTT_LINKS; i++)
 		if (m->link[i] && link_connected(m->link[i]))
-			announce(m, m->link[i]);
+			announce(m, m->link[i], false);
 }
 
 void mqtt_fini(struct mqtt *m)
@@ -177,7 +177,7 @@ void mqtt_on_connect(struct mqtt *m, struct mqtt_link *l)
 	/* The replay first, so the current state sent with the announcement
 	 * queues behind older buffered readings instead of being overtaken. */
 	publisher_link_up(m->pub, link_number(l));
-	announce(m, l);
+	announce(m, l, false);
 }
 
 void mqtt_on_disconnect(struct mqtt *m, struct mqtt_link *l)
@@ -206,7 +206,7 @@ void mqtt_on_message(struct mqtt *m, struct mqtt_link *l, const char *topic, con
 	} else if (!strcmp(topic, HA_STATUS_TOPIC)) {
 		/* Home Assistant restarted: it lost what was not retained on its side. */
 		if (payload_is(payload, len, "online"))
-			announce(m, l);
+			announce(m, l, true);
 	}
 }
 

@@ -159,11 +159,11 @@ void publisher_configure(struct publisher *p);
 void publisher_fini(struct publisher *p);
 /* A link came up: replay its buffer in order, then live publications resume. */
 void publisher_link_up(struct publisher *p, int link);
-/* Right after a Home Assistant announcement on link: the current state of
- * every device the link publishes (readings behind any buffered ones, Bicom
- * states) and every device's availability, so no entity waits for the next
- * interval. */
-void publisher_state_now(struct publisher *p, int link);
+/* Right after a Home Assistant announcement on link: the current reading of
+ * every meter the link publishes (behind any buffered ones; one the link was
+ * already given only when force, for HA's birth message) and every device's
+ * availability, so no entity waits for the next interval. */
+void publisher_state_now(struct publisher *p, int link, bool force);
 /* Push-link mask of slot as last configured (bit 0 link 1, bit 1 link 2). */
 int publisher_links(const struct publisher *p, int slot);
 void publisher_acked(struct publisher *p, int link, int mid);

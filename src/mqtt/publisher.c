@@ -68,6 +68,7 @@ struct publisher {
 	struct pslot slot[DEV_SLOTS];
 	struct replay rp[MQTT_LINKS];
 	enum avail avail[MQTT_LINKS][DEV_SLOTS];
+	int64_t sent_ms[MQTT_LINKS][DEV_SLOTS]; /* read time of the last reading handed to a link */
 	int64_t avail_timer;
 };
 
@@ -253,6 +254,7 @@ static void publish_reading(struct publisher *p, const struct pslot *s, const st
 		if (meas && ctr) {
 			deliver(p, n, sm, meas);
 			deliver(p, n, sc, ctr);
+			p->sent_ms[n - 1][s->idx] = d->meas_ms;
 		}
 	}
 	free(meas);
@@ -369,7 +371,7 @@ static void on_avail_timer(void *arg)
 	avail_check_all(p);
 }
 
-void publisher_state_now(struct publisher *p, int n)
+void publisher_state_now(struct publisher *p, int n, bool force)
 {
 	if (!p || n < 1 || n > MQTT_LINKS || !p->m->app->poll || !link_is_mqtt_up(p, n))
 		return;
@@ -380,14 +382,18 @@ void publisher_state_now(struct publisher *p, int n)
 		if (!(one.links & (1 << (n - 1))))
 			continue;
 		avail_update(p, n, i, true);
-		if (!d->d || d->health != DEV_OK)
+		/* Bicom states are retained and sent with the announcement. */
+		if (!d->d || d->health != DEV_OK || (d->cls != CLASS_METER && d->cls != CLASS_PQ) ||
+		    !readable(d))
+			continue;
+		/* Announcements come in bursts (each newly identified device, a
+		 * reconnect): a reading the link already has is not sent again,
+		 * except for HA's birth message (HA lost what it had). */
+		if (!force && p->sent_ms[n - 1][i] == d->meas_ms)
 			continue;
 		/* This link only: a copy of the slot with just its bit. */
 		one.links = 1 << (n - 1);
-		if (d->cls == CLASS_BICOM)
-			publish_bicom(p, &one, d);
-		else if ((d->cls == CLASS_METER || d->cls == CLASS_PQ) && readable(d))
-			publish_reading(p, &one, d);
+		publish_reading(p, &one, d);
 	}
 }
 

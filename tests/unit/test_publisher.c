@@ -312,14 +312,20 @@ static void test_device_availability(void **state)
 	assert_string_equal(l->av_payload[2], "online");
 	/* the interval is 10 min: no reading yet; an announcement sends it now */
 	assert_int_equal(l->npub, 0);
-	publisher_state_now(f->p, 1);
+	publisher_state_now(f->p, 1, false);
 	assert_int_equal(l->npub, 2);
 	assert_string_equal(l->pub[0].sub, "device/2/measurements");
 	assert_string_equal(l->pub[1].sub, "device/2/counters");
 	assert_int_equal(l->nav, 4); /* availability told again with it */
+	/* the link has that reading: another announcement does not repeat it,
+	 * HA's birth message (force) does */
+	publisher_state_now(f->p, 1, false);
+	assert_int_equal(l->npub, 2);
+	publisher_state_now(f->p, 1, true);
+	assert_int_equal(l->npub, 4);
 	/* link 2 publishes nothing: told nothing */
 	f->l[1].up = true;
-	publisher_state_now(f->p, 2);
+	publisher_state_now(f->p, 2, true);
 	assert_int_equal(f->l[1].npub, 0);
 	assert_int_equal(f->l[1].nav, 0);
 }
