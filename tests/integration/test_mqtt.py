@@ -628,7 +628,14 @@ def test_malformed_commands():
         err_c = c.error({"cmd": "measurements", "addr": 4})
         print("  measurements of it: %s" % err_c.split(" | ")[0])
         time.sleep(2)
-        stale = [m for m in obs.since(mark, prefix=base + "/device/4/") if m.t > t_err + 0.5]
+        # (its availability going "offline" is not a value: that is wanted)
+        stale = [m for m in obs.since(mark, prefix=base + "/device/4/") if m.t > t_err + 0.5
+                 and not m.topic.endswith("/availability")]
+        obs.wait_msg(base + "/device/4/availability", mark,
+                     match=lambda m: m.payload == b"offline", timeout=10,
+                     what="RS485 4 offline for Home Assistant")
+        assert b"online" not in [m.payload for m in
+                                 obs.since(mark, base + "/device/4/availability")]
         assert not stale, "%d publications of the silent device: %r" % (
             len(stale), stale[0].payload[:300])
         assert obs.since(mark, base + "/device/1/measurements"), "RS485 1 no longer published"
