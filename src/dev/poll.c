@@ -157,8 +157,16 @@ static void identified(struct poll *p, struct pslot *s)
 	if (!d && s->dev.cls == CLASS_GENERIC)
 		d = p->generic;
 	if (!d) {
-		snprintf(s->dev.last_error, sizeof(s->dev.last_error),
-			 "no description for model '%s'", s->dev.model);
+		const struct desc_error *bad = desc_broken_for(p->descs, s->dev.model);
+
+		/* Its file failed to load (GET /api descriptions says why). */
+		if (bad)
+			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
+				 "no description for model '%s': %.40s is broken", s->dev.model,
+				 bad->file);
+		else
+			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
+				 "no description for model '%s'", s->dev.model);
 		if (s->dev.health != DEV_UNKNOWN_MODEL) {
 			snprintf(msg, sizeof(msg), "%s: %s", s->dev.ifname, s->dev.last_error);
 			log_warn("%s", msg);
