@@ -185,8 +185,10 @@ int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errle
  * in out->errs (err holds nothing then). 0, or -errno when dir cannot be
  * read or memory runs out (out untouched). */
 int desc_load_dir_lenient(const char *dir, struct desc_set *out, char *err, size_t errlen);
-/* The skipped file whose match prefix fits model (longest wins), or NULL. */
-const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model);
+/* The skipped file whose match prefix fits model better (longer) than any of
+ * d's (d may be NULL), or NULL: then d, if any, is the description meant. */
+const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model,
+					 const struct desc *d);
 /* Free a set (and its descriptions). */
 void desc_set_free(struct desc_set *set);
 /* Free one description. */

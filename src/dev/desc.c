@@ -1373,19 +1373,32 @@ int desc_load_dir_lenient(const char *dir, struct desc_set *out, char *err, size
 	return load_dir(dir, out, true, err, errlen);
 }
 
-const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model)
+/* Length of the longest of n prefixes that model starts with, 0 if none. */
+static size_t prefix_len(const char (*match)[DESC_NAME_MAX], unsigned n, const char *model)
 {
-	const struct desc_error *best = NULL;
-	size_t best_len = 0, len;
+	size_t best = 0, len;
 
-	for (unsigned i = 0; set && model && i < set->nerr; i++)
-		for (unsigned j = 0; j < set->errs[i].nmatch; j++) {
-			len = strlen(set->errs[i].match[j]);
-			if (len > best_len && !strncmp(model, set->errs[i].match[j], len)) {
-				best = &set->errs[i];
-				best_len = len;
-			}
+	for (unsigned j = 0; j < n; j++) {
+		len = strlen(match[j]);
+		if (len > best && !strncmp(model, match[j], len))
+			best = len;
+	}
+	return best;
+}
+
+const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model,
+					 const struct desc *d)
+{
+	size_t best_len = d && model ? prefix_len(d->match, d->nmatch, model) : 0, len;
+	const struct desc_error *best = NULL;
+
+	for (unsigned i = 0; set && model && i < set->nerr; i++) {
+		len = prefix_len(set->errs[i].match, set->errs[i].nmatch, model);
+		if (len > best_len) {
+			best = &set->errs[i];
+			best_len = len;
 		}
+	}
 	return best;
 }
 

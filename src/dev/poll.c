@@ -152,14 +152,16 @@ static void chain_failed(struct poll *p, struct pslot *s)
 static void identified(struct poll *p, struct pslot *s)
 {
 	const struct desc *d = desc_match(p->descs, s->dev.model);
+	/* The file meant for this model failed to load (GET /api descriptions
+	 * says why): no description, rather than a less specific one's layout. */
+	const struct desc_error *bad = desc_broken_for(p->descs, s->dev.model, d);
 	char msg[160];
 
-	if (!d && s->dev.cls == CLASS_GENERIC)
+	if (bad)
+		d = NULL;
+	else if (!d && s->dev.cls == CLASS_GENERIC)
 		d = p->generic;
 	if (!d) {
-		const struct desc_error *bad = desc_broken_for(p->descs, s->dev.model);
-
-		/* Its file failed to load (GET /api descriptions says why). */
 		if (bad)
 			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
 				 "no description for model '%s': %.40s is broken", s->dev.model,

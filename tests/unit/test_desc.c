@@ -683,10 +683,15 @@ static void test_dir_lenient(void **state)
 	assert_string_equal(set.errs[2].file, "d_dupname.json");
 	assert_string_equal(set.errs[2].member, "name");
 	assert_non_null(strstr(set.errs[2].reason, "also used by"));
-	assert_ptr_equal(desc_broken_for(&set, "BBB-1"), &set.errs[0]);
-	assert_ptr_equal(desc_broken_for(&set, "DDD"), &set.errs[2]);
-	assert_null(desc_broken_for(&set, "CCC"));
-	assert_null(desc_broken_for(&set, "AAA"));
+	assert_ptr_equal(desc_broken_for(&set, "BBB-1", NULL), &set.errs[0]);
+	assert_ptr_equal(desc_broken_for(&set, "DDD", NULL), &set.errs[2]);
+	assert_null(desc_broken_for(&set, "CCC", NULL));
+	assert_null(desc_broken_for(&set, "AAA", desc_match(&set, "AAA")));
+	/* A broken file more specific than a loaded one is the one meant. */
+	set.errs[0].nmatch = 1;
+	snprintf(set.errs[0].match[0], DESC_NAME_MAX, "AAA4");
+	assert_ptr_equal(desc_broken_for(&set, "AAA4C", desc_match(&set, "AAA4C")), &set.errs[0]);
+	assert_null(desc_broken_for(&set, "AAA5", desc_match(&set, "AAA5")));
 	desc_set_free(&set);
 	assert_null(set.errs);
 	/* The strict load (simulator, tools) still refuses the directory. */
