@@ -166,9 +166,25 @@ struct desc {
 	unsigned ncfg_blocks;
 };
 
+#define DESC_ERRORS_MAX 32
+
+/* A description file desc_load_dir_lenient() skipped. */
+struct desc_error {
+	char file[64];	 /* name within the directory */
+	char member[96]; /* member path ("measurements[2].reg"), "" for the whole file */
+	char reason[256];
+	/* Model prefixes the file names under "match", when it parsed that far,
+	 * so a device of that model can say which file it lacks. */
+	char match[DESC_MATCH_MAX][DESC_NAME_MAX];
+	unsigned nmatch;
+};
+
 struct desc_set {
 	struct desc **v;
 	unsigned n;
+	struct desc_error *errs; /* the first DESC_ERRORS_MAX broken files */
+	unsigned nerr;
+	unsigned nbroken; /* every broken file, >= nerr */
 };
 
 /* Parse one description file; on error writes "FILE:LINE: message" to err and
@@ -177,6 +193,15 @@ int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen
 /* Load every *.json in dir (sorted by name); any broken file fails the whole
  * load with its message, leaving out untouched. */
 int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errlen);
+/* Load every good *.json in dir (sorted by name); each broken file, or one
+ * repeating an earlier file's name or match prefix, is skipped and recorded
+ * in out->errs (err holds nothing then). 0, or -errno when dir cannot be
+ * read or memory runs out (out untouched). */
+int desc_load_dir_lenient(const char *dir, struct desc_set *out, char *err, size_t errlen);
+/* The skipped file whose match prefix fits model better (longer) than any of
+ * d's (d may be NULL), or NULL: then d, if any, is the description meant. */
+const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model,
+					 const struct desc *d);
 /* Free a set (and its descriptions). */
 void desc_set_free(struct desc_set *set);
 /* Free one description. */

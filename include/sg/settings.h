@@ -24,15 +24,27 @@ struct set_def {
 
 struct settings;
 
+/* Where the values in use came from (GET /api settings_file, sgctl status). */
+enum settings_origin {
+	SETTINGS_DEFAULTS,  /* no file yet, or every copy damaged */
+	SETTINGS_FROM_FILE, /* settings.json */
+	SETTINGS_FROM_PREV, /* settings.json was damaged; its last good copy */
+};
+
+#define SETTINGS_ERROR_MAX 640
+
 /* Create settings holding defaults; identity fills serial_number/model_type
  * and the serial-based defaults (MQTT root topics). 0 or -errno. */
 int settings_init(struct settings **out, const char *state_dir, const char *serial,
 		  const char *model);
 /* Free. */
 void settings_fini(struct settings *s);
-/* Load settings.json from the state dir; a missing file keeps defaults; a
- * broken file or CRC mismatch keeps defaults, returns -EBADMSG and says why in
- * err (the broken file is kept as settings.json.bad). */
+/* Load settings.json from the state dir; a missing file keeps defaults. A
+ * broken file or CRC mismatch is set aside (settings.json.bad-<time>, see
+ * quarantine.h) and the last good copy settings.json.prev (written with every
+ * save) is loaded instead, and written back as settings.json; if that is
+ * missing or damaged too, what is in memory stays (the defaults at start).
+ * Then -EBADMSG, with what happened in err and in settings_load_error(). */
 int settings_load(struct settings *s, char *err, size_t errlen);
 /* The definition of key, or NULL if unknown. */
 const struct set_def *settings_def(const char *key);
@@ -57,5 +69,11 @@ uint32_t settings_crc(const struct settings *s);
 int settings_factory_reset(struct settings *s);
 /* Bumped on every successful change, so owners can tell they must re-read. */
 unsigned settings_generation(const struct settings *s);
+/* Where the values came from at the last settings_load(). */
+enum settings_origin settings_origin(const struct settings *s);
+/* "settings.json", "settings.json.prev" or "defaults". */
+const char *settings_origin_name(enum settings_origin o);
+/* What went wrong at the last settings_load(), "" if nothing. */
+const char *settings_load_error(const struct settings *s);
 
 #endif

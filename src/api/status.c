@@ -21,9 +21,14 @@
  * so these are ours:
  *   bit 0  a configured device is not responding
  *   bit 1  a configured device's bus is absent on this board, or its serial
- *          port could not be opened */
+ *          port could not be opened
+ *   bit 8  settings.json was damaged at the last load (settings_file says
+ *          what is in use instead)
+ *   bit 9  a device description file was skipped (descriptions.errors) */
 #define ERRF_DEVICE_DOWN 0x1u
 #define ERRF_BUS_DOWN 0x2u
+#define ERRF_SETTINGS_FILE 0x100u
+#define ERRF_DESCRIPTIONS 0x200u
 
 static const char *const bus_names[CONF_BUS_COUNT] = {"Left IR", "Right IR", "RS485"};
 
@@ -119,7 +124,32 @@ static unsigned error_flags(struct app *a)
 		if (bus_down(a, d->bus))
 			f |= ERRF_BUS_DOWN;
 	}
+	if (settings_load_error(a->settings)[0])
+		f |= ERRF_SETTINGS_FILE;
+	if (a->descs.nbroken)
+		f |= ERRF_DESCRIPTIONS;
 	return f;
+}
+
+json_t *status_settings_file_json(struct app *a)
+{
+	const char *err = settings_load_error(a->settings);
+
+	return json_pack("{s:s, s:o}", "source", settings_origin_name(settings_origin(a->settings)),
+			 "error", err[0] ? json_string(err) : json_null());
+}
+
+json_t *status_desc_errors_json(struct app *a)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; i < a->descs.nerr; i++) {
+		const struct desc_error *e = &a->descs.errs[i];
+
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "file", e->file, "path",
+						      e->member, "reason", e->reason));
+	}
+	return list;
 }
 
 static void uptime_text(int64_t s, char *buf, size_t len)
@@ -217,9 +247,12 @@ json_t *status_json(struct app *a)
 	st = status_part(a, &ni);
 	if (st)
 		add_times(a, st);
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o}", "device",
-			 device_json(a, &ni), "status", st, "network", network_json(&ni), "links",
-			 links_json(a), "modbus", modbus_status_json(a->modbus), "buses", buses,
-			 "devices_enabled", enabled, "devices_responding", ok, "rs485_scanning",
-			 poll_scanning(a->poll), "profile_fill", profile_fill_json(a));
+	return json_pack(
+	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
+	    device_json(a, &ni), "status", st, "network", network_json(&ni), "links", links_json(a),
+	    "modbus", modbus_status_json(a->modbus), "buses", buses, "devices_enabled", enabled,
+	    "devices_responding", ok, "rs485_scanning", poll_scanning(a->poll), "profile_fill",
+	    profile_fill_json(a), "settings_file", status_settings_file_json(a), "descriptions",
+	    "loaded", (int)a->descs.n, "broken", (int)a->descs.nbroken, "errors",
+	    status_desc_errors_json(a));
 }

@@ -4,6 +4,7 @@
 #include "sg/settings.h"
 #include "sg/calcexpr.h"
 #include "sg/errbuf.h"
+#include "sg/quarantine.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +17,8 @@
 #include <unistd.h>
 
 #define SETTINGS_FILE "settings.json"
+/* The last good copy: the same text as the main file, rewritten after it. */
+#define PREV_SUFFIX ".prev"
 #define SETTINGS_VERSION 1
 /* A settings file is a few KiB; anything far bigger is not ours. */
 #define SETTINGS_FILE_MAX (1024 * 1024)
@@ -185,6 +188,8 @@ struct settings {
 	char root_default[32];
 	unsigned generation;
 	struct vals v;
+	enum settings_origin origin;
+	char load_error[SETTINGS_ERROR_MAX]; /* "" after a clean load */
 };
 
 /* ---- CRC-32/ISO-HDLC (poly 0xEDB88320 reflected, init/xorout ~0) ---- */
@@ -638,22 +643,16 @@ static void sync_dir(const char *dir)
 	close(fd);
 }
 
-/* Write v as settings.json atomically: tmp, fsync, rename, fsync dir. */
-static int persist(const struct settings *s, const struct vals *v)
+/* Write txt as settings.json<suffix> atomically: tmp, fsync, rename, fsync dir. */
+static int write_atomic(const struct settings *s, const char *suffix, const char *txt)
 {
-	char tmp[4096], path[4096];
-	char *txt;
+	char tmp[4096], path[4096], sfx[32];
 	int rc;
 
-	if (!s->state_dir)
-		return 0;
-	txt = render_file(v);
-	if (!txt)
-		return -ENOMEM;
-	state_path(s, ".tmp", tmp, sizeof(tmp));
-	state_path(s, "", path, sizeof(path));
+	snprintf(sfx, sizeof(sfx), "%s.tmp", suffix);
+	state_path(s, sfx, tmp, sizeof(tmp));
+	state_path(s, suffix, path, sizeof(path));
 	rc = write_tmp(tmp, txt);
-	free(txt);
 	if (!rc && rename(tmp, path) < 0)
 		rc = -errno;
 	if (rc) {
@@ -662,6 +661,26 @@ static int persist(const struct settings *s, const struct vals *v)
 	}
 	sync_dir(s->state_dir);
 	return 0;
+}
+
+/* Write v as settings.json, then the same as settings.json.prev. A failed
+ * .prev write is not an error of the save: the main file holds the new
+ * values, and settings_load() rewrites a .prev that does not match it. */
+static int persist(const struct settings *s, const struct vals *v)
+{
+	char *txt;
+	int rc;
+
+	if (!s->state_dir)
+		return 0;
+	txt = render_file(v);
+	if (!txt)
+		return -ENOMEM;
+	rc = write_atomic(s, "", txt);
+	if (!rc)
+		(void)write_atomic(s, PREV_SUFFIX, txt);
+	free(txt);
+	return rc;
 }
 
 /* Validated v becomes current, persisted first so memory never runs ahead of disk. */
@@ -774,7 +793,7 @@ static json_t *read_file(const char *path, char *err, size_t errlen, int *rc)
 }
 
 /* The settings object of a parsed file after checking version and CRC. */
-static json_t *file_settings(json_t *doc, char *err, size_t errlen)
+static json_t *file_settings(json_t *doc, const char *name, char *err, size_t errlen)
 {
 	json_t *obj = json_object_get(doc, "settings");
 	json_t *jcrc = json_object_get(doc, "crc");
@@ -783,15 +802,14 @@ static json_t *file_settings(json_t *doc, char *err, size_t errlen)
 
 	if (json_integer_value(json_object_get(doc, "version")) != SETTINGS_VERSION ||
 	    !json_is_object(obj) || !json_is_string(jcrc)) {
-		err_set(err, errlen, "settings.json: not a version %d settings file",
-			SETTINGS_VERSION);
+		err_set(err, errlen, "%s: not a version %d settings file", name, SETTINGS_VERSION);
 		return NULL;
 	}
 	if (!crc_of_object(obj, &crc))
 		return NULL;
 	snprintf(want, sizeof(want), "0x%08x", crc);
 	if (strcmp(want, json_string_value(jcrc))) {
-		err_set(err, errlen, "settings.json: CRC mismatch (file says %s, content is %s)",
+		err_set(err, errlen, "%s: CRC mismatch (file says %s, content is %s)", name,
 			json_string_value(jcrc), want);
 		return NULL;
 	}
@@ -800,8 +818,8 @@ static json_t *file_settings(json_t *doc, char *err, size_t errlen)
 
 /* File values over defaults. Keys of a newer version are skipped; identity
  * keys come from the board configuration, not from the file. */
-static int apply_file(const struct settings *s, json_t *obj, struct vals *v, char *err,
-		      size_t errlen)
+static int apply_file(const struct settings *s, json_t *obj, const char *name, struct vals *v,
+		      char *err, size_t errlen)
 {
 	const char *key;
 	char why[256];
@@ -818,7 +836,7 @@ static int apply_file(const struct settings *s, json_t *obj, struct vals *v, cha
 		if (i < 0 || defs[i].readonly)
 			continue;
 		if (check_one(v, (size_t)i, jv, why, sizeof(why))) {
-			err_set(err, errlen, "settings.json: %s", why);
+			err_set(err, errlen, "%s: %s", name, why);
 			vals_free(v);
 			return -EBADMSG;
 		}
@@ -828,21 +846,100 @@ static int apply_file(const struct settings *s, json_t *obj, struct vals *v, cha
 
 static int load_vals(struct settings *s, const char *path, struct vals *v, char *err, size_t errlen)
 {
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	json_t *doc, *obj;
 	int rc = 0;
 
 	doc = read_file(path, err, errlen, &rc);
 	if (!doc)
 		return rc;
-	obj = file_settings(doc, err, errlen);
-	rc = obj ? apply_file(s, obj, v, err, errlen) : -EBADMSG;
+	obj = file_settings(doc, name, err, errlen);
+	rc = obj ? apply_file(s, obj, name, v, err, errlen) : -EBADMSG;
 	json_decref(doc);
 	return rc;
 }
 
+/* v becomes current (taking its strings). */
+static void adopt(struct settings *s, struct vals *v, enum settings_origin origin)
+{
+	vals_free(&s->v);
+	s->v = *v;
+	s->origin = origin;
+	s->generation++;
+}
+
+/* Rewrite .prev unless it already holds v (an sgd before .prev existed, a
+ * .prev write that failed, or a damaged .prev). */
+static void prev_refresh(struct settings *s, const struct vals *v)
+{
+	char path[4096], why[256];
+	struct vals pv;
+	char *txt;
+
+	state_path(s, PREV_SUFFIX, path, sizeof(path));
+	if (!load_vals(s, path, &pv, why, sizeof(why))) {
+		bool same = vals_equal(&pv, v);
+
+		vals_free(&pv);
+		if (same)
+			return;
+	}
+	txt = render_file(v);
+	if (txt)
+		(void)write_atomic(s, PREV_SUFFIX, txt); /* retried at the next load */
+	free(txt);
+}
+
+/* Set a damaged file aside under a name of its own; describes where in buf. */
+static void set_aside(const char *path, char *buf, size_t len)
+{
+	char to[4096];
+	int rc = quarantine_file(path, NULL, QUARANTINE_KEEP, to, sizeof(to));
+	const char *base = strrchr(to, '/');
+
+	if (rc)
+		err_set(buf, len, "could not be moved aside: %s", strerror(-rc));
+	else
+		err_set(buf, len, "kept as %s", base ? base + 1 : to);
+}
+
+/* settings.json is damaged: fall back to settings.json.prev, then to what
+ * is in memory (the defaults at start), and say so. */
+static int recover(struct settings *s, const char *path, const char *why, char *err, size_t errlen)
+{
+	char prev[4096], why2[256], aside[256], aside2[256];
+	struct vals v;
+	int rc;
+
+	set_aside(path, aside, sizeof(aside));
+	state_path(s, PREV_SUFFIX, prev, sizeof(prev));
+	rc = load_vals(s, prev, &v, why2, sizeof(why2));
+	if (!rc) {
+		adopt(s, &v, SETTINGS_FROM_PREV);
+		/* The main file again, so the next start finds it. */
+		rc = persist(s, &s->v);
+		err_set(s->load_error, sizeof(s->load_error),
+			"%s (%s); restored the last good copy " SETTINGS_FILE PREV_SUFFIX "%s%s",
+			why, aside, rc ? ", but rewriting " SETTINGS_FILE " failed: " : "",
+			rc ? strerror(-rc) : "");
+	} else {
+		if (rc == -EBADMSG)
+			set_aside(prev, aside2, sizeof(aside2));
+		s->origin = s->generation ? s->origin : SETTINGS_DEFAULTS;
+		err_set(s->load_error, sizeof(s->load_error), "%s (%s); %s%s%s%s; %s", why, aside,
+			rc == -ENOENT ? "no " SETTINGS_FILE PREV_SUFFIX : why2,
+			rc == -EBADMSG ? " (" : "", rc == -EBADMSG ? aside2 : "",
+			rc == -EBADMSG ? ")" : "",
+			s->generation ? "the settings in memory stay in use"
+				      : "factory defaults in use");
+	}
+	err_set(err, errlen, "%s", s->load_error);
+	return -EBADMSG;
+}
+
 int settings_load(struct settings *s, char *err, size_t errlen)
 {
-	char path[4096], aside[4096];
+	char path[4096], why[256];
 	struct vals v;
 	int rc;
 
@@ -851,20 +948,23 @@ int settings_load(struct settings *s, char *err, size_t errlen)
 	/* A leftover .tmp is a write cut short: the old file is still whole. */
 	state_path(s, ".tmp", path, sizeof(path));
 	unlink(path);
+	state_path(s, PREV_SUFFIX ".tmp", path, sizeof(path));
+	unlink(path);
 	state_path(s, "", path, sizeof(path));
-	rc = load_vals(s, path, &v, err, errlen);
-	if (rc == -ENOENT)
+	rc = load_vals(s, path, &v, why, sizeof(why));
+	if (rc == -EBADMSG)
+		return recover(s, path, why, err, errlen);
+	s->load_error[0] = '\0';
+	if (rc == -ENOENT) {
+		s->origin = s->generation ? s->origin : SETTINGS_DEFAULTS;
 		return 0;
-	if (rc == -EBADMSG) {
-		/* Kept for inspection; the next save writes a fresh file. */
-		state_path(s, ".bad", aside, sizeof(aside));
-		rename(path, aside);
 	}
-	if (rc)
+	if (rc) {
+		err_set(err, errlen, "%s", why);
 		return rc;
-	vals_free(&s->v);
-	s->v = v;
-	s->generation++;
+	}
+	adopt(s, &v, SETTINGS_FROM_FILE);
+	prev_refresh(s, &s->v);
 	return 0;
 }
 
@@ -948,4 +1048,27 @@ int settings_factory_reset(struct settings *s)
 unsigned settings_generation(const struct settings *s)
 {
 	return s->generation;
+}
+
+enum settings_origin settings_origin(const struct settings *s)
+{
+	return s->origin;
+}
+
+const char *settings_origin_name(enum settings_origin o)
+{
+	switch (o) {
+	case SETTINGS_FROM_FILE:
+		return SETTINGS_FILE;
+	case SETTINGS_FROM_PREV:
+		return SETTINGS_FILE PREV_SUFFIX;
+	case SETTINGS_DEFAULTS:
+		break;
+	}
+	return "defaults";
+}
+
+const char *settings_load_error(const struct settings *s)
+{
+	return s->load_error;
 }

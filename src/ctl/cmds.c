@@ -11,6 +11,7 @@
 #include "sg/ctl.h"
 #include "sg/ctlsrv.h"
 #include "sg/regnum.h"
+#include "sg/status.h"
 #include "sg/version.h"
 
 struct cmd {
@@ -49,6 +50,21 @@ static void local_time(char *buf, size_t len)
 	strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm);
 }
 
+/* What GET /api says under settings_file and descriptions, flat for sgctl. */
+static void add_file_problems(struct app *a, json_t *d)
+{
+	const char *err = settings_load_error(a->settings);
+
+	if (!d)
+		return;
+	json_object_set_new(d, "settings_source",
+			    json_string(settings_origin_name(settings_origin(a->settings))));
+	json_object_set_new(d, "settings_error", err[0] ? json_string(err) : json_null());
+	json_object_set_new(d, "descriptions_loaded", json_integer(a->descs.n));
+	json_object_set_new(d, "descriptions_broken", json_integer(a->descs.nbroken));
+	json_object_set_new(d, "description_errors", status_desc_errors_json(a));
+}
+
 static void cmd_status(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
 {
 	json_t *buses = json_array(), *d;
@@ -74,6 +90,7 @@ static void cmd_status(struct app *a, struct ctl_client *c, int argc, const char
 		      (json_int_t)((clock_mono_ms() - a->start_mono_ms) / 1000), "local_time", now,
 		      "settings_crc", crc, "buses", buses, "devices_enabled", enabled,
 		      "devices_responding", ok, "rs485_scanning", poll_scanning(a->poll));
+	add_file_problems(a, d);
 	ctl_reply_ok(c, d);
 }
 

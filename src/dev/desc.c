@@ -28,6 +28,7 @@ struct ctx {
 	const char *path;
 	char *err;
 	size_t errlen;
+	struct desc_error *rec; /* also gets member path and reason apart, or NULL */
 };
 
 /* Report "FILE: WHERE: message"; always returns -EINVAL. */
@@ -45,6 +46,10 @@ __attribute__((format(printf, 3, 4))) static int fail(const struct ctx *c, const
 			snprintf(c->err, c->errlen, "%s: %s: %s", c->path, where, msg);
 		else
 			snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+	}
+	if (c->rec) {
+		snprintf(c->rec->member, sizeof(c->rec->member), "%s", where ? where : "");
+		snprintf(c->rec->reason, sizeof(c->rec->reason), "%s", msg);
 	}
 	return -EINVAL;
 }
@@ -1235,15 +1240,36 @@ static int check_readable(const struct ctx *c)
 		e = errno;
 		if (c->err && c->errlen)
 			snprintf(c->err, c->errlen, "%s: %s", c->path, strerror(e));
+		if (c->rec)
+			snprintf(c->rec->reason, sizeof(c->rec->reason), "%s", strerror(e));
 		return -e;
 	}
 	close(fd);
 	return 0;
 }
 
-int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen)
+/* The model prefixes a broken file names, if it got that far: a device of
+ * such a model can then say which file it lacks. Best effort. */
+static void note_match(json_t *root, struct desc_error *rec)
 {
-	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+	json_t *arr = json_object_get(root, "match"), *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+	{
+		const char *m = json_string_value(v);
+
+		if (rec->nmatch == DESC_MATCH_MAX)
+			break;
+		if (m && *m && strlen(m) < DESC_NAME_MAX)
+			snprintf(rec->match[rec->nmatch++], DESC_NAME_MAX, "%s", m);
+	}
+}
+
+static int load_file(const char *path, struct desc **out, char *err, size_t errlen,
+		     struct desc_error *rec)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen, .rec = rec};
 	json_error_t jerr;
 	struct desc *d;
 	json_t *root;
@@ -1256,6 +1282,9 @@ int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen
 	if (!root) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s:%d: %s", path, jerr.line, jerr.text);
+		if (rec)
+			snprintf(rec->reason, sizeof(rec->reason), "line %d: %s", jerr.line,
+				 jerr.text);
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -1265,6 +1294,8 @@ int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen
 	}
 	snprintf(d->path, sizeof(d->path), "%s", path);
 	rc = parse_root(&c, root, d);
+	if (rc && rec)
+		note_match(root, rec);
 	json_decref(root);
 	if (rc) {
 		free(d);
@@ -1272,6 +1303,11 @@ int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen
 	}
 	*out = d;
 	return 0;
+}
+
+int desc_load_file(const char *path, struct desc **out, char *err, size_t errlen)
+{
+	return load_file(path, out, err, errlen, NULL);
 }
 
 void desc_free(struct desc *d)
@@ -1288,8 +1324,8 @@ void desc_set_free(struct desc_set *set)
 	for (i = 0; i < set->n; i++)
 		desc_free(set->v[i]);
 	free(set->v);
-	set->v = NULL;
-	set->n = 0;
+	free(set->errs);
+	memset(set, 0, sizeof(*set));
 }
 
 static int json_name_filter(const struct dirent *e)
@@ -1306,9 +1342,10 @@ static int name_sort(const struct dirent **a, const struct dirent **b)
 
 /* A model prefix served by two files would make desc_match depend on load
  * order, so it is refused as is a repeated name. */
-static int check_unique(const struct desc_set *set, const struct desc *d, char *err, size_t errlen)
+static int check_unique(const struct desc_set *set, const struct desc *d, char *err, size_t errlen,
+			struct desc_error *rec)
 {
-	const struct ctx c = {.path = d->path, .err = err, .errlen = errlen};
+	const struct ctx c = {.path = d->path, .err = err, .errlen = errlen, .rec = rec};
 	unsigned i, j, k;
 
 	for (i = 0; i < set->n; i++) {
@@ -1323,9 +1360,24 @@ static int check_unique(const struct desc_set *set, const struct desc *d, char *
 	return 0;
 }
 
-static int load_entries(const char *dir, struct dirent **ents, int n, struct desc_set *set,
-			char *err, size_t errlen)
+/* A broken file: fatal unless lenient, then recorded (bounded) and skipped. */
+static int broken(struct desc_set *set, bool lenient, const struct desc_error *rec, int rc,
+		  char *err, size_t errlen)
 {
+	if (!lenient || rc == -ENOMEM)
+		return rc;
+	if (set->nerr < DESC_ERRORS_MAX)
+		set->errs[set->nerr++] = *rec;
+	set->nbroken++;
+	if (err && errlen)
+		err[0] = '\0';
+	return 0;
+}
+
+static int load_entries(const char *dir, struct dirent **ents, int n, struct desc_set *set,
+			bool lenient, char *err, size_t errlen)
+{
+	struct desc_error rec;
 	char path[512];
 	struct desc *d;
 	int i, rc;
@@ -1333,22 +1385,33 @@ static int load_entries(const char *dir, struct dirent **ents, int n, struct des
 	set->v = calloc(n ? (size_t)n : 1, sizeof(*set->v));
 	if (!set->v)
 		return -ENOMEM;
+	if (lenient && !(set->errs = calloc(DESC_ERRORS_MAX, sizeof(*set->errs))))
+		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, ents[i]->d_name);
-		rc = desc_load_file(path, &d, err, errlen);
-		if (rc)
-			return rc;
-		rc = check_unique(set, d, err, errlen);
+		memset(&rec, 0, sizeof(rec));
+		snprintf(rec.file, sizeof(rec.file), "%.*s", (int)sizeof(rec.file) - 1,
+			 ents[i]->d_name);
+		rc = load_file(path, &d, err, errlen, &rec);
+		if (!rc) {
+			rc = check_unique(set, d, err, errlen, &rec);
+			if (rc) {
+				memcpy(rec.match, d->match, sizeof(rec.match));
+				rec.nmatch = d->nmatch;
+				desc_free(d);
+			}
+		}
 		if (rc) {
-			desc_free(d);
-			return rc;
+			if ((rc = broken(set, lenient, &rec, rc, err, errlen)))
+				return rc;
+			continue;
 		}
 		set->v[set->n++] = d;
 	}
 	return 0;
 }
 
-int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errlen)
+static int load_dir(const char *dir, struct desc_set *out, bool lenient, char *err, size_t errlen)
 {
 	struct desc_set set = {0};
 	struct dirent **ents;
@@ -1361,7 +1424,7 @@ int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errle
 			snprintf(err, errlen, "%s: %s", dir, strerror(e));
 		return -e;
 	}
-	rc = load_entries(dir, ents, n, &set, err, errlen);
+	rc = load_entries(dir, ents, n, &set, lenient, err, errlen);
 	for (i = 0; i < n; i++)
 		free(ents[i]);
 	free(ents);
@@ -1371,6 +1434,45 @@ int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errle
 	}
 	*out = set;
 	return 0;
+}
+
+int desc_load_dir(const char *dir, struct desc_set *out, char *err, size_t errlen)
+{
+	return load_dir(dir, out, false, err, errlen);
+}
+
+int desc_load_dir_lenient(const char *dir, struct desc_set *out, char *err, size_t errlen)
+{
+	return load_dir(dir, out, true, err, errlen);
+}
+
+/* Length of the longest of n prefixes that model starts with, 0 if none. */
+static size_t prefix_len(const char (*match)[DESC_NAME_MAX], unsigned n, const char *model)
+{
+	size_t best = 0, len;
+
+	for (unsigned j = 0; j < n; j++) {
+		len = strlen(match[j]);
+		if (len > best && !strncmp(model, match[j], len))
+			best = len;
+	}
+	return best;
+}
+
+const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model,
+					 const struct desc *d)
+{
+	size_t best_len = d && model ? prefix_len(d->match, d->nmatch, model) : 0, len;
+	const struct desc_error *best = NULL;
+
+	for (unsigned i = 0; set && model && i < set->nerr; i++) {
+		len = prefix_len(set->errs[i].match, set->errs[i].nmatch, model);
+		if (len > best_len) {
+			best = &set->errs[i];
+			best_len = len;
+		}
+	}
+	return best;
 }
 
 const struct desc *desc_match(const struct desc_set *set, const char *model)

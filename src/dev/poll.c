@@ -152,13 +152,23 @@ static void chain_failed(struct poll *p, struct pslot *s)
 static void identified(struct poll *p, struct pslot *s)
 {
 	const struct desc *d = desc_match(p->descs, s->dev.model);
+	/* The file meant for this model failed to load (GET /api descriptions
+	 * says why): no description, rather than a less specific one's layout. */
+	const struct desc_error *bad = desc_broken_for(p->descs, s->dev.model, d);
 	char msg[160];
 
-	if (!d && s->dev.cls == CLASS_GENERIC)
+	if (bad)
+		d = NULL;
+	else if (!d && s->dev.cls == CLASS_GENERIC)
 		d = p->generic;
 	if (!d) {
-		snprintf(s->dev.last_error, sizeof(s->dev.last_error),
-			 "no description for model '%s'", s->dev.model);
+		if (bad)
+			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
+				 "no description for model '%s': %.40s is broken", s->dev.model,
+				 bad->file);
+		else
+			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
+				 "no description for model '%s'", s->dev.model);
 		if (s->dev.health != DEV_UNKNOWN_MODEL) {
 			snprintf(msg, sizeof(msg), "%s: %s", s->dev.ifname, s->dev.last_error);
 			log_warn("%s", msg);

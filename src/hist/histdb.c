@@ -3,6 +3,7 @@
 #include "sg/histdb.h"
 #include "sg/errbuf.h"
 #include "sg/log.h"
+#include "sg/quarantine.h"
 #include "sg/sqlerr.h"
 
 #include <errno.h>
@@ -89,33 +90,21 @@ static int open_conn(const char *path, sqlite3 **out, bool *damaged, char *err, 
 	return 0;
 }
 
-/* Move PATH (and its WAL) to PATH.bad (PATH.bad-wal), drop the -shm. */
-static int set_aside(const char *path, char *err, size_t len)
+/* Move PATH with its WAL and SHM to PATH.bad-<time>[-wal|-shm]. */
+static int set_aside(const char *path, char *to, size_t tolen, char *err, size_t len)
 {
-	char from[4096], to[4096];
+	static const char *const sib[] = {"-wal", "-shm", NULL};
+	int r = quarantine_file(path, sib, QUARANTINE_KEEP, to, tolen);
 
-	snprintf(to, sizeof(to), "%s.bad", path);
-	if (rename(path, to) != 0) {
-		int e = errno;
-
-		err_set(err, len, "%s: cannot move damaged file to %s: %s", path, to, strerror(e));
-		return -e;
-	}
-	snprintf(from, sizeof(from), "%s-wal", path);
-	snprintf(to, sizeof(to), "%s.bad-wal", path);
-	if (rename(from, to) != 0 && errno != ENOENT)
-		unlink(from);
-	snprintf(from, sizeof(from), "%s-shm", path);
-	unlink(from);
-	snprintf(to, sizeof(to), "%s.bad-shm", path);
-	unlink(to);
-	return 0;
+	if (r)
+		err_set(err, len, "%s: cannot move damaged file aside: %s", path, strerror(-r));
+	return r;
 }
 
 int histdb_open(const char *path, struct histdb **out, char *err, size_t len)
 {
 	struct histdb *h = calloc(1, sizeof(*h));
-	char why[512] = "";
+	char why[512] = "", aside[4096];
 	bool damaged;
 	int ret;
 
@@ -126,9 +115,9 @@ int histdb_open(const char *path, struct histdb **out, char *err, size_t len)
 	}
 	ret = open_conn(path, &h->db, &damaged, why, sizeof(why));
 	if (ret && damaged) {
-		log_err("%s; moving it to %s.bad and starting a new history", why, path);
-		ret = set_aside(path, err, len);
+		ret = set_aside(path, aside, sizeof(aside), err, len);
 		if (!ret) {
+			log_err("%s; moved it to %s and started a new history", why, aside);
 			h->recovered = true;
 			ret = open_conn(path, &h->db, &damaged, why, sizeof(why));
 		} else {

@@ -8,8 +8,9 @@
  * best-effort ring, not a record, so that trade is the right one here.
  *
  * Corruption (a bad SD card sector, a file that is not a database) must
- * never stop the daemon: the file is renamed to <path>.bad and a new empty
- * one takes its place, at open or whenever a statement reports it. */
+ * never stop the daemon: the file is renamed to <path>.bad-<time> (see
+ * quarantine.h) and a new empty one takes its place, at open or whenever a
+ * statement reports it. */
 #include <errno.h>
 #include <limits.h>
 #include <sqlite3.h>
@@ -21,6 +22,7 @@
 #include "mqtt_int.h"
 #include "sg/errbuf.h"
 #include "sg/log.h"
+#include "sg/quarantine.h"
 
 #define NLINKS MQTT_LINKS
 
@@ -172,32 +174,26 @@ static int db_open(struct outbox *o, char *err, size_t errlen)
 	return rc;
 }
 
-/* Move a damaged file (and its WAL, which belongs to it) out of the way. */
-static void set_aside(struct outbox *o)
+/* Move a damaged file with its WAL (which belongs to it) and SHM out of the way. */
+static void set_aside(struct outbox *o, const char *why)
 {
-	static const char *const sfx[] = {"", "-wal", "-shm"};
-	char from[PATH_MAX], to[PATH_MAX];
+	static const char *const sib[] = {"-wal", "-shm", NULL};
+	char to[PATH_MAX];
+	int r = quarantine_file(o->path, sib, QUARANTINE_KEEP, to, sizeof(to));
 
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
-		snprintf(from, sizeof(from), "%s%s", o->path, sfx[i]);
-		if (i == 2) { /* the shared-memory index is rebuilt from the WAL */
-			unlink(from);
-			continue;
-		}
-		snprintf(to, sizeof(to), "%s.bad%s", o->path, sfx[i]);
-		if (rename(from, to) < 0 && errno != ENOENT)
-			log_errno(LOG_ERR, errno, "outbox: renaming %s", from);
-	}
+	if (r)
+		log_errno(LOG_ERR, -r, "outbox: %s is damaged (%s); moving it aside", o->path, why);
+	else
+		log_err("outbox: %s is damaged (%s); moved to %s, starting with an empty buffer",
+			o->path, why, to);
 }
 
 static int reopen_empty(struct outbox *o, const char *why, char *err, size_t errlen)
 {
 	int rc;
 
-	log_err("outbox: %s is damaged (%s); moved to %s.bad, starting with an empty buffer",
-		o->path, why, o->path);
 	db_close(o);
-	set_aside(o);
+	set_aside(o, why);
 	rc = db_open(o, err, errlen);
 	return rc == SQLITE_OK ? 0 : sql_errno(rc);
 }

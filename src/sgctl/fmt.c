@@ -211,6 +211,10 @@ static const struct {
     {"settings_crc", "Settings CRC"},
     {"devices_enabled", "Devices enabled"},
     {"devices_responding", "Devices responding"},
+    {"settings_source", "Settings from"},
+    {"settings_error", "Settings error"},
+    {"descriptions_loaded", "Descriptions"},
+    {"descriptions_broken", "Bad descriptions"},
 };
 
 static const char *status_label(const char *key)
@@ -258,6 +262,14 @@ static bool fmt_status(FILE *out, int argc, char *const argv[], json_t *data)
 	if (json_array_size(v)) {
 		fputc('\n', out);
 		print_obj_table(out, v, head, keys, 7, 0x78, "");
+	}
+	v = json_object_get(data, "description_errors");
+	if (json_array_size(v)) {
+		static const char *const dhead[] = {"BROKEN DESCRIPTION", "MEMBER", "REASON"};
+		static const char *const dkeys[] = {"file", "path", "reason"};
+
+		fputc('\n', out);
+		print_obj_table(out, v, dhead, dkeys, 3, 0, "");
 	}
 	return true;
 }

@@ -44,16 +44,28 @@ void app_settings_changed(struct app *a)
 	hist_configure(a->hist);
 }
 
+/* A broken description costs only its own model: the others load, and
+ * every skipped file is logged here and shown in GET /api and sgctl status. */
 static int load_descs(struct app *a)
 {
 	char err[512];
-	int r = desc_load_dir(a->conf.devices_dir, &a->descs, err, sizeof(err));
+	int r = desc_load_dir_lenient(a->conf.devices_dir, &a->descs, err, sizeof(err));
 
-	if (r < 0)
+	if (r < 0) {
 		log_err("device descriptions: %s", err);
-	else
-		log_info("%u device descriptions from %s", a->descs.n, a->conf.devices_dir);
-	return r;
+		return r;
+	}
+	for (unsigned i = 0; i < a->descs.nerr; i++) {
+		const struct desc_error *e = &a->descs.errs[i];
+
+		log_err("device description %s/%s skipped: %s%s%s", a->conf.devices_dir, e->file,
+			e->member, e->member[0] ? ": " : "", e->reason);
+	}
+	if (a->descs.nbroken > a->descs.nerr)
+		log_err("device descriptions: %u more broken files not listed",
+			a->descs.nbroken - a->descs.nerr);
+	log_info("%u device descriptions from %s", a->descs.n, a->conf.devices_dir);
+	return 0;
 }
 
 static int load_config(struct app *a, bool check_only)
@@ -84,10 +96,10 @@ static int open_state(struct app *a)
 			  a->conf.model_type);
 	if (r < 0)
 		return r;
+	/* Not fatal: the gateway must run; err says which values are in use. */
 	r = settings_load(a->settings, err, sizeof(err));
 	if (r < 0)
-		log_err("settings: %s (defaults in use)",
-			err); /* not fatal: the gateway must run */
+		log_err("settings: %s", err);
 	snprintf(path, sizeof(path), "%s/sgd.db", a->conf.state_dir);
 	r = store_open(path, &a->store, err, sizeof(err));
 	if (r < 0)
@@ -132,7 +144,7 @@ static void reload(struct app *a)
 
 	log_notice("SIGHUP: reloading settings");
 	if (settings_load(a->settings, err, sizeof(err)) < 0)
-		log_err("settings: %s (defaults in use)", err);
+		log_err("settings: %s", err);
 	app_settings_changed(a);
 }
 
@@ -298,9 +310,18 @@ int main(int argc, char **argv)
 	if (load_config(&app, check) < 0)
 		return 1;
 	if (check) {
+		unsigned broken;
+
 		r = load_descs(&app);
+		broken = app.descs.nbroken;
 		desc_set_free(&app.descs);
-		if (r == 0)
+		/* Exit 0 with skipped descriptions: the daemon starts with them
+		 * (systemd runs this check first), and the lines above name them. */
+		if (r == 0 && broken)
+			printf(
+			    "configuration OK, but %u device description%s skipped (see above)\n",
+			    broken, broken == 1 ? "" : "s");
+		else if (r == 0)
 			printf("configuration OK\n");
 		return r < 0 ? 1 : 0;
 	}

@@ -699,6 +699,47 @@ static void test_dir_all_or_nothing(void **state)
 	assert_int_equal(desc_load_dir("tests/unit/no_such_dir", &set, err, sizeof(err)), -ENOENT);
 }
 
+/* Lenient: the good files load, each broken one is recorded with its member
+ * path and reason, and a model of a broken file can be told which file. */
+static void test_dir_lenient(void **state)
+{
+	struct desc_set set = {0};
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(desc_load_dir_lenient(DATA "lenient", &set, err, sizeof(err)), 0);
+	assert_int_equal(set.n, 2);
+	assert_non_null(desc_match(&set, "AAA-1"));
+	assert_non_null(desc_match(&set, "EEE-1"));
+	assert_int_equal(set.nerr, 3);
+	assert_int_equal(set.nbroken, 3);
+	assert_string_equal(set.errs[0].file, "b_broken.json");
+	assert_string_equal(set.errs[0].member, "measurements[0].reg");
+	assert_string_equal(set.errs[0].reason, "must be 0…65535");
+	assert_string_equal(set.errs[1].file, "c_syntax.json");
+	assert_string_equal(set.errs[1].member, "");
+	assert_non_null(strstr(set.errs[1].reason, "line 4: "));
+	assert_string_equal(set.errs[2].file, "d_dupname.json");
+	assert_string_equal(set.errs[2].member, "name");
+	assert_non_null(strstr(set.errs[2].reason, "also used by"));
+	assert_ptr_equal(desc_broken_for(&set, "BBB-1", NULL), &set.errs[0]);
+	assert_ptr_equal(desc_broken_for(&set, "DDD", NULL), &set.errs[2]);
+	assert_null(desc_broken_for(&set, "CCC", NULL));
+	assert_null(desc_broken_for(&set, "AAA", desc_match(&set, "AAA")));
+	/* A broken file more specific than a loaded one is the one meant. */
+	set.errs[0].nmatch = 1;
+	snprintf(set.errs[0].match[0], DESC_NAME_MAX, "AAA4");
+	assert_ptr_equal(desc_broken_for(&set, "AAA4C", desc_match(&set, "AAA4C")), &set.errs[0]);
+	assert_null(desc_broken_for(&set, "AAA5", desc_match(&set, "AAA5")));
+	desc_set_free(&set);
+	assert_null(set.errs);
+	/* The strict load (simulator, tools) still refuses the directory. */
+	assert_int_equal(desc_load_dir(DATA "lenient", &set, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "b_broken.json"));
+	assert_int_equal(desc_load_dir_lenient("tests/unit/no_such_dir", &set, err, sizeof(err)),
+			 -ENOENT);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -741,6 +782,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_constants, setup_set, teardown_set),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_dir_all_or_nothing),
+	    cmocka_unit_test(test_dir_lenient),
 	    cmocka_unit_test(test_names),
 	};
 

@@ -71,7 +71,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	const char *names[] = {"settings.json", "settings.json.tmp", "settings.json.bad"};
+	const char *names[] = {"settings.json", "settings.json.tmp", "settings.json.prev"};
 	char p[PATH_MAX];
 
 	settings_fini(f->s);

@@ -1,4 +1,5 @@
 /* Unit tests of the settings store: table, validation, persistence, CRC. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -96,17 +97,33 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Number of files in the state dir whose name starts with prefix. */
+static int count_prefix(const struct fx *f, const char *prefix, bool remove)
+{
+	struct dirent *e;
+	char p[PATH_MAX];
+	DIR *d = opendir(f->dir);
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		n++;
+		path_in(f, e->d_name, p, sizeof(p));
+		if (remove)
+			unlink(p);
+	}
+	closedir(d);
+	return n;
+}
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	const char *names[] = {"settings.json", "settings.json.tmp", "settings.json.bad"};
-	char p[PATH_MAX];
 
 	settings_fini(f->s);
-	for (size_t i = 0; i < N(names); i++) {
-		path_in(f, names[i], p, sizeof(p));
-		unlink(p);
-	}
+	count_prefix(f, "settings.json", true);
 	assert_int_equal(rmdir(f->dir), 0);
 	free(f);
 	return 0;
@@ -408,23 +425,33 @@ static char *read_text(const struct fx *f, const char *name)
 
 static void unlink_bad(const struct fx *f)
 {
-	char p[PATH_MAX];
-
-	path_in(f, "settings.json.bad", p, sizeof(p));
-	assert_int_equal(unlink(p), 0);
+	assert_int_equal(count_prefix(f, "settings.json.bad-", true), 1);
 }
 
+static void unlink_prev(const struct fx *f)
+{
+	char p[PATH_MAX];
+
+	path_in(f, "settings.json.prev", p, sizeof(p));
+	unlink(p);
+}
+
+/* settings.json is damaged and there is no last good copy: defaults, the
+ * damaged file kept under a time-stamped name, the error reported. */
 static void expect_bad_file(struct fx *f, const char *want_in_err)
 {
 	struct settings *s2;
-	char err[256] = "";
+	char err[SETTINGS_ERROR_MAX] = "";
 
+	unlink_prev(f);
 	s2 = reopen(f, -EBADMSG, err, sizeof(err));
-	if (!strstr(err, want_in_err))
+	if (!strstr(err, want_in_err) || !strstr(err, "factory defaults in use"))
 		fail_msg("error '%s' does not mention '%s'", err, want_in_err);
+	assert_string_equal(settings_load_error(s2), err);
+	assert_int_equal(settings_origin(s2), SETTINGS_DEFAULTS);
 	assert_int_equal(settings_int(s2, "http_port"), 80);
 	assert_int_equal(settings_crc(s2), settings_crc(f->s));
-	assert_true(exists(f, "settings.json.bad"));
+	assert_int_equal(count_prefix(f, "settings.json.bad-", false), 1);
 	assert_false(exists(f, "settings.json"));
 	settings_fini(s2);
 }
@@ -481,6 +508,123 @@ static void test_truncated_json(void **state)
 
 	write_text(f, "settings.json", "{\"version\":1,\"crc\":\"0x0\",\"settin");
 	expect_bad_file(f, "settings.json");
+}
+
+/* Flip one digit of value in settings.json: valid JSON, wrong CRC. */
+static void damage(const struct fx *f, const char *name, const char *value)
+{
+	char *txt = read_text(f, name), *p = strstr(txt, value);
+
+	assert_non_null(p);
+	p[0] ^= 0x01;
+	write_text(f, name, txt);
+	free(txt);
+}
+
+/* Every save leaves settings.json.prev equal to settings.json. */
+static void test_prev_written_at_save(void **state)
+{
+	struct fx *f = *state;
+	char *a, *b;
+
+	assert_int_equal(set1(f, "http_port", json_integer(8080)), 0);
+	a = read_text(f, "settings.json");
+	b = read_text(f, "settings.json.prev");
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	assert_false(exists(f, "settings.json.prev.tmp"));
+}
+
+/* A damaged settings.json: the last good copy is loaded (authentication and
+ * ports stay as they were), written back, and the error is reported. */
+static void test_prev_restores(void **state)
+{
+	struct fx *f = *state;
+	char err[SETTINGS_ERROR_MAX] = "";
+	struct settings *s2;
+
+	assert_int_equal(set1(f, "auth_enabled", json_integer(1)), 0);
+	assert_int_equal(set1(f, "http_port", json_integer(8080)), 0);
+	damage(f, "settings.json", "8080");
+	s2 = reopen(f, -EBADMSG, err, sizeof(err));
+	if (!strstr(err, "CRC mismatch") || !strstr(err, "restored") ||
+	    !strstr(err, "settings.json.prev") || !strstr(err, "settings.json.bad-"))
+		fail_msg("error: %s", err);
+	assert_int_equal(settings_origin(s2), SETTINGS_FROM_PREV);
+	assert_string_equal(settings_origin_name(settings_origin(s2)), "settings.json.prev");
+	assert_int_equal(settings_int(s2, "auth_enabled"), 1);
+	assert_int_equal(settings_int(s2, "http_port"), 8080);
+	assert_int_equal(settings_crc(s2), settings_crc(f->s));
+	assert_int_equal(count_prefix(f, "settings.json.bad-", false), 1);
+	settings_fini(s2);
+	/* settings.json is whole again: the next start is clean. */
+	s2 = reopen(f, 0, err, sizeof(err));
+	assert_int_equal(settings_origin(s2), SETTINGS_FROM_FILE);
+	assert_string_equal(settings_load_error(s2), "");
+	assert_int_equal(settings_int(s2, "auth_enabled"), 1);
+	settings_fini(s2);
+}
+
+/* Both damaged: defaults, both kept, and the error says so. */
+static void test_prev_damaged_too(void **state)
+{
+	struct fx *f = *state;
+	char err[SETTINGS_ERROR_MAX] = "";
+	struct settings *s2;
+
+	assert_int_equal(set1(f, "http_port", json_integer(8080)), 0);
+	damage(f, "settings.json", "8080");
+	damage(f, "settings.json.prev", "8080");
+	s2 = reopen(f, -EBADMSG, err, sizeof(err));
+	if (!strstr(err, "settings.json.prev: CRC mismatch") ||
+	    !strstr(err, "factory defaults in use"))
+		fail_msg("error: %s", err);
+	assert_int_equal(settings_origin(s2), SETTINGS_DEFAULTS);
+	assert_int_equal(settings_int(s2, "http_port"), 80);
+	assert_int_equal(count_prefix(f, "settings.json.bad-", false), 1);
+	assert_int_equal(count_prefix(f, "settings.json.prev.bad-", false), 1);
+	settings_fini(s2);
+}
+
+/* A second damaged file does not overwrite the copy of the first. */
+static void test_two_damaged_both_kept(void **state)
+{
+	struct fx *f = *state;
+	struct settings *s2;
+
+	write_text(f, "settings.json", "first damage");
+	s2 = reopen(f, -EBADMSG, f->err, sizeof(f->err));
+	settings_fini(s2);
+	write_text(f, "settings.json", "second damage");
+	s2 = reopen(f, -EBADMSG, f->err, sizeof(f->err));
+	settings_fini(s2);
+	assert_int_equal(count_prefix(f, "settings.json.bad-", false), 2);
+	assert_int_equal(count_prefix(f, "settings.json", false), 2);
+}
+
+/* A .prev missing (written by an older sgd) or stale is rewritten at load. */
+static void test_prev_refreshed_at_load(void **state)
+{
+	struct fx *f = *state;
+	struct settings *s2;
+	char *a, *b;
+
+	assert_int_equal(set1(f, "tcp_port", json_integer(502)), 0);
+	unlink_prev(f);
+	s2 = reopen(f, 0, f->err, sizeof(f->err));
+	settings_fini(s2);
+	a = read_text(f, "settings.json");
+	b = read_text(f, "settings.json.prev");
+	assert_string_equal(a, b);
+	free(b);
+	write_text(f, "settings.json.prev", "stale");
+	s2 = reopen(f, 0, f->err, sizeof(f->err));
+	settings_fini(s2);
+	b = read_text(f, "settings.json.prev");
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
 }
 
 static void test_missing_and_tmp(void **state)
@@ -575,6 +719,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_corrupt_invalid_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_truncated_json, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_and_tmp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prev_written_at_save, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prev_restores, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prev_damaged_too, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_damaged_both_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prev_refreshed_at_load, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_keys_in_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_factory_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secrets_hidden, setup, teardown),
