@@ -89,9 +89,10 @@ json_t *dev_device_json(const struct dev *d);
 json_t *dev_measurements_json(const struct dev *d);
 /* {"non_resettable": [...], "resettable": [...]}. */
 json_t *dev_counters_json(const struct dev *d);
-/* The document REST serves and MQTT publishes for a device's last reading:
- * {"measurements"|"counters": …, "header": {index, interface, model, serial,
- * status, read_at_ms, read_time}}; it depends only on that reading. */
+/* The reading document without the gateway's context: {"measurements"|
+ * "counters": …, "header": {index, interface, model, serial, status,
+ * read_at_ms}}; it depends only on that reading. reading_json (sg/reading.h)
+ * adds the local read_time and the active tariff. */
 json_t *dev_reading_json(const struct dev *d, bool counters);
 
 #endif

@@ -13,14 +13,6 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define NUM_LEN 400 /* "%.Nf" of the largest T5 value (~1.7e134) fits */
 
-void legacy_time_text(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (!localtime_r(&t, &tm) || !strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm))
-		snprintf(buf, len, "%s", "");
-}
-
 int legacy_parse_index(const char *s, long max, long *out)
 {
 	size_t n = s ? strspn(s, "0123456789") : 0;

@@ -330,28 +330,15 @@ json_t *dev_device_json(const struct dev *d)
 			 d->relay < 0 ? json_null() : json_string(d->relay ? "on" : "off"));
 }
 
-/* "dd.mm.yyyy HH:MM:SS" local time, as the Iskra gateway prints times. */
-static void local_text(int64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm);
-}
-
 json_t *dev_reading_json(const struct dev *d, bool counters)
 {
 	int64_t ms = counters ? d->ctr_ms : d->meas_ms;
-	char when[32];
 	json_t *h;
 
-	local_text(ms, when, sizeof(when));
-	h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "index", dev_ha_index(d->slot),
-		      "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
+	h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "index", dev_ha_index(d->slot), "interface",
+		      d->ifname, "model", d->model, "serial", d->serial, "status",
 		      dev_health_name(d->health), "read_at_ms",
-		      ms ? json_integer((json_int_t)ms) : json_null(), "read_time",
-		      ms ? json_string(when) : json_null());
+		      ms ? json_integer((json_int_t)ms) : json_null());
 	return json_pack("{s:o, s:o}", counters ? "counters" : "measurements",
 			 counters ? dev_counters_json(d) : dev_measurements_json(d), "header", h);
 }

@@ -1065,5 +1065,87 @@ def test_bicom_scan_unimplemented():
         demo.stop()
 
 
+# ---- what a client of the real gateway sends (issue 12 §5) ----
+
+def local_text_at(utc_s, offset_min):
+    """dd.mm.yyyy HH:MM:SS of utc_s in a fixed zone offset_min east of UTC."""
+    return time.strftime("%d.%m.%Y %H:%M:%S", time.gmtime(utc_s + offset_min * 60))
+
+
+def near_local(text, offset_min, slack_s=60):
+    """text is the local time now (within slack_s) in the zone offset_min."""
+    now = time.time()
+    return any(text == local_text_at(now - k, offset_min) for k in range(-5, slack_s))
+
+
+@test
+def test_real_gateway_clients():
+    demo = Demo()
+    tz = -570  # -9:30, a zone no test host runs in: the host's clock cannot pass
+    password = "Rg4-unique-pass-7301"
+    try:
+        demo.start(FAST + ["timezone=%d" % tz, "dst_auto=0", "auth_password=" + password])
+        demo.wait_all_ok()
+        sgd = demo.sgd
+        sgd.http_on()
+        # 000 §4.2.4's Home Assistant example leaves number out: the Left IR device
+        for cmd, key in (("get_measurements", "measurements"), ("get_counters", "counters")):
+            st, _, data = sgd.http("GET", "/get_command?command=" + cmd)
+            assert st == 200, (cmd, st, data)
+            assert data["header"]["number"] == 0 and data["header"]["modbus_addr"] == 33, data
+            assert data[key], data
+            # one clock: the gateway's timezone setting, not the host's
+            assert near_local(data["header"]["local_time"], tz), data["header"]
+        assert near_local(get_ok(sgd, "/api")["status"]["local_time"], tz)
+        assert near_local(sgd.ok("status")["local_time"], tz), sgd.ok("status")
+        for path in ("/api/measurement/0", "/api/counter/1"):
+            h = get_ok(sgd, path)["header"]
+            assert h["read_time"] == local_text_at(h["read_at_ms"] // 1000, tz), (path, h)
+        # the whole document read back, unchanged keys and all
+        doc = get_ok(sgd, "/api/settings")
+        doc["settings"]["description"] = "Posted back"
+        st, _, data = sgd.http("POST", "/api/settings", doc)
+        assert st == 200, (st, data)
+        assert sgd.ok("settings", "description")["description"] == "Posted back"
+        # the legacy document: secrets shown as "" stay what they are
+        st, _, data = sgd.http("GET", "/get_command?command=get_settings")
+        legacy = data["settings"]
+        assert legacy["auth_password"] == "" and legacy["serial_number"], legacy
+        legacy["location"] = "Legacy post"
+        st, _, data = sgd.http("POST", "/api/settings", legacy)
+        assert st == 200, (st, data)
+        assert sgd.ok("settings", "location")["location"] == "Legacy post"
+        # a read-only key with another value is still refused, and changes nothing
+        legacy["serial_number"], legacy["location"] = "SG999999", "Not this"
+        err = is_error(*sgd.http("POST", "/api/settings", legacy)[::2], 400, "new serial")
+        assert "serial_number is read-only" in err, err
+        assert sgd.ok("settings", "location")["location"] == "Legacy post"
+        # POST /api/auth with the login form's JSON body; the cookie it sets works
+        sgd.ok("set", "auth_enabled=1")
+        for body in ({"username": "admin", "password": "wrong"}, {"user": "admin"}, "not json"):
+            st, _, data = sgd.http("POST", "/api/auth", body, timeout=30)
+            is_error(st, data, 403, "POST /api/auth %r" % (body,))
+        st, hdrs, data = sgd.http("POST", "/api/auth",
+                                  {"username": "admin", "password": password}, timeout=30)
+        assert st == 200 and data["result"] == "ok", (st, data)
+        tok = base64.b64encode(("admin:" + password).encode()).decode()
+        assert hdrs["Set-Cookie"] == ("Authorization=Basic %s; Path=/; HttpOnly; "
+                                      "SameSite=Strict" % tok), hdrs["Set-Cookie"]
+        jar = {"cookie": hdrs["Set-Cookie"].split(";")[0]}
+        assert get_ok(sgd, "/api/devices", jar)["devices"]
+        # the manual's literal /api/load_profile{id}
+        q = "?from=2026-01-05&to=2026-01-06"
+        a = get_ok(sgd, "/api/load_profile0" + q, jar)
+        assert a == get_ok(sgd, "/api/load_profile/0" + q, jar), a
+        assert get_ok(sgd, "/api/load_profile4" + q, jar) == get_ok(
+            sgd, "/api/load_profile/4" + q, jar)
+        st, _, data = sgd.http("GET", "/api/load_profile17", headers=jar)
+        is_error(st, data, 404, "load_profile17")
+        st, _, data = sgd.http("GET", "/api/load_profiles", headers=jar)
+        is_error(st, data, 404, "load_profiles")
+    finally:
+        demo.stop()
+
+
 if __name__ == "__main__":
     sys.exit(run(sys.argv))

@@ -12,6 +12,7 @@
 #include "sg/desc.h"
 #include "sg/dev.h"
 #include "sg/legacy.h"
+#include "sg/localtime.h"
 #include "sg/settings.h"
 
 #include <errno.h>
@@ -186,15 +187,24 @@ static void identify(struct dev *d, int slot, const char *desc, int addr, const 
 
 /* ---- helpers ---- */
 
+/* The gateway's zone (settings timezone/dst_auto), whatever the host's TZ
+ * says: setup() sets TZ=UTC, the zone here is Central Europe. */
 static void test_time_text(void **state)
 {
-	char buf[LEGACY_TIME_LEN];
+	struct sg_tz cet = {60, true}, utc = {0, false}, ist = {330, false};
+	char buf[TZ_TEXT_LEN];
 
 	(void)state;
-	legacy_time_text(1582636722, buf, sizeof(buf));
-	assert_string_equal(buf, "25.02.2020 13:18:42");
-	legacy_time_text(0, buf, sizeof(buf));
+	tz_text(&cet, 1582636722, buf, sizeof(buf)); /* winter: +1 h */
+	assert_string_equal(buf, "25.02.2020 14:18:42");
+	tz_text(&cet, 1603875636, buf, sizeof(buf)); /* 28.10.2020 09:00:36 UTC, winter */
+	assert_string_equal(buf, "28.10.2020 10:00:36");
+	tz_text(&cet, 1593594000, buf, sizeof(buf)); /* 1.7.2020 09:00 UTC, summer: +2 h */
+	assert_string_equal(buf, "01.07.2020 11:00:00");
+	tz_text(&utc, 0, buf, sizeof(buf));
 	assert_string_equal(buf, "01.01.1970 00:00:00");
+	tz_text(&ist, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "01.01.1970 05:30:00");
 }
 
 static void test_parse_index(void **state)
