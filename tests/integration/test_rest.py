@@ -1125,6 +1125,14 @@ def test_real_gateway_clients():
         for body in ({"username": "admin", "password": "wrong"}, {"user": "admin"}, "not json"):
             st, _, data = sgd.http("POST", "/api/auth", body, timeout=30)
             is_error(st, data, 403, "POST /api/auth %r" % (body,))
+        # log_disable1 (default 65535) bit 8, http_server: its notices are off
+        assert "failed authentication" not in sgd.logtext()
+        sgd.ok("set", "log_disable1=%d" % (65535 & ~(1 << 8)))
+        st, _, data = sgd.http("POST", "/api/auth", {"username": "admin", "password": "x"},
+                               timeout=30)
+        is_error(st, data, 403, "POST /api/auth with a wrong password")
+        wait_until(lambda: "http: failed authentication" in sgd.logtext(), 10,
+                   "the http module's notice once its log is enabled")
         st, hdrs, data = sgd.http("POST", "/api/auth",
                                   {"username": "admin", "password": password}, timeout=30)
         assert st == 200 and data["result"] == "ok", (st, data)
