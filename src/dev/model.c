@@ -13,6 +13,8 @@ void dev_reset(struct dev *d, int slot)
 	memset(d, 0, sizeof(*d));
 	d->slot = slot;
 	d->relay = -1;
+	for (unsigned k = 0; k < DESC_CTR_MAX; k++)
+		d->ctr_tariffs[k] = d->ctr_phase[k] = -1;
 	if (slot == DEV_SLOT_LEFT_IR) {
 		snprintf(d->ifname, sizeof(d->ifname), "Left IR");
 		d->bus = CONF_BUS_LEFT_IR;
@@ -130,6 +132,33 @@ static void apply_counter(struct dev *d, unsigned k, enum desc_space space, uint
 	if (covers(&c->quadrants, space, start, count) &&
 	    field_number(&c->quadrants, space, start, regs, &v))
 		d->ctr_dir[k] = desc_dir_from_mask((uint16_t)v);
+	if (covers(&c->tariff_mask, space, start, count))
+		d->ctr_tariffs[k] = field_number(&c->tariff_mask, space, start, regs, &v)
+					? (int32_t)((uint32_t)v & 0xFFFF)
+					: -1;
+	/* A code other than 0…phases is no phase we know: not made up. */
+	if (covers(&c->phase_code, space, start, count))
+		d->ctr_phase[k] = field_number(&c->phase_code, space, start, regs, &v) && v >= 0 &&
+					  v <= d->d->phases
+				      ? (int8_t)v
+				      : -1;
+}
+
+int dev_ctr_tariffs(const struct dev *d, unsigned k)
+{
+	return d->d && k < d->d->nctr && d->d->ctr[k].tariff_mask.present ? d->ctr_tariffs[k] : -1;
+}
+
+int dev_ctr_phase(const struct dev *d, unsigned k)
+{
+	const struct desc_counter *c;
+
+	if (!d->d || k >= d->d->nctr)
+		return -1;
+	c = &d->d->ctr[k];
+	if (c->phase_code.present)
+		return d->ctr_phase[k];
+	return c->phase_set ? c->phase : -1;
 }
 
 static void apply_string(const struct desc_field *f, enum desc_space space, uint16_t start,
@@ -282,14 +311,31 @@ static enum desc_dir effective_dir(const struct dev *d, unsigned k)
 	return dir;
 }
 
+/* [1, 2, …] of the tariffs set in mask, or null when not known. */
+static json_t *tariffs_json(int mask)
+{
+	json_t *a;
+
+	if (mask < 0)
+		return json_null();
+	a = json_array();
+	for (int t = 0; t < 16; t++)
+		if (mask & (1 << t))
+			json_array_append_new(a, json_integer(t + 1));
+	return a;
+}
+
 static json_t *counter_json(const struct dev *d, unsigned k)
 {
 	const struct desc_counter *c = &d->d->ctr[k];
 	enum desc_unit u = c->unit.present ? d->ctr_unit[k] : c->fixed_unit;
 	double v = d->ctr[k] * pow(10, d->ctr_exp[k]);
+	int ph = dev_ctr_phase(d, k);
 
-	return json_pack("{s:s, s:f, s:s, s:s}", "name", c->name, "value", tidy(v), "unit",
-			 desc_unit_name(u), "direction", desc_dir_name(effective_dir(d, k)));
+	return json_pack("{s:s, s:f, s:s, s:s, s:o, s:o}", "name", c->name, "value", tidy(v),
+			 "unit", desc_unit_name(u), "direction", desc_dir_name(effective_dir(d, k)),
+			 "tariffs", tariffs_json(dev_ctr_tariffs(d, k)), "phase",
+			 ph < 0 ? json_null() : json_integer(ph));
 }
 
 json_t *dev_counters_json(const struct dev *d)

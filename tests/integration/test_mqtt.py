@@ -167,6 +167,9 @@ def compare_sim_counters(doc, served, what):
         assert mine, "%s: counter %s missing" % (what, c["name"])
         assert close(mine["value"], c["value"]), (what, c["name"], mine["value"], c["value"])
         assert mine["unit"] == c["unit"], (what, c["name"], mine["unit"], c["unit"])
+        # R-A8: tariff mask and phase as the meter has them (null: no register)
+        assert mine["tariffs"] == c["tariffs"], (what, c["name"], mine["tariffs"], c)
+        assert mine["phase"] in (None, c["phase"]), (what, c["name"], mine["phase"], c)
     assert len(flat) == len(served["counters"]), (what, len(flat), len(served["counters"]))
     return len(flat)
 
@@ -422,6 +425,9 @@ def test_commands_round_trip():
             path = "/api/%s/%d" % ("measurement" if key == "measurements" else "counter", index)
             _, _, rest = sgd.http("GET", path)
             assert set(r[key]) == set(rest[key]), (data, sorted(r[key]), sorted(rest[key]))
+            if key == "counters":  # R-A8: each counter says its tariffs and phase
+                for c in r[key]["non_resettable"] + r[key]["resettable"]:
+                    assert "tariffs" in c and "phase" in c, (data, c)
 
         # bicom on/off/toggle/state, RS485 (3) and the Right IR (0)
         for addr, sim, saddr in ((3, demo.rs485, 3), (0, demo.right, RIGHT_IR_BICOM_ADDR)):

@@ -12,6 +12,7 @@ import os
 import re
 import select
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +20,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEMO_METERS, FAST, PHASE_KEY, ROOT, Demo, Sgd, close,  # noqa: E402
+from harness import (BUILD, DEMO_METERS, DEVICES, FAST, PHASE_KEY, ROOT, Demo, Sgd, Sim,  # noqa: E402
+                     close,
                      free_port, http_request, parse_response, port_accepts, raw_http, run,
                      settled, sim_of, test, wait_until)
 
@@ -1153,6 +1155,62 @@ def test_real_gateway_clients():
         is_error(st, data, 404, "load_profiles")
     finally:
         demo.stop()
+
+
+@test
+def test_counter_tariffs_phases():
+    """R-A8: counters carry their tariff mask and phase as read from the meter
+    (the test model SimLP names registers for them; no source gives them for
+    a real model, so a WM3M4C says its description's phase and no tariffs)."""
+    work = tempfile.mkdtemp(prefix="sgd-rest-")
+    devdir = os.path.join(work, "devices")
+    os.makedirs(devdir)
+    for f in os.listdir(DEVICES):
+        if f.endswith(".json"):
+            os.symlink(os.path.join(DEVICES, f), os.path.join(devdir, f))
+    os.symlink(os.path.join(ROOT, "tests", "devices", "simlp.json"),
+               os.path.join(devdir, "simlp.json"))
+    sim = Sim(work, "rs485", ["SIMLP:1", "WM3M4C:2"], devices_dir=devdir)
+    sgd = Sgd(work, {"rs485": sim.link}, devices_dir=devdir)
+    try:
+        sgd.start()
+        sgd.ok("set", *(FAST + ["rs485_type_1=1", "rs485_addr_1=1", "rs485_type_2=1",
+                                "rs485_addr_2=2"]))
+        sgd.http_on()
+        wait_until(lambda: all(d["status"] == "ok" for d in sgd.ok("devices")["devices"]
+                               if d["status"] != "disabled"), 20, "both meters ok")
+        for index, addr in ((1, 1), (2, 2)):
+            served = {c["name"]: c for c in sim.ctl("values %d" % addr)["counters"]}
+            doc = get_ok(sgd, "/api/counter/%d" % index)["counters"]
+            ctl = sgd.ok("counters", str(index))["counters"]
+            legacy = sgd.http("GET", "/get_command?command=get_counters&number=%d" % index)[2]
+            for kind, sfx in (("non_resettable", "nr"), ("resettable", "")):
+                assert len(doc[kind]) == len(ctl[kind]), (kind, doc, ctl)
+                for k, c in enumerate(doc[kind]):
+                    want = served[c["name"]]
+                    assert c["tariffs"] == want["tariffs"], (index, c, want)
+                    assert ctl[kind][k]["tariffs"] == want["tariffs"], (index, ctl[kind][k])
+                    assert c["phase"] == want["phase"], (index, c, want)
+                    assert ctl[kind][k]["phase"] == want["phase"], (index, ctl[kind][k])
+                    text = "".join("%d " % t for t in want["tariffs"] or [])
+                    st = legacy["settings"]
+                    assert st["tariff%d%s" % (k + 1, sfx)] == text, (index, k, st, want)
+                    assert st["phase%d%s" % (k + 1, sfx)] == \
+                        ["Total", "L1", "L2", "L3"][want["phase"]], (index, k, st)
+            if index == 1:
+                masks = [c["tariffs"] for c in doc["non_resettable"] + doc["resettable"]]
+                assert [1, 2, 3, 4] in masks and [2] in masks, masks
+                assert legacy["settings"]["tariff1nr"] == "1 2 3 4 ", legacy["settings"]
+            else:
+                assert all(c["tariffs"] is None and c["phase"] == 0
+                           for c in doc["non_resettable"]), doc
+        # sgctl's table shows them too
+        out = subprocess.run([os.path.join(BUILD, "sgctl"), "--socket", sgd.sock, "counters",
+                              "1"], capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"Counter 1 NR .* Total +tariffs 1 2 3 4\n", out), out
+    finally:
+        sgd.stop()
+        sim.stop()
 
 
 if __name__ == "__main__":
