@@ -426,8 +426,8 @@ def test_commands_round_trip():
             _, _, rest = sgd.http("GET", path)
             assert set(r[key]) == set(rest[key]), (data, sorted(r[key]), sorted(rest[key]))
             if key == "counters":  # R-A8: each counter says its tariffs and phase
-                for c in r[key]["non_resettable"] + r[key]["resettable"]:
-                    assert "tariffs" in c and "phase" in c, (data, c)
+                for ctr in r[key]["non_resettable"] + r[key]["resettable"]:
+                    assert "tariffs" in ctr and "phase" in ctr, (data, ctr)
 
         # bicom on/off/toggle/state, RS485 (3) and the Right IR (0)
         for addr, sim, saddr in ((3, demo.rs485, 3), (0, demo.right, RIGHT_IR_BICOM_ADDR)):

@@ -536,7 +536,7 @@ def test_legacy_shapes():
                         ("command=get_counters&number=17", 404),
                         ("command=get_measurements&number=abc", 400),
                         ("command=get_measurements&number=-1", (400, 404)),
-                        ("command=get_measurements", 400), ("", 400),
+                        ("", 400),
                         ("command=get_measurements&number=6", 404)):
             st, _, data = demo.sgd.http("GET", "/get_command?" + q)
             is_error(st, data, want, "get_command?" + q)
