@@ -105,15 +105,20 @@ static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 {
 	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+	/* The document also depends on the settings (read_time's zone): a
+	 * change of them is a new document even for the same reading. Epoch ms
+	 * need 41 bits; the generation takes the bits above. */
+	uint64_t tag = (uint64_t)read_ms ^ (uint64_t)settings_generation(http_req_app(r)->settings)
+					       << 42;
 	json_t *doc;
 
-	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
+	if (read_ms && http_reply_cached(r, key, tag))
 		return;
 	doc = reading_json(http_req_app(r)->hist, http_req_app(r)->settings, d, counters);
 	if (!doc)
 		http_reply_error(r, 500, "out of memory");
 	else if (read_ms)
-		http_reply_json_cache(r, key, (uint64_t)read_ms, doc);
+		http_reply_json_cache(r, key, tag, doc);
 	else
 		http_reply_json(r, 200, doc);
 }

@@ -1103,6 +1103,15 @@ def test_real_gateway_clients():
         for path in ("/api/measurement/0", "/api/counter/1"):
             h = get_ok(sgd, path)["header"]
             assert h["read_time"] == local_text_at(h["read_at_ms"] // 1000, tz), (path, h)
+        # a zone change shows at once, even for a reading served before
+        sgd.ok("set", "poll_counter_interval=3600")
+        before = get_ok(sgd, "/api/counter/1")["header"]
+        sgd.ok("set", "timezone=%d" % (tz + 60))
+        h = get_ok(sgd, "/api/counter/1")["header"]
+        assert h["read_time"] == local_text_at(h["read_at_ms"] // 1000, tz + 60), (before, h)
+        print("  read_time %s -> %s (read_at_ms %s -> %s)" % (
+            before["read_time"], h["read_time"], before["read_at_ms"], h["read_at_ms"]))
+        sgd.ok("set", "timezone=%d" % tz, "poll_counter_interval=1")
         # the whole document read back, unchanged keys and all
         doc = get_ok(sgd, "/api/settings")
         doc["settings"]["description"] = "Posted back"
