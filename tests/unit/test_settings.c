@@ -561,11 +561,9 @@ static void test_post_back_whole_document(void **state)
 	json_t *doc;
 	char *const kv[] = {"serial_number=" SERIAL, "auth_password=", "location=Roof"};
 
-	assert_int_equal(settings_set_json(f->s,
-					   json_pack("{s:s, s:s}", "auth_password", "s3cret",
-						     "mqtt1_password", "m"),
-					   f->err, sizeof(f->err)),
-			 0);
+	doc = json_pack("{s:s, s:s}", "auth_password", "s3cret", "mqtt1_password", "m");
+	assert_int_equal(settings_set_json(f->s, doc, f->err, sizeof(f->err)), 0);
+	json_decref(doc);
 	/* The REST read with one change. */
 	doc = settings_to_json(f->s, false);
 	json_object_set_new(doc, "description", json_string("Cellar"));
