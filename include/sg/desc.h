@@ -79,6 +79,11 @@ struct desc_counter {
 	enum desc_unit fixed_unit; /* used when unit register is absent */
 	enum desc_dir fixed_dir;   /* used when quadrants register is absent */
 	uint8_t phase;		   /* 0 = total */
+	bool phase_set;		   /* phase was given by the description (else unknown) */
+	/* optional (R-A8): the tariffs the counter counts in, bit t = tariff t+1 */
+	struct desc_field tariff_mask;
+	/* optional (R-A8): the phase it counts, 0 = total, 1…3 = L1…L3 */
+	struct desc_field phase_code;
 };
 
 /* A contiguous read the poller issues (built from the fields by the loader). */

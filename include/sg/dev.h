@@ -50,6 +50,8 @@ struct dev {
 	enum desc_unit ctr_unit[DESC_CTR_MAX];
 	enum desc_dir ctr_dir[DESC_CTR_MAX];
 	int16_t ctr_exp[DESC_CTR_MAX];
+	int32_t ctr_tariffs[DESC_CTR_MAX]; /* tariff mask read (tariff_mask), -1 not read */
+	int8_t ctr_phase[DESC_CTR_MAX];	   /* phase read (phase_code), -1 not read */
 	int64_t ctr_ms;
 
 	int relay; /* -1 unknown, 0 off, 1 on */
@@ -83,15 +85,22 @@ void dev_apply_block(struct dev *d, enum desc_space space, uint16_t start, uint1
  * layout of desc id (input registers). */
 void dev_apply_ident(struct dev *d, const struct desc *id, enum desc_space space, uint16_t start,
 		     uint16_t count, const uint16_t *regs);
+/* Tariff mask of counter k (bit t = tariff t+1) as read from the meter;
+ * -1 when its description names no register or it was not read (yet). */
+int dev_ctr_tariffs(const struct dev *d, unsigned k);
+/* Phase of counter k (0 total, 1…3): read from the meter, else the one its
+ * description states; -1 when neither says. */
+int dev_ctr_phase(const struct dev *d, unsigned k);
 /* /api/devices entry. */
 json_t *dev_device_json(const struct dev *d);
 /* {"Phases": [...], "Total": {...}, "Frequency": M, "Temperature": M, ...}. */
 json_t *dev_measurements_json(const struct dev *d);
 /* {"non_resettable": [...], "resettable": [...]}. */
 json_t *dev_counters_json(const struct dev *d);
-/* The document REST serves and MQTT publishes for a device's last reading:
- * {"measurements"|"counters": …, "header": {index, interface, model, serial,
- * status, read_at_ms, read_time}}; it depends only on that reading. */
+/* The reading document without the gateway's context: {"measurements"|
+ * "counters": …, "header": {index, interface, model, serial, status,
+ * read_at_ms}}; it depends only on that reading. reading_json (sg/reading.h)
+ * adds the local read_time and the active tariff. */
 json_t *dev_reading_json(const struct dev *d, bool counters);
 
 #endif

@@ -25,11 +25,18 @@ struct http_route {
 	bool open;	    /* served without authentication (POST /api/auth) */
 	bool json_body;	    /* the body must be a JSON object (else 400 before run) */
 	void (*run)(struct http_req *r, const char *param);
+	/* Without a Basic header or cookie, the credentials may come in the body
+	 * as {"username", "password"} (POST /api/auth, as the web UI sends them). */
+	bool body_auth;
 };
 
 /* The route tables (rest.c, legacy.c). */
 extern const struct http_route rest_routes[];
 extern const size_t rest_route_count;
+/* Credentials from a request body {"username": "…", "password": "…"} (the
+ * web UI's login form; body_auth routes): 0, -ENOENT when the body names
+ * none, -EINVAL when it is not such an object or a field is too long. */
+int rest_body_credentials(const char *body, size_t len, char *user, char *pass);
 
 /* Create the server; it listens once http_server_configure() has a port. */
 int http_server_init(struct app *a, struct http_server **out);

@@ -13,10 +13,8 @@
 #include "sg/dev.h"
 #include "sg/settings.h"
 
-#define LEGACY_TIME_LEN 32 /* room for "dd.mm.yyyy HH:MM:SS" */
-
-/* t as local time in the gateway's format "dd.mm.yyyy HH:MM:SS". */
-void legacy_time_text(time_t t, char *buf, size_t len);
+/* The local_time texts of the documents come from tz_text (sg/localtime.h):
+ * the gateway's own zone setting, never the host's. */
 /* Strict device number / HA index: decimal digits only (no sign, blank or
  * suffix). 0 with *out set; -EINVAL when not a number; -ERANGE when above max. */
 int legacy_parse_index(const char *s, long max, long *out);

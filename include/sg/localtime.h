@@ -53,6 +53,13 @@ int tz_offset_s(const struct sg_tz *z, time_t utc);
  * force, tm_gmtoff the offset in seconds, tm_zone NULL. */
 void tz_to_local(const struct sg_tz *z, time_t utc, struct tm *out);
 
+/* Room for tz_text() ("dd.mm.yyyy HH:MM:SS" of any 64-bit year). */
+#define TZ_TEXT_LEN 40
+/* utc as local "dd.mm.yyyy HH:MM:SS" in zone z: the one text of every local
+ * time sgd shows (status local_time, the legacy documents, read_time), the
+ * way the Iskra gateway prints times (000 §4.2). */
+void tz_text(const struct sg_tz *z, time_t utc, char *buf, size_t len);
+
 /* UTC instant of the local wall time year-mon-mday hour:min (mon 1…12; mday,
  * hour and min are linear, so hour 24 is 00:00 of the next day).
  * - A wall time that happens once: that instant.

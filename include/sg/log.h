@@ -7,6 +7,10 @@
 
 /* Raise or lower the lowest priority printed (LOG_DEBUG … LOG_ERR). */
 void log_set_level(int level);
+/* The settings log_disable1 / log_disable2: bit masks of modules (the
+ * Iskra gateway's log tags, table in log.c) whose notice, info and debug
+ * lines are dropped; their warnings and errors are always logged. */
+void log_set_disabled(unsigned mask1, unsigned mask2);
 /* Log at syslog priority prio without errno. */
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Log at priority prio, appending ": strerror(err)" (err is a positive errno). */

@@ -10,10 +10,13 @@
 
 struct dev;
 struct hist;
+struct settings;
 
-/* dev_reading_json(d, counters) plus header.active_tariff: the 1-based
- * tariff active now, as status.active_tariff, or null without a calendar (or
- * without history, h NULL). NULL when out of memory. */
-json_t *reading_json(struct hist *h, const struct dev *d, bool counters);
+/* dev_reading_json(d, counters) plus header.read_time (the read time as
+ * tz_text in the zone of settings s; UTC when s is NULL; null when never
+ * read) and header.active_tariff: the 1-based tariff active now, as
+ * status.active_tariff, or null without a calendar (or without history, h
+ * NULL). NULL when out of memory. */
+json_t *reading_json(struct hist *h, const struct settings *s, const struct dev *d, bool counters);
 
 #endif

@@ -398,9 +398,12 @@ static const struct http_route *route_find(const char *path, const char *method,
 		size_t n = strlen(rt->path);
 		const char *p = NULL;
 
-		if (n > 3 && !strcmp(rt->path + n - 3, "/{}")) {
+		if (n > 3 && !strcmp(rt->path + n - 2, "{}")) {
+			/* "/x/{}" takes any last segment; "/x{}" (the manual's
+			 * /api/load_profile{id}) only digits glued to the name. */
 			if (strncmp(path, rt->path, n - 2) || !path[n - 2] ||
-			    strchr(path + n - 2, '/'))
+			    strchr(path + n - 2, '/') ||
+			    (rt->path[n - 3] != '/' && !strchr("0123456789", path[n - 2])))
 				continue;
 			p = path + n - 2;
 		} else if (strcmp(path, rt->path)) {
@@ -434,7 +437,7 @@ static void on_throttle_done(void *arg)
 	arm_timer(r->srv, 0);
 }
 
-static int credentials(struct http_req *r, char *user, char *pass)
+static int credentials(struct http_req *r, const struct http_route *rt, char *user, char *pass)
 {
 	const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
 	int e;
@@ -443,11 +446,13 @@ static int credentials(struct http_req *r, char *user, char *pass)
 		return auth_parse_basic(h, user, pass);
 	h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Cookie");
 	e = auth_parse_cookie(h, user, pass);
+	if (e == -ENOENT && rt->body_auth)
+		e = rest_body_credentials(r->body, r->body_len, user, pass);
 	return e;
 }
 
 /* True when the request may go on; otherwise it was answered or suspended. */
-static bool auth_gate(struct http_req *r)
+static bool auth_gate(struct http_req *r, const struct http_route *rt)
 {
 	struct http_server *s = r->srv;
 	const struct settings *st = s->app->settings;
@@ -458,7 +463,7 @@ static bool auth_gate(struct http_req *r)
 
 	if (!settings_int(st, "auth_enabled"))
 		return true;
-	e = credentials(r, user, pass);
+	e = credentials(r, rt, user, pass);
 	if (e == -ENOENT) {
 		http_reply_error(r, 403, "authentication required");
 		return false;
@@ -529,7 +534,7 @@ static void run_api(struct http_req *r, const char *url, const char *method)
 			http_reply_error(r, 404, "no such API path: %s", url);
 		return;
 	}
-	if (!rt->open && !auth_gate(r))
+	if (!rt->open && !auth_gate(r, rt))
 		return;
 	if (rt->json_body && !parse_body(r))
 		return;

@@ -13,14 +13,6 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define NUM_LEN 400 /* "%.Nf" of the largest T5 value (~1.7e134) fits */
 
-void legacy_time_text(time_t t, char *buf, size_t len)
-{
-	struct tm tm;
-
-	if (!localtime_r(&t, &tm) || !strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm))
-		snprintf(buf, len, "%s", "");
-}
-
 int legacy_parse_index(const char *s, long max, long *out)
 {
 	size_t n = s ? strspn(s, "0123456789") : 0;
@@ -181,18 +173,31 @@ static int ctr_decimals(const struct dev *d, unsigned k)
 	return dec < 0 ? 0 : dec > 3 ? 3 : dec;
 }
 
-static const char *phase_name(unsigned phase)
+/* "" when the meter does not tell (no register, and no description says). */
+static const char *phase_name(int phase)
 {
 	static const char *const names[] = {"Total", "L1", "L2", "L3"};
 
-	return phase < N(names) ? names[phase] : "Total";
+	return phase >= 0 && (size_t)phase < N(names) ? names[phase] : "";
+}
+
+/* "1 2 3 4 " as the manual prints a tariff mask (each number and a blank);
+ * "" when it is not known. */
+static void tariff_text(int mask, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int t = 0; mask > 0 && t < 16 && n < len; t++)
+		if (mask & (1 << t))
+			n += (size_t)snprintf(buf + n, len - n, "%d ", t + 1);
 }
 
 static void put_counter(struct ctr_doc *doc, const struct dev *d, unsigned k)
 {
 	const struct desc_counter *c = &d->d->ctr[k];
 	const char *sfx = c->resettable ? "" : "nr";
-	char key[32], unit[16], val[NUM_LEN + 16];
+	char key[32], unit[16], val[NUM_LEN + 16], tariffs[48];
 	unsigned n = ++doc->n;
 
 	/* A counter not read yet is left out rather than shown as 0. */
@@ -204,11 +209,12 @@ static void put_counter(struct ctr_doc *doc, const struct dev *d, unsigned k)
 		json_object_set_new(doc->values, key, json_string(val));
 	}
 	snprintf(key, sizeof(key), "phase%u%s", n, sfx);
-	json_object_set_new(doc->phases, key, json_string(phase_name(c->phase)));
-	/* Which tariffs feed a counter is meter configuration sgd does not read
-	 * (yet): "" says "not known", never a made-up "1 2 3 4". */
+	json_object_set_new(doc->phases, key, json_string(phase_name(dev_ctr_phase(d, k))));
+	/* Read from the meter where its description names the register; else
+	 * "" says "not known", never a made-up "1 2 3 4". */
+	tariff_text(dev_ctr_tariffs(d, k), tariffs, sizeof(tariffs));
 	snprintf(key, sizeof(key), "tariff%u%s", n, sfx);
-	json_object_set_new(doc->tariffs, key, json_string(""));
+	json_object_set_new(doc->tariffs, key, json_string(tariffs));
 }
 
 /* Non-resettable counters first ("counterKnr"), then resettable ("counterK"),

@@ -11,6 +11,7 @@
 #include "sg/clock.h"
 #include "sg/devop.h"
 #include "sg/legacy.h"
+#include "sg/localtime.h"
 #include "sg/reading.h"
 #include "sg/status.h"
 
@@ -35,9 +36,12 @@ const char *rest_clip(const char *s, char buf[REST_CLIP_LEN])
 	return buf;
 }
 
-static void now_text(char *buf, size_t len)
+/* Local time now in the gateway's zone (settings timezone, dst_auto). */
+static void now_text(struct http_req *r, char *buf, size_t len)
 {
-	legacy_time_text(clock_wall(), buf, len);
+	struct sg_tz z = tz_from_settings(http_req_app(r)->settings);
+
+	tz_text(&z, clock_wall(), buf, len);
 }
 
 /* ---- devices by HA index ---- */
@@ -101,15 +105,20 @@ static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 {
 	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+	/* The document also depends on the settings (read_time's zone): a
+	 * change of them is a new document even for the same reading. Epoch ms
+	 * need 41 bits; the generation takes the bits above. */
+	uint64_t tag = (uint64_t)read_ms ^ (uint64_t)settings_generation(http_req_app(r)->settings)
+					       << 42;
 	json_t *doc;
 
-	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
+	if (read_ms && http_reply_cached(r, key, tag))
 		return;
-	doc = reading_json(http_req_app(r)->hist, d, counters);
+	doc = reading_json(http_req_app(r)->hist, http_req_app(r)->settings, d, counters);
 	if (!doc)
 		http_reply_error(r, 500, "out of memory");
 	else if (read_ms)
-		http_reply_json_cache(r, key, (uint64_t)read_ms, doc);
+		http_reply_json_cache(r, key, tag, doc);
 	else
 		http_reply_json(r, 200, doc);
 }
@@ -212,17 +221,15 @@ static void get_wifi_scan(struct http_req *r, const char *param)
 static void legacy_device(struct http_req *r, bool counters)
 {
 	const char *num = http_req_query(r, "number");
-	char now[LEGACY_TIME_LEN];
+	char now[TZ_TEXT_LEN];
 	const struct dev *d;
 
-	if (!num) {
-		http_reply_error(r, 400, "number: missing (" INDEX_HELP ")");
-		return;
-	}
-	d = rest_dev_arg(r, num);
+	/* The manual's own Home Assistant example (000 §4.2.4) leaves number
+	 * out and means the Left IR device. */
+	d = rest_dev_arg(r, num ? num : "0");
 	if (!d)
 		return;
-	now_text(now, sizeof(now));
+	now_text(r, now, sizeof(now));
 	reply_doc(r, counters ? legacy_counters(d, dev_ha_index(d->slot), now)
 			      : legacy_measurements(d, dev_ha_index(d->slot), now));
 }
@@ -230,7 +237,7 @@ static void legacy_device(struct http_req *r, bool counters)
 static void get_command(struct http_req *r, const char *param)
 {
 	const char *cmd = http_req_query(r, "command");
-	char now[LEGACY_TIME_LEN], clip[REST_CLIP_LEN];
+	char now[TZ_TEXT_LEN], clip[REST_CLIP_LEN];
 
 	(void)param;
 	if (cmd && !strcmp(cmd, "get_measurements")) {
@@ -238,7 +245,7 @@ static void get_command(struct http_req *r, const char *param)
 	} else if (cmd && !strcmp(cmd, "get_counters")) {
 		legacy_device(r, true);
 	} else if (cmd && !strcmp(cmd, "get_settings")) {
-		now_text(now, sizeof(now));
+		now_text(r, now, sizeof(now));
 		reply_doc(r, legacy_settings(http_req_app(r)->settings, now));
 	} else {
 		http_reply_error(r, 400,
@@ -252,16 +259,16 @@ static void get_command(struct http_req *r, const char *param)
 
 #define GET(path, fn)                                                                              \
 	{                                                                                          \
-		"GET", path, false, false, fn                                                      \
+		"GET", path, false, false, fn, false                                               \
 	}
 #define POST_JSON(path, fn)                                                                        \
 	{                                                                                          \
-		"POST", path, false, true, fn                                                      \
+		"POST", path, false, true, fn, false                                               \
 	}
 
 const struct http_route rest_routes[] = {
     /* The auth gate has checked the credentials before the handler runs. */
-    {"POST", "/api/auth", false, false, rest_post_auth},
+    {"POST", "/api/auth", false, false, rest_post_auth, true},
     GET("/api", get_status),
     GET("/api/blink", get_blink),
     GET("/api/settings", get_settings),
@@ -281,6 +288,9 @@ const struct http_route rest_routes[] = {
     POST_JSON("/api/recorder/{}", rest_post_recorder),
     GET("/api/load_profile/{}", rest_get_load_profile),
     POST_JSON("/api/load_profile/{}", rest_post_load_profile),
+    /* The manual's literal spelling (001 §4.2: /api/load_profile{id}). */
+    GET("/api/load_profile{}", rest_get_load_profile),
+    POST_JSON("/api/load_profile{}", rest_post_load_profile),
     GET("/api/tariffs", rest_get_tariffs),
     GET("/api/calculate/{}", rest_get_calculate),
     POST_JSON("/api/tariffs", rest_post_tariffs),

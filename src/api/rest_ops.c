@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rest_int.h"
+#include "sg/auth.h"
 #include "sg/devop.h"
 #include "sg/legacy.h"
 
@@ -115,16 +116,88 @@ static bool bad_arg(struct http_req *r, const char *name, const char *want)
 
 /* ---- POST /api/auth ---- */
 
-/* Only reached with valid credentials (or with authentication off): the HTTP
- * server's gate answers 403 otherwise. The web UI keeps the cookie itself. */
+/* One credential string of the login body: 0, -ENOENT absent, -EINVAL bad. */
+static int body_field(json_t *v, char out[AUTH_FIELD_MAX])
+{
+	size_t n = json_string_length(v);
+
+	if (!v)
+		return -ENOENT;
+	if (!json_is_string(v) || n >= AUTH_FIELD_MAX || strlen(json_string_value(v)) != n)
+		return -EINVAL;
+	memcpy(out, json_string_value(v), n + 1);
+	return 0;
+}
+
+int rest_body_credentials(const char *body, size_t len, char *user, char *pass)
+{
+	json_t *doc;
+	int ru, rp;
+
+	if (!body || !len)
+		return -ENOENT;
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return -EINVAL;
+	}
+	ru = body_field(json_object_get(doc, "username"), user);
+	rp = body_field(json_object_get(doc, "password"), pass);
+	json_decref(doc);
+	if (ru == -ENOENT && rp == -ENOENT)
+		return -ENOENT;
+	return ru || rp ? -EINVAL : 0;
+}
+
+/* RFC 4648 base64 of len bytes into out (4 * ceil(len / 3) + 1 bytes). */
+static void base64(const unsigned char *in, size_t len, char *out)
+{
+	static const char tab[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		v |= i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0;
+		v |= i + 2 < len ? in[i + 2] : 0;
+		*out++ = tab[v >> 18];
+		*out++ = tab[(v >> 12) & 63];
+		*out++ = i + 1 < len ? tab[(v >> 6) & 63] : '=';
+		*out++ = i + 2 < len ? tab[v & 63] : '=';
+	}
+	*out = '\0';
+}
+
+/* The cookie the web UI and Home Assistant send back (CONTRACTS §1). The
+ * gate has just checked that the request's credentials are the configured
+ * ones, so those are what it holds. */
+static void set_auth_cookie(struct http_req *r, const struct settings *s)
+{
+	char plain[2 * AUTH_FIELD_MAX + 2], b64[(sizeof(plain) + 2) / 3 * 4 + 1];
+	char cookie[sizeof(b64) + 80];
+	int n = snprintf(plain, sizeof(plain), "%s:%s", settings_str(s, "auth_username"),
+			 settings_str(s, "auth_password"));
+
+	if (n < 0 || (size_t)n >= sizeof(plain))
+		return;
+	base64((const unsigned char *)plain, (size_t)n, b64);
+	snprintf(cookie, sizeof(cookie),
+		 "Authorization=Basic %s; Path=/; HttpOnly; SameSite=Strict", b64);
+	http_req_add_header(r, "Set-Cookie", cookie);
+}
+
+/* Only reached with valid credentials (Basic header, cookie or the JSON body
+ * {"username", "password"}) or with authentication off: the HTTP server's
+ * gate answers 403 otherwise. */
 void rest_post_auth(struct http_req *r, const char *param)
 {
 	struct app *a = http_req_app(r);
+	bool on = settings_int(a->settings, "auth_enabled") != 0;
 
 	(void)param;
-	http_reply_json(r, 200,
-			json_pack("{s:s, s:b}", "result", "ok", "auth_enabled",
-				  settings_int(a->settings, "auth_enabled") != 0));
+	if (on)
+		set_auth_cookie(r, a->settings);
+	http_reply_json(r, 200, json_pack("{s:s, s:b}", "result", "ok", "auth_enabled", on));
 }
 
 /* ---- POST /api/settings ---- */

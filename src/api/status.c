@@ -14,6 +14,7 @@
 #include "sg/busjson.h"
 #include "sg/clock.h"
 #include "sg/legacy.h"
+#include "sg/localtime.h"
 #include "sg/netinfo.h"
 #include "sg/version.h"
 
@@ -190,10 +191,11 @@ static json_t *status_part(struct app *a, const struct netinfo *ni)
 static void add_times(struct app *a, json_t *st)
 {
 	int64_t up = (clock_mono_ms() - a->start_mono_ms) / 1000;
-	char up_txt[48], now[LEGACY_TIME_LEN];
+	char up_txt[48], now[TZ_TEXT_LEN];
+	struct sg_tz z = tz_from_settings(a->settings);
 
 	uptime_text(up, up_txt, sizeof(up_txt));
-	legacy_time_text(clock_wall(), now, sizeof(now));
+	tz_text(&z, clock_wall(), now, sizeof(now));
 	json_object_set_new(st, "uptime", json_string(up_txt));
 	json_object_set_new(st, "uptime_s", json_integer((json_int_t)up));
 	json_object_set_new(st, "local_time", json_string(now));

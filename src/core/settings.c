@@ -44,12 +44,12 @@
 
 /* One push link (000 order). Protocol 0 disabled, 1 MQTT, 2 Standard TCP;
  * tls 0 TCP, 1 TLS, 2 TLS with mutual authentication. The root topic's
- * default is "devices/<serial>" (set at init, see def_str()). */
+ * default is the serial number (set at init, see def_str()). */
 #define LINK(n, proto)                                                                             \
 	I("push" #n "_protocol", 0, 2, proto), I("push" #n "_resp_time", 1, 300, 10),              \
 	    S("mqtt" #n "_server", HOST_LEN, ""), I("mqtt" #n "_port", 1, 65535, 1883),            \
 	    S("mqtt" #n "_cert_file", FILE_LEN, ""), S("mqtt" #n "_key_file", FILE_LEN, ""),       \
-	    S("mqtt" #n "_roottopic", TOPIC_LEN, "devices"),                                       \
+	    S("mqtt" #n "_roottopic", TOPIC_LEN, ""),                                              \
 	    S("mqtt" #n "_sub_topic", TOPIC_LEN, "cmd"),                                           \
 	    S("mqtt" #n "_pub_topic", TOPIC_LEN, "publish"),                                       \
 	    S("mqtt" #n "_username", SECRET_LEN, ""),                                              \
@@ -509,7 +509,20 @@ static int check_one(struct vals *v, size_t i, json_t *jv, char *err, size_t err
 	return 0;
 }
 
-/* Validate a user's change set into v; unknown and read-only keys refused. */
+/* A member that changes nothing, so a client may post back the whole
+ * document it read: a read-only key with its current value, or a secret sent
+ * as "" (the legacy get_settings shows secrets as "", never their value). */
+static bool unchanged(const struct vals *v, size_t i, json_t *jv)
+{
+	if (defs[i].type != SET_STR || !json_is_string(jv))
+		return false;
+	if (defs[i].secret)
+		return json_string_length(jv) == 0;
+	return defs[i].readonly && !strcmp(json_string_value(jv), v->str[i]);
+}
+
+/* Validate a user's change set into v; unknown keys and changes of read-only
+ * keys refused. */
 static int check_changes(struct vals *v, json_t *obj, char *err, size_t errlen)
 {
 	const char *key;
@@ -524,6 +537,8 @@ static int check_changes(struct vals *v, json_t *obj, char *err, size_t errlen)
 			err_set(err, errlen, "unknown setting '%s'", key);
 			return -EINVAL;
 		}
+		if (unchanged(v, (size_t)i, jv))
+			continue;
 		if (defs[i].readonly) {
 			err_set(err, errlen, "%s is read-only", key);
 			return -EINVAL;
@@ -980,7 +995,11 @@ int settings_init(struct settings **out, const char *state_dir, const char *seri
 		return -ENOMEM;
 	snprintf(s->serial, sizeof(s->serial), "%s", serial && *serial ? serial : "SG000000");
 	snprintf(s->model, sizeof(s->model), "%s", model && *model ? model : "SG-E1");
-	snprintf(s->root_default, sizeof(s->root_default), "devices/%s", s->serial);
+	/* 001 (and its settings screens): the root topic is the serial number.
+	 * Stored settings.json files hold every value, the root topics included,
+	 * so an installation saved with the earlier default "devices/<serial>"
+	 * keeps it: only fresh and factory-reset settings get the new one. */
+	snprintf(s->root_default, sizeof(s->root_default), "%s", s->serial);
 	if (state_dir && !(s->state_dir = strdup(state_dir))) {
 		free(s);
 		return -ENOMEM;

@@ -10,6 +10,7 @@
 #include "sg/clock.h"
 #include "sg/ctl.h"
 #include "sg/ctlsrv.h"
+#include "sg/localtime.h"
 #include "sg/regnum.h"
 #include "sg/status.h"
 #include "sg/version.h"
@@ -41,13 +42,12 @@ static json_t *bus_json(struct app *a, int i)
 	return busjson_status(names[i], a->buses[i]);
 }
 
-static void local_time(char *buf, size_t len)
+/* Local time now in the gateway's zone, as REST shows it. */
+static void local_time(const struct app *a, char *buf, size_t len)
 {
-	time_t t = clock_wall();
-	struct tm tm;
+	struct sg_tz z = tz_from_settings(a->settings);
 
-	localtime_r(&t, &tm);
-	strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm);
+	tz_text(&z, clock_wall(), buf, len);
 }
 
 /* What GET /api says under settings_file and descriptions, flat for sgctl. */
@@ -69,7 +69,7 @@ static void cmd_status(struct app *a, struct ctl_client *c, int argc, const char
 {
 	json_t *buses = json_array(), *d;
 	int enabled = 0, ok = 0;
-	char crc[16], now[32];
+	char crc[16], now[TZ_TEXT_LEN];
 
 	(void)argc, (void)argv;
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
@@ -81,7 +81,7 @@ static void cmd_status(struct app *a, struct ctl_client *c, int argc, const char
 		ok += dv->health == DEV_OK;
 	}
 	snprintf(crc, sizeof(crc), "0x%08X", settings_crc(a->settings));
-	local_time(now, sizeof(now));
+	local_time(a, now, sizeof(now));
 	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:i, s:i, s:b}",
 		      "model_type", a->conf.model_type, "serial_number", a->conf.serial_number,
 		      "description", settings_str(a->settings, "description"), "location",

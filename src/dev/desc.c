@@ -596,9 +596,9 @@ static int parse_ctr_meaning(const struct ctx *c, json_t *o, const char *where,
 static int parse_counter(const struct ctx *c, json_t *o, const char *where, struct desc *d,
 			 struct desc_counter *ct)
 {
-	static const char *const keys[] = {"name",  "resettable", "value",	"exponent",
-					   "unit",  "quadrants",  "fixed_unit", "fixed_direction",
-					   "phase", NULL};
+	static const char *const keys[] = {"name",  "resettable",  "value",	 "exponent",
+					   "unit",  "quadrants",   "fixed_unit", "fixed_direction",
+					   "phase", "tariff_mask", "phase_code", NULL};
 	char path[WHERE_MAX];
 	const char *name;
 	long long phase = 0;
@@ -620,6 +620,7 @@ static int parse_counter(const struct ctx *c, json_t *o, const char *where, stru
 	if (rc < 0)
 		return rc;
 	ct->phase = (uint8_t)phase;
+	ct->phase_set = json_object_get(o, "phase") != NULL;
 	rc = field_of_kind(c, o, where, "value", true, KIND_NUMBER, &ct->value);
 	if (!rc && ct->value.type == DEC_T7) {
 		member_path(path, where, "value.type");
@@ -629,6 +630,10 @@ static int parse_counter(const struct ctx *c, json_t *o, const char *where, stru
 		rc = field_of_kind(c, o, where, "exponent", false, KIND_WORD, &ct->exponent);
 	if (!rc)
 		rc = parse_ctr_meaning(c, o, where, ct);
+	if (!rc)
+		rc = field_of_kind(c, o, where, "tariff_mask", false, KIND_WORD, &ct->tariff_mask);
+	if (!rc)
+		rc = field_of_kind(c, o, where, "phase_code", false, KIND_WORD, &ct->phase_code);
 	return rc;
 }
 
@@ -1021,7 +1026,7 @@ struct span {
 };
 
 struct spans {
-	struct span v[2 * DESC_CTR_MAX + DESC_MEAS_MAX + 1];
+	struct span v[4 * DESC_CTR_MAX + DESC_MEAS_MAX + 1];
 	unsigned n;
 };
 
@@ -1114,6 +1119,8 @@ static int build_all_blocks(const struct ctx *c, struct desc *d)
 	for (i = 0; i < d->nctr; i++) {
 		span_add(s, &d->ctr[i].unit, "counters[%u].unit", i);
 		span_add(s, &d->ctr[i].quadrants, "counters[%u].quadrants", i);
+		span_add(s, &d->ctr[i].tariff_mask, "counters[%u].tariff_mask", i);
+		span_add(s, &d->ctr[i].phase_code, "counters[%u].phase_code", i);
 	}
 	span_add(s, &d->reverse, "reverse");
 	if (!rc)

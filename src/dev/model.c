@@ -13,6 +13,8 @@ void dev_reset(struct dev *d, int slot)
 	memset(d, 0, sizeof(*d));
 	d->slot = slot;
 	d->relay = -1;
+	for (unsigned k = 0; k < DESC_CTR_MAX; k++)
+		d->ctr_tariffs[k] = d->ctr_phase[k] = -1;
 	if (slot == DEV_SLOT_LEFT_IR) {
 		snprintf(d->ifname, sizeof(d->ifname), "Left IR");
 		d->bus = CONF_BUS_LEFT_IR;
@@ -130,6 +132,33 @@ static void apply_counter(struct dev *d, unsigned k, enum desc_space space, uint
 	if (covers(&c->quadrants, space, start, count) &&
 	    field_number(&c->quadrants, space, start, regs, &v))
 		d->ctr_dir[k] = desc_dir_from_mask((uint16_t)v);
+	if (covers(&c->tariff_mask, space, start, count))
+		d->ctr_tariffs[k] = field_number(&c->tariff_mask, space, start, regs, &v)
+					? (int32_t)((uint32_t)v & 0xFFFF)
+					: -1;
+	/* A code other than 0…phases is no phase we know: not made up. */
+	if (covers(&c->phase_code, space, start, count))
+		d->ctr_phase[k] = field_number(&c->phase_code, space, start, regs, &v) && v >= 0 &&
+					  v <= d->d->phases
+				      ? (int8_t)v
+				      : -1;
+}
+
+int dev_ctr_tariffs(const struct dev *d, unsigned k)
+{
+	return d->d && k < d->d->nctr && d->d->ctr[k].tariff_mask.present ? d->ctr_tariffs[k] : -1;
+}
+
+int dev_ctr_phase(const struct dev *d, unsigned k)
+{
+	const struct desc_counter *c;
+
+	if (!d->d || k >= d->d->nctr)
+		return -1;
+	c = &d->d->ctr[k];
+	if (c->phase_code.present)
+		return d->ctr_phase[k];
+	return c->phase_set ? c->phase : -1;
 }
 
 static void apply_string(const struct desc_field *f, enum desc_space space, uint16_t start,
@@ -282,14 +311,31 @@ static enum desc_dir effective_dir(const struct dev *d, unsigned k)
 	return dir;
 }
 
+/* [1, 2, …] of the tariffs set in mask, or null when not known. */
+static json_t *tariffs_json(int mask)
+{
+	json_t *a;
+
+	if (mask < 0)
+		return json_null();
+	a = json_array();
+	for (int t = 0; t < 16; t++)
+		if (mask & (1 << t))
+			json_array_append_new(a, json_integer(t + 1));
+	return a;
+}
+
 static json_t *counter_json(const struct dev *d, unsigned k)
 {
 	const struct desc_counter *c = &d->d->ctr[k];
 	enum desc_unit u = c->unit.present ? d->ctr_unit[k] : c->fixed_unit;
 	double v = d->ctr[k] * pow(10, d->ctr_exp[k]);
+	int ph = dev_ctr_phase(d, k);
 
-	return json_pack("{s:s, s:f, s:s, s:s}", "name", c->name, "value", tidy(v), "unit",
-			 desc_unit_name(u), "direction", desc_dir_name(effective_dir(d, k)));
+	return json_pack("{s:s, s:f, s:s, s:s, s:o, s:o}", "name", c->name, "value", tidy(v),
+			 "unit", desc_unit_name(u), "direction", desc_dir_name(effective_dir(d, k)),
+			 "tariffs", tariffs_json(dev_ctr_tariffs(d, k)), "phase",
+			 ph < 0 ? json_null() : json_integer(ph));
 }
 
 json_t *dev_counters_json(const struct dev *d)
@@ -330,28 +376,15 @@ json_t *dev_device_json(const struct dev *d)
 			 d->relay < 0 ? json_null() : json_string(d->relay ? "on" : "off"));
 }
 
-/* "dd.mm.yyyy HH:MM:SS" local time, as the Iskra gateway prints times. */
-static void local_text(int64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	strftime(buf, len, "%d.%m.%Y %H:%M:%S", &tm);
-}
-
 json_t *dev_reading_json(const struct dev *d, bool counters)
 {
 	int64_t ms = counters ? d->ctr_ms : d->meas_ms;
-	char when[32];
 	json_t *h;
 
-	local_text(ms, when, sizeof(when));
-	h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "index", dev_ha_index(d->slot),
-		      "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
+	h = json_pack("{s:i, s:s, s:s, s:s, s:s, s:o}", "index", dev_ha_index(d->slot), "interface",
+		      d->ifname, "model", d->model, "serial", d->serial, "status",
 		      dev_health_name(d->health), "read_at_ms",
-		      ms ? json_integer((json_int_t)ms) : json_null(), "read_time",
-		      ms ? json_string(when) : json_null());
+		      ms ? json_integer((json_int_t)ms) : json_null());
 	return json_pack("{s:o, s:o}", counters ? "counters" : "measurements",
 			 counters ? dev_counters_json(d) : dev_measurements_json(d), "header", h);
 }

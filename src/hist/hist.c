@@ -171,12 +171,22 @@ static void capture_pulse(struct hist *h)
 	}
 }
 
+/* Whether slot's tariff counters run: the Left IR meter's are switched by
+ * leftir_tariffs ("Tariff counters" of the IR device settings, 001 §4.6);
+ * the other meters have no such setting and always count. */
+static bool tctr_enabled(const struct hist *h, int slot)
+{
+	return slot != DEV_SLOT_LEFT_IR || settings_int(h->app->settings, "leftir_tariffs") != 0;
+}
+
 static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *s)
 {
 	int t = h->cal ? tariffs_active(h->cal, &h->tz, clock_wall()) : -1;
 	bool ok = s->ok & (1u << LP_AI);
 
-	if (ok && h->have_ai[slot] && t >= 0 && t < TARIFFS_MAX) {
+	/* Off: energy is not counted, but the last reading is still followed,
+	 * so switching back on does not book the time it was off. */
+	if (ok && h->have_ai[slot] && t >= 0 && t < TARIFFS_MAX && tctr_enabled(h, slot)) {
 		double delta = s->v[LP_AI] - h->last_ai[slot];
 
 		if (delta > 0 && delta <= TCTR_STEP_MAX) {
@@ -464,8 +474,9 @@ json_t *hist_tariffs_json(struct hist *h)
 			continue;
 		}
 		json_array_append_new(ctrs,
-				      json_pack("{s:i, s:s, s:o}", "index", dev_ha_index(s),
-						"interface", d ? d->ifname : "", "tariffs", per));
+				      json_pack("{s:i, s:s, s:b, s:o}", "index", dev_ha_index(s),
+						"interface", d ? d->ifname : "", "enabled",
+						tctr_enabled(h, s), "tariffs", per));
 	}
 	return json_pack(
 	    "{s:o, s:o, s:o}", "active",

@@ -154,6 +154,15 @@ void tz_to_local(const struct sg_tz *z, time_t utc, struct tm *out)
 #endif
 }
 
+void tz_text(const struct sg_tz *z, time_t utc, char *buf, size_t len)
+{
+	struct tm tm;
+
+	tz_to_local(z, utc, &tm);
+	snprintf(buf, len, "%02d.%02d.%lld %02d:%02d:%02d", tm.tm_mday, tm.tm_mon + 1,
+		 (long long)tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 /* The UTC instant of local wall time l (seconds since 1970-01-01 local);
  * *gap is set when l does not exist (skipped by the spring jump). */
 static time_t from_local_s(const struct sg_tz *z, int64_t l, bool *gap)

@@ -615,7 +615,7 @@ static void md_setting(FILE *f, size_t k, const struct set_def *d)
 	else if (!strcmp(d->key, "location"))
 		fputs("also at 121–140", f);
 	else if (klen > 10 && !strcmp(d->key + klen - 10, "_roottopic"))
-		fputs("default is `devices/` + serial number", f);
+		fputs("default is the serial number", f);
 	fputs(" |\n", f);
 }
 

@@ -657,7 +657,7 @@ static int run_reading(struct cmd *c, json_t *data, bool counters)
 		return -EINVAL;
 	if (devop_unreadable(d, c->err, sizeof(c->err)))
 		return -EAGAIN;
-	c->reply = reading_json(c->app->hist, d, counters);
+	c->reply = reading_json(c->app->hist, c->app->settings, d, counters);
 	return c->reply ? 0 : -ENOMEM;
 }
 

@@ -226,7 +226,8 @@ static bool readable(const struct dev *d)
 
 static char *render(struct publisher *p, const struct dev *d, bool counters)
 {
-	json_t *j = reading_json(p->m && p->m->app ? p->m->app->hist : NULL, d, counters);
+	const struct app *a = p->m ? p->m->app : NULL;
+	json_t *j = reading_json(a ? a->hist : NULL, a ? a->settings : NULL, d, counters);
 	char *s = j ? json_dumps(j, SG_JSON_FLAGS) : NULL;
 
 	json_decref(j);

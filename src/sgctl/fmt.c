@@ -471,12 +471,40 @@ void fmt_scaled(double value, const char *unit, char *buf, size_t len, char *uou
 	snprintf(uout, ulen, "%s", unit ? unit : "");
 }
 
+/* R-A8: "Total" / "L1"…; "" when the meter does not say. */
+static const char *phase_cell(json_t *c)
+{
+	static const char *const names[] = {"Total", "L1", "L2", "L3"};
+	json_t *p = json_object_get(c, "phase");
+	json_int_t i = json_is_integer(p) ? json_integer_value(p) : -1;
+
+	return i >= 0 && i < 4 ? names[i] : "";
+}
+
+/* "tariffs 1 2 3 4"; "" when not known. */
+static void tariffs_cell(json_t *c, char *buf, size_t len)
+{
+	json_t *a = json_object_get(c, "tariffs"), *t;
+	size_t i, n;
+
+	buf[0] = '\0';
+	if (!json_is_array(a))
+		return;
+	n = (size_t)snprintf(buf, len, "tariffs");
+	json_array_foreach(a, i, t)
+	{
+		if (n < len && json_is_integer(t))
+			n += (size_t)snprintf(buf + n, len - n, " %d", (int)json_integer_value(t));
+	}
+}
+
 static void counter_row(struct table *t, json_t *c)
 {
-	char name[128], val[64], unit[32], dir[64];
-	const char *cells[4] = {name, val, unit, dir};
+	char name[128], val[64], unit[32], dir[64], tar[96];
+	const char *cells[6] = {name, val, unit, dir, phase_cell(c), tar};
 	json_t *v = json_object_get(c, "value");
 
+	tariffs_cell(c, tar, sizeof(tar));
 	member(c, "name", name, sizeof(name));
 	member(c, "direction", dir, sizeof(dir));
 	if (json_is_number(v)) {
@@ -517,7 +545,7 @@ static bool fmt_counters(FILE *out, int argc, char *const argv[], json_t *data)
 		group_title(key, title, sizeof(title));
 		fprintf(out, "%s%s:\n", first ? "" : "\n", title);
 		first = false;
-		tab_init(&t, 4, 0x2);
+		tab_init(&t, 6, 0x2);
 		json_array_foreach(arr, i, c) counter_row(&t, c);
 		tab_print(out, &t, "  ");
 	}

@@ -33,8 +33,16 @@ static void usage(FILE *f)
 		   "  -V         print version\n");
 }
 
+/* Per-module logging (log_disable1/2), from the first settings on. */
+static void log_configure(const struct app *a)
+{
+	log_set_disabled((unsigned)settings_int(a->settings, "log_disable1"),
+			 (unsigned)settings_int(a->settings, "log_disable2"));
+}
+
 void app_settings_changed(struct app *a)
 {
+	log_configure(a);
 	poll_configure(a->poll, a->settings);
 	http_server_configure(a->http);
 	disc_configure(a->disc);
@@ -100,6 +108,7 @@ static int open_state(struct app *a)
 	r = settings_load(a->settings, err, sizeof(err));
 	if (r < 0)
 		log_err("settings: %s", err);
+	log_configure(a);
 	snprintf(path, sizeof(path), "%s/sgd.db", a->conf.state_dir);
 	r = store_open(path, &a->store, err, sizeof(err));
 	if (r < 0)

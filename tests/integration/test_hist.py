@@ -101,6 +101,22 @@ def test_intervals_recorder_tariffs():
         assert tar["active"] and 1 <= tar["active"]["tariff"] <= 3, tar
         ctr0 = [c for c in tar["counters"] if c["index"] == 0][0]
         assert sum(t["kwh"] for t in ctr0["tariffs"]) > 0, ctr0
+        assert ctr0["enabled"] is True, ctr0
+        # leftir_tariffs=0 stops the Left IR meter's tariff counters (only its)
+        demo.sgd.ok("set", "leftir_tariffs=0")
+
+        def tariff_kwh():
+            st, _, t = demo.sgd.http("GET", "/api/tariffs")
+            return {c["index"]: (c["enabled"], sum(x["kwh"] for x in c["tariffs"]))
+                    for c in t["counters"]}
+        off = tariff_kwh()
+        assert off[0][0] is False and off[1][0] is True, off
+        wait_until(lambda: tariff_kwh()[1][1] > off[1][1] and tariff_kwh()[4][1] > off[4][1],
+                   60, "RS485 tariff counters still counting", interval=0.5)
+        assert tariff_kwh()[0][1] == off[0][1], (tariff_kwh(), off)
+        demo.sgd.ok("set", "leftir_tariffs=1")
+        wait_until(lambda: tariff_kwh()[0][1] > off[0][1], 60,
+                   "Left IR tariff counters counting again", interval=0.5)
         st, _, api = demo.sgd.http("GET", "/api")
         assert api["status"]["active_tariff"] == tar["active"]["tariff"], api["status"]
         # calculate (R-B2): "1-0" is RS485 1 minus Left IR, interval by interval

@@ -169,6 +169,9 @@ def compare_sim_counters(doc, served, what):
         assert mine, "%s: counter %s missing" % (what, c["name"])
         assert close(mine["value"], c["value"]), (what, c["name"], mine["value"], c["value"])
         assert mine["unit"] == c["unit"], (what, c["name"], mine["unit"], c["unit"])
+        # R-A8: tariff mask and phase as the meter has them (null: no register)
+        assert mine["tariffs"] == c["tariffs"], (what, c["name"], mine["tariffs"], c)
+        assert mine["phase"] in (None, c["phase"]), (what, c["name"], mine["phase"], c)
     assert len(flat) == len(served["counters"]), (what, len(flat), len(served["counters"]))
     return len(flat)
 
@@ -290,7 +293,8 @@ def test_plain_hello_periodic_rest_equal():
         sgd.http_on()
         base, _ = topics_of(sgd)
         dev = api(sgd)["device"]
-        assert base == "devices/%s/publish" % dev["serial_number"], base
+        # 001: the root topic defaults to the serial number
+        assert base == "%s/publish" % dev["serial_number"], base
         # hello on connect
         h = jpay(obs.wait_msg(base + "/status/hello", timeout=20))
         assert h.get("hello") == "hello world", h
@@ -423,6 +427,9 @@ def test_commands_round_trip():
             path = "/api/%s/%d" % ("measurement" if key == "measurements" else "counter", index)
             _, _, rest = sgd.http("GET", path)
             assert set(r[key]) == set(rest[key]), (data, sorted(r[key]), sorted(rest[key]))
+            if key == "counters":  # R-A8: each counter says its tariffs and phase
+                for ctr in r[key]["non_resettable"] + r[key]["resettable"]:
+                    assert "tariffs" in ctr and "phase" in ctr, (data, ctr)
 
         # bicom on/off/toggle/state, RS485 (3) and the Right IR (0)
         for addr, sim, saddr in ((3, demo.rs485, 3), (0, demo.right, RIGHT_IR_BICOM_ADDR)):

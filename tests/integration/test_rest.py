@@ -12,6 +12,7 @@ import os
 import re
 import select
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +20,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (DEMO_METERS, FAST, PHASE_KEY, ROOT, Demo, Sgd, close,  # noqa: E402
+from harness import (BUILD, DEMO_METERS, DEVICES, FAST, PHASE_KEY, ROOT, Demo, Sgd, Sim,  # noqa: E402
+                     close,
                      free_port, http_request, parse_response, port_accepts, raw_http, run,
                      settled, sim_of, test, wait_until)
 
@@ -605,7 +607,7 @@ def test_legacy_shapes():
                         ("command=get_counters&number=17", 404),
                         ("command=get_measurements&number=abc", 400),
                         ("command=get_measurements&number=-1", (400, 404)),
-                        ("command=get_measurements", 400), ("", 400),
+                        ("", 400),
                         ("command=get_measurements&number=6", 404)):
             st, _, data = demo.sgd.http("GET", "/get_command?" + q)
             is_error(st, data, want, "get_command?" + q)
@@ -1140,6 +1142,161 @@ def test_bicom_scan_unimplemented():
             is_error(st, data, 501, "GET " + path)
     finally:
         demo.stop()
+
+
+# ---- what a client of the real gateway sends (issue 12 §5) ----
+
+def local_text_at(utc_s, offset_min):
+    """dd.mm.yyyy HH:MM:SS of utc_s in a fixed zone offset_min east of UTC."""
+    return time.strftime("%d.%m.%Y %H:%M:%S", time.gmtime(utc_s + offset_min * 60))
+
+
+def near_local(text, offset_min, slack_s=60):
+    """text is the local time now (within slack_s) in the zone offset_min."""
+    now = time.time()
+    return any(text == local_text_at(now - k, offset_min) for k in range(-5, slack_s))
+
+
+@test
+def test_real_gateway_clients():
+    demo = Demo()
+    tz = -570  # -9:30, a zone no test host runs in: the host's clock cannot pass
+    password = "Rg4-unique-pass-7301"
+    try:
+        demo.start(FAST + ["timezone=%d" % tz, "dst_auto=0", "auth_password=" + password])
+        demo.wait_all_ok()
+        sgd = demo.sgd
+        sgd.http_on()
+        # 000 §4.2.4's Home Assistant example leaves number out: the Left IR device
+        for cmd, key in (("get_measurements", "measurements"), ("get_counters", "counters")):
+            st, _, data = sgd.http("GET", "/get_command?command=" + cmd)
+            assert st == 200, (cmd, st, data)
+            assert data["header"]["number"] == 0 and data["header"]["modbus_addr"] == 33, data
+            assert data[key], data
+            # one clock: the gateway's timezone setting, not the host's
+            assert near_local(data["header"]["local_time"], tz), data["header"]
+        assert near_local(get_ok(sgd, "/api")["status"]["local_time"], tz)
+        assert near_local(sgd.ok("status")["local_time"], tz), sgd.ok("status")
+        for path in ("/api/measurement/0", "/api/counter/1"):
+            h = get_ok(sgd, path)["header"]
+            assert h["read_time"] == local_text_at(h["read_at_ms"] // 1000, tz), (path, h)
+        # a zone change shows at once, even for a reading served before
+        sgd.ok("set", "poll_counter_interval=3600")
+        before = get_ok(sgd, "/api/counter/1")["header"]
+        sgd.ok("set", "timezone=%d" % (tz + 60))
+        h = get_ok(sgd, "/api/counter/1")["header"]
+        assert h["read_time"] == local_text_at(h["read_at_ms"] // 1000, tz + 60), (before, h)
+        print("  read_time %s -> %s (read_at_ms %s -> %s)" % (
+            before["read_time"], h["read_time"], before["read_at_ms"], h["read_at_ms"]))
+        sgd.ok("set", "timezone=%d" % tz, "poll_counter_interval=1")
+        # the whole document read back, unchanged keys and all
+        doc = get_ok(sgd, "/api/settings")
+        doc["settings"]["description"] = "Posted back"
+        st, _, data = sgd.http("POST", "/api/settings", doc)
+        assert st == 200, (st, data)
+        assert sgd.ok("settings", "description")["description"] == "Posted back"
+        # the legacy document: secrets shown as "" stay what they are
+        st, _, data = sgd.http("GET", "/get_command?command=get_settings")
+        legacy = data["settings"]
+        assert legacy["auth_password"] == "" and legacy["serial_number"], legacy
+        legacy["location"] = "Legacy post"
+        st, _, data = sgd.http("POST", "/api/settings", legacy)
+        assert st == 200, (st, data)
+        assert sgd.ok("settings", "location")["location"] == "Legacy post"
+        # a read-only key with another value is still refused, and changes nothing
+        legacy["serial_number"], legacy["location"] = "SG999999", "Not this"
+        err = is_error(*sgd.http("POST", "/api/settings", legacy)[::2], 400, "new serial")
+        assert "serial_number is read-only" in err, err
+        assert sgd.ok("settings", "location")["location"] == "Legacy post"
+        # POST /api/auth with the login form's JSON body; the cookie it sets works
+        sgd.ok("set", "auth_enabled=1")
+        for body in ({"username": "admin", "password": "wrong"}, {"user": "admin"}, "not json"):
+            st, _, data = sgd.http("POST", "/api/auth", body, timeout=30)
+            is_error(st, data, 403, "POST /api/auth %r" % (body,))
+        # log_disable1 (default 65535) bit 8, http_server: its notices are off
+        assert "failed authentication" not in sgd.logtext()
+        sgd.ok("set", "log_disable1=%d" % (65535 & ~(1 << 8)))
+        st, _, data = sgd.http("POST", "/api/auth", {"username": "admin", "password": "x"},
+                               timeout=30)
+        is_error(st, data, 403, "POST /api/auth with a wrong password")
+        wait_until(lambda: "http: failed authentication" in sgd.logtext(), 10,
+                   "the http module's notice once its log is enabled")
+        st, hdrs, data = sgd.http("POST", "/api/auth",
+                                  {"username": "admin", "password": password}, timeout=30)
+        assert st == 200 and data["result"] == "ok", (st, data)
+        tok = base64.b64encode(("admin:" + password).encode()).decode()
+        assert hdrs["Set-Cookie"] == ("Authorization=Basic %s; Path=/; HttpOnly; "
+                                      "SameSite=Strict" % tok), hdrs["Set-Cookie"]
+        jar = {"cookie": hdrs["Set-Cookie"].split(";")[0]}
+        assert get_ok(sgd, "/api/devices", jar)["devices"]
+        # the manual's literal /api/load_profile{id}
+        q = "?from=2026-01-05&to=2026-01-06"
+        a = get_ok(sgd, "/api/load_profile0" + q, jar)
+        assert a == get_ok(sgd, "/api/load_profile/0" + q, jar), a
+        assert get_ok(sgd, "/api/load_profile4" + q, jar) == get_ok(
+            sgd, "/api/load_profile/4" + q, jar)
+        st, _, data = sgd.http("GET", "/api/load_profile17", headers=jar)
+        is_error(st, data, 404, "load_profile17")
+        st, _, data = sgd.http("GET", "/api/load_profiles", headers=jar)
+        is_error(st, data, 404, "load_profiles")
+    finally:
+        demo.stop()
+
+
+@test
+def test_counter_tariffs_phases():
+    """R-A8: counters carry their tariff mask and phase as read from the meter
+    (the test model SimLP names registers for them; no source gives them for
+    a real model, so a WM3M4C says its description's phase and no tariffs)."""
+    work = tempfile.mkdtemp(prefix="sgd-rest-")
+    devdir = os.path.join(work, "devices")
+    os.makedirs(devdir)
+    for f in os.listdir(DEVICES):
+        if f.endswith(".json"):
+            os.symlink(os.path.join(DEVICES, f), os.path.join(devdir, f))
+    os.symlink(os.path.join(ROOT, "tests", "devices", "simlp.json"),
+               os.path.join(devdir, "simlp.json"))
+    sim = Sim(work, "rs485", ["SIMLP:1", "WM3M4C:2"], devices_dir=devdir)
+    sgd = Sgd(work, {"rs485": sim.link}, devices_dir=devdir)
+    try:
+        sgd.start()
+        sgd.ok("set", *(FAST + ["rs485_type_1=1", "rs485_addr_1=1", "rs485_type_2=1",
+                                "rs485_addr_2=2"]))
+        sgd.http_on()
+        wait_until(lambda: all(d["status"] == "ok" for d in sgd.ok("devices")["devices"]
+                               if d["status"] != "disabled"), 20, "both meters ok")
+        for index, addr in ((1, 1), (2, 2)):
+            served = {c["name"]: c for c in sim.ctl("values %d" % addr)["counters"]}
+            doc = get_ok(sgd, "/api/counter/%d" % index)["counters"]
+            ctl = sgd.ok("counters", str(index))["counters"]
+            legacy = sgd.http("GET", "/get_command?command=get_counters&number=%d" % index)[2]
+            for kind, sfx in (("non_resettable", "nr"), ("resettable", "")):
+                assert len(doc[kind]) == len(ctl[kind]), (kind, doc, ctl)
+                for k, c in enumerate(doc[kind]):
+                    want = served[c["name"]]
+                    assert c["tariffs"] == want["tariffs"], (index, c, want)
+                    assert ctl[kind][k]["tariffs"] == want["tariffs"], (index, ctl[kind][k])
+                    assert c["phase"] == want["phase"], (index, c, want)
+                    assert ctl[kind][k]["phase"] == want["phase"], (index, ctl[kind][k])
+                    text = "".join("%d " % t for t in want["tariffs"] or [])
+                    st = legacy["settings"]
+                    assert st["tariff%d%s" % (k + 1, sfx)] == text, (index, k, st, want)
+                    assert st["phase%d%s" % (k + 1, sfx)] == \
+                        ["Total", "L1", "L2", "L3"][want["phase"]], (index, k, st)
+            if index == 1:
+                masks = [c["tariffs"] for c in doc["non_resettable"] + doc["resettable"]]
+                assert [1, 2, 3, 4] in masks and [2] in masks, masks
+                assert legacy["settings"]["tariff1nr"] == "1 2 3 4 ", legacy["settings"]
+            else:
+                assert all(c["tariffs"] is None and c["phase"] == 0
+                           for c in doc["non_resettable"]), doc
+        # sgctl's table shows them too
+        out = subprocess.run([os.path.join(BUILD, "sgctl"), "--socket", sgd.sock, "counters",
+                              "1"], capture_output=True, text=True, timeout=30).stdout
+        assert re.search(r"Counter 1 NR .* Total +tariffs 1 2 3 4\n", out), out
+    finally:
+        sgd.stop()
+        sim.stop()
 
 
 if __name__ == "__main__":

@@ -72,6 +72,21 @@ static json_t *meas_json(const struct sim_dev *dv)
 	return a;
 }
 
+/* The tariffs a counter's mask register holds, [1, …]; null without one. */
+static json_t *ctr_tariffs(const struct sim_dev *dv, const struct desc_counter *c)
+{
+	json_t *a;
+	double m;
+
+	if (!c->tariff_mask.present || sim_field_number(dv, &c->tariff_mask, &m) < 0)
+		return json_null();
+	a = json_array();
+	for (int t = 0; t < 16; t++)
+		if ((unsigned)m & (1u << t))
+			json_array_append_new(a, json_integer(t + 1));
+	return a;
+}
+
 static json_t *ctr_json(const struct sim_dev *dv)
 {
 	json_t *a = json_array();
@@ -85,10 +100,11 @@ static json_t *ctr_json(const struct sim_dev *dv)
 		c = &dv->d->ctr[k];
 		if (sim_ctr_value(dv, k, &v, &u, &d) < 0)
 			continue;
-		json_array_append_new(
-		    a, json_pack("{s:i,s:s,s:b,s:f,s:s,s:s,s:i}", "index", k, "name", c->name,
-				 "resettable", c->resettable, "value", v, "unit", desc_unit_name(u),
-				 "direction", desc_dir_name(d), "phase", c->phase));
+		json_array_append_new(a, json_pack("{s:i,s:s,s:b,s:f,s:s,s:s,s:i,s:o}", "index", k,
+						   "name", c->name, "resettable", c->resettable,
+						   "value", v, "unit", desc_unit_name(u),
+						   "direction", desc_dir_name(d), "phase", c->phase,
+						   "tariffs", ctr_tariffs(dv, c)));
 	}
 	return a;
 }

@@ -398,6 +398,13 @@ static void ctr_init(struct sim_dev *dv, unsigned k, uint64_t *rng)
 		field_put_raw(dv, &c->unit, u == UNIT_VARH ? 2 : u == UNIT_VAH ? 3 : 1);
 	if (c->quadrants.present)
 		field_put_raw(dv, &c->quadrants, dir_mask(d));
+	/* Tariffs: the first counter of a list in all four, then one each. */
+	if (c->tariff_mask.present)
+		field_put_raw(dv, &c->tariff_mask,
+			      group_index(dv->d, k) % 5 ? 1u << (group_index(dv->d, k) % 5 - 1)
+							: 0x0F);
+	if (c->phase_code.present)
+		field_put_raw(dv, &c->phase_code, c->phase);
 	dv->ctr_val[k] = ctr_start(dv, c, u, d, rng);
 	dv->ctr_exp[k] = is_int_type(c->value.type) ? ctr_pick_exp(k, dv->ctr_val[k]) : 0;
 }
@@ -625,6 +632,8 @@ static void mark_all(struct sim_dev *dv)
 		mark_defined(dv, &d->ctr[i].exponent);
 		mark_defined(dv, &d->ctr[i].unit);
 		mark_defined(dv, &d->ctr[i].quadrants);
+		mark_defined(dv, &d->ctr[i].tariff_mask);
+		mark_defined(dv, &d->ctr[i].phase_code);
 	}
 	for (i = 0; i < d->nconsts; i++)
 		mark_defined(dv, &d->consts[i].f);

@@ -12,6 +12,7 @@
 #include "sg/desc.h"
 #include "sg/dev.h"
 #include "sg/legacy.h"
+#include "sg/localtime.h"
 #include "sg/settings.h"
 
 #include <errno.h>
@@ -186,15 +187,24 @@ static void identify(struct dev *d, int slot, const char *desc, int addr, const 
 
 /* ---- helpers ---- */
 
+/* The gateway's zone (settings timezone/dst_auto), whatever the host's TZ
+ * says: setup() sets TZ=UTC, the zone here is Central Europe. */
 static void test_time_text(void **state)
 {
-	char buf[LEGACY_TIME_LEN];
+	struct sg_tz cet = {60, true}, utc = {0, false}, ist = {330, false};
+	char buf[TZ_TEXT_LEN];
 
 	(void)state;
-	legacy_time_text(1582636722, buf, sizeof(buf));
-	assert_string_equal(buf, "25.02.2020 13:18:42");
-	legacy_time_text(0, buf, sizeof(buf));
+	tz_text(&cet, 1582636722, buf, sizeof(buf)); /* winter: +1 h */
+	assert_string_equal(buf, "25.02.2020 14:18:42");
+	tz_text(&cet, 1603875636, buf, sizeof(buf)); /* 28.10.2020 09:00:36 UTC, winter */
+	assert_string_equal(buf, "28.10.2020 10:00:36");
+	tz_text(&cet, 1593594000, buf, sizeof(buf)); /* 1.7.2020 09:00 UTC, summer: +2 h */
+	assert_string_equal(buf, "01.07.2020 11:00:00");
+	tz_text(&utc, 0, buf, sizeof(buf));
 	assert_string_equal(buf, "01.01.1970 00:00:00");
+	tz_text(&ist, 0, buf, sizeof(buf));
+	assert_string_equal(buf, "01.01.1970 05:30:00");
 }
 
 static void test_parse_index(void **state)
@@ -437,15 +447,67 @@ static void test_ie38_counters(void **state)
 	/* settings: phase1nr…4nr, phase1…16, then tariff1nr…4nr, tariff1…16 */
 	st = json_object_get(j, "settings");
 	assert_int_equal(json_object_size(st), 40);
-	assert_string_equal(str(st, "phase1nr"), "Total");
-	assert_string_equal(str(st, "phase4nr"), "Total");
-	assert_string_equal(str(st, "phase16"), "Total");
+	/* no source gives the IE38's counter phases: "", not a made-up "Total" */
+	assert_string_equal(str(st, "phase1nr"), "");
+	assert_string_equal(str(st, "phase4nr"), "");
+	assert_string_equal(str(st, "phase16"), "");
 	assert_string_equal(str(st, "tariff1nr"), "");
 	assert_string_equal(str(st, "tariff16"), "");
 	assert_null(json_object_get(st, "phase5nr"));
 	assert_null(json_object_get(st, "phase17"));
 	assert_string_equal(json_object_iter_key(json_object_iter(st)), "phase1nr");
 	json_decref(j);
+}
+
+/* Tariff masks and phases read from the meter (R-A8): the test model SimLP
+ * names registers for them; legacy tariffN in the manual's "1 2 3 4 " form,
+ * REST "tariffs": [1, 2, 3, 4] and "phase". A phase code the meter cannot
+ * have is not shown as one. */
+static void test_counter_tariffs_phases(void **state)
+{
+	struct desc *ds = NULL;
+	char err[256] = "";
+	struct dev d;
+	json_t *j, *st, *c, *nr;
+
+	(void)state;
+	assert_int_equal(desc_load_file("tests/devices/simlp.json", &ds, err, sizeof(err)), 0);
+	memset(img, 0, sizeof(img));
+	dev_reset(&d, DEV_SLOT_LEFT_IR);
+	d.d = ds;
+	d.health = DEV_OK;
+	put_ie(ds, "Counter 1 NR", 1000, 1);
+	put_ie(ds, "Counter 2 NR", 2000, 1);
+	put_ie(ds, "Counter 3 NR", 3000, 1);
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 1 NR")->tariff_mask.reg] = 0x0F;
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 1 NR")->phase_code.reg] = 0;
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 2 NR")->tariff_mask.reg] = 0x12; /* 2 and 5 */
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 2 NR")->phase_code.reg] = 2;
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 3 NR")->tariff_mask.reg] = 0;
+	img[SPACE_HOLDING][ctr_named(ds, "Counter 3 NR")->phase_code.reg] = 7;
+	apply_all(&d);
+
+	j = legacy_counters(&d, 0, "28.10.2020 09:00:36");
+	st = json_object_get(j, "settings");
+	assert_string_equal(str(st, "tariff1nr"), "1 2 3 4 ");
+	assert_string_equal(str(st, "phase1nr"), "Total");
+	assert_string_equal(str(st, "tariff2nr"), "2 5 ");
+	assert_string_equal(str(st, "phase2nr"), "L2");
+	assert_string_equal(str(st, "tariff3nr"), "");
+	assert_string_equal(str(st, "phase3nr"), "");
+	json_decref(j);
+
+	j = dev_counters_json(&d);
+	nr = json_object_get(j, "non_resettable");
+	c = json_array_get(nr, 1);
+	assert_int_equal(json_array_size(json_object_get(c, "tariffs")), 2);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(c, "tariffs"), 1)), 5);
+	assert_int_equal(json_integer_value(json_object_get(c, "phase")), 2);
+	c = json_array_get(nr, 2);
+	assert_int_equal(json_array_size(json_object_get(c, "tariffs")), 0);
+	assert_true(json_is_null(json_object_get(c, "phase")));
+	json_decref(j);
+	desc_free(ds);
 }
 
 /* A WM counter: int32 value × 10^exponent in the unit's base. */
@@ -569,6 +631,7 @@ int main(void)
 	    cmocka_unit_test(test_ie14_measurements),
 	    cmocka_unit_test(test_synthetic_measurements),
 	    cmocka_unit_test(test_ie38_counters),
+	    cmocka_unit_test(test_counter_tariffs_phases),
 	    cmocka_unit_test(test_wm3m4_counters),
 	    cmocka_unit_test(test_settings),
 	};

@@ -271,7 +271,10 @@ static void put_ctr(const struct desc_counter *c, long value, int exp, unsigned 
 static void check_c(json_t *c, const char *name, double value, const char *unit, const char *dir)
 {
 	assert_true(json_is_object(c));
-	assert_int_equal(json_object_size(c), 4);
+	assert_int_equal(json_object_size(c), 6);
+	/* no shipped description names a tariff-mask register */
+	assert_true(json_is_null(json_object_get(c, "tariffs")));
+	assert_non_null(json_object_get(c, "phase"));
 	assert_string_equal(json_string_value(json_object_get(c, "name")), name);
 	assert_true(json_is_number(json_object_get(c, "value")));
 	assert_close(json_number_value(json_object_get(c, "value")), value);
@@ -329,6 +332,8 @@ static void test_wm3m4_counters(void **state)
 	assert_false(d.reverse);
 	check_c(nr_at(j, 0), "Counter 1 NR", 12345600, "Wh", "import");
 	check_c(nr_at(j, 1), "Counter 2 NR", -50, "varh", "export");
+	/* the description states total energy (002 §4) */
+	assert_int_equal(json_integer_value(json_object_get(nr_at(j, 0), "phase")), 0);
 	json_decref(j);
 
 	/* other masks and codes: 12 import, 9 export, 15 bidirectional; 3 VAh;
@@ -401,6 +406,8 @@ static void test_ie38_counters(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "non_resettable")), 4);
 	assert_int_equal(json_array_size(json_object_get(j, "resettable")), 16);
 	check_c(nr_at(j, 0), "Counter 1 NR", 1234.5, "varh", "export");
+	/* no source says which phase an IE38 counter counts: null, not "total" */
+	assert_true(json_is_null(json_object_get(nr_at(j, 0), "phase")));
 	check_c(json_array_get(json_object_get(j, "resettable"), 0), "Counter 1", 0.5, "Wh",
 		"import");
 	/* order follows the file */

@@ -14,6 +14,7 @@
 #include "sg/devop.h"
 #include "sg/files.h"
 #include "sg/hist.h"
+#include "sg/reading.h"
 #include "sg/settings.h"
 #include "sg/version.h"
 
@@ -636,9 +637,8 @@ static void test_readings(void **state)
 	run(&link1, "{\"data\": {\"cmd\": \"measurements\", \"addr\": 0}}");
 	j = status();
 	/* the REST document plus "cmd"; no history here: no active tariff */
-	want = dev_reading_json(&devs[0], false);
+	want = reading_json(NULL, app.settings, &devs[0], false);
 	json_object_set_new(want, "cmd", json_string("measurements"));
-	json_object_set_new(json_object_get(want, "header"), "active_tariff", json_null());
 	a = json_dumps(j, JSON_SORT_KEYS);
 	b = json_dumps(want, JSON_SORT_KEYS);
 	assert_string_equal(a, b);
@@ -1319,8 +1319,7 @@ static void test_hadisc_announce(void **state)
 	assert_non_null(find("homeassistant/sensor/IS001093_3_u1/config"));
 	/* commands arrive on <root>/<sub topic> of the link */
 	p = find("homeassistant/switch/IS001093_bicom3/config");
-	assert_non_null(
-	    strstr(p->payload, "\"command_topic\":\"devices/IS001093/cmd/bicom/3/set\""));
+	assert_non_null(strstr(p->payload, "\"command_topic\":\"IS001093/cmd/bicom/3/set\""));
 	p = find(BASE "/bicom/0/state");
 	assert_string_equal(p->payload, "ON");
 	assert_true(p->retain);

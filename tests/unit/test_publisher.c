@@ -262,9 +262,10 @@ static void run_ms(struct fx *f, int ms)
 	assert_int_equal(loop_run(f->a.loop), 0);
 }
 
-static char *rest(int slot, bool counters)
+/* The REST document of slot, in the zone of f's settings. */
+static char *rest(struct fx *f, int slot, bool counters)
 {
-	json_t *j = reading_json(NULL, &devs[slot], counters);
+	json_t *j = reading_json(NULL, f->a.settings, &devs[slot], counters);
 	char *s = json_dumps(j, SG_JSON_FLAGS);
 
 	json_decref(j);
@@ -343,8 +344,8 @@ static void test_live(void **state)
 	assert_int_equal(publisher_init(&f->m, &f->p), 0);
 	run_ms(f, 1100);
 	assert_int_equal(l->npub, 2);
-	m = rest(DEV_SLOT_RS485(2), false);
-	c = rest(DEV_SLOT_RS485(2), true);
+	m = rest(f, DEV_SLOT_RS485(2), false);
+	c = rest(f, DEV_SLOT_RS485(2), true);
 	assert_string_equal(l->pub[0].sub, "device/2/measurements");
 	assert_string_equal(l->pub[0].payload, m);
 	assert_string_equal(l->pub[1].sub, "device/2/counters");
@@ -370,7 +371,7 @@ static void test_outage_replay(void **state)
 	f->m.tcp[1] = (struct stdtcp *)f; /* only passed to the fake stdtcp_push */
 	assert_int_equal(publisher_init(&f->m, &f->p), 0);
 	run_ms(f, 1100);
-	first = rest(DEV_SLOT_LEFT_IR, false);
+	first = rest(f, DEV_SLOT_LEFT_IR, false);
 	meter(DEV_SLOT_LEFT_IR, 2);
 	run_ms(f, 1000);
 	assert_int_equal(l->npub, 0);

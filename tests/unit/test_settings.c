@@ -242,8 +242,8 @@ static void test_defaults(void **state)
 	assert_int_equal(settings_int(f->s, "pulse_per_kwh"), 1000);
 	assert_string_equal(settings_str(f->s, "rs485_desc_7"), "RS485 Device 7");
 	assert_string_equal(settings_str(f->s, "ir_relay_desc"), "IR Bicom");
-	assert_string_equal(settings_str(f->s, "mqtt1_roottopic"), "devices/" SERIAL);
-	assert_string_equal(settings_str(f->s, "mqtt2_roottopic"), "devices/" SERIAL);
+	assert_string_equal(settings_str(f->s, "mqtt1_roottopic"), SERIAL);
+	assert_string_equal(settings_str(f->s, "mqtt2_roottopic"), SERIAL);
 	assert_string_equal(settings_str(f->s, "mqtt1_sub_topic"), "cmd");
 	assert_string_equal(settings_str(f->s, "mqtt2_pub_topic"), "publish");
 	assert_string_equal(settings_str(f->s, "serial_number"), SERIAL);
@@ -268,6 +268,21 @@ static void expect_refused(struct fx *f, json_t *obj, const char *want_in_err)
 	assert_int_equal(settings_crc(f->s), crc);
 	assert_int_equal(settings_generation(f->s), gen);
 	assert_false(exists(f, "settings.json"));
+}
+
+/* As expect_refused, once settings.json exists: it keeps its content. */
+static void expect_refused_saved(struct fx *f, json_t *obj, const char *want_in_err)
+{
+	uint32_t crc = settings_crc(f->s);
+	unsigned gen = settings_generation(f->s);
+
+	f->err[0] = '\0';
+	assert_int_equal(settings_set_json(f->s, obj, f->err, sizeof(f->err)), -EINVAL);
+	json_decref(obj);
+	if (!strstr(f->err, want_in_err))
+		fail_msg("error '%s' does not mention '%s'", f->err, want_in_err);
+	assert_int_equal(settings_crc(f->s), crc);
+	assert_int_equal(settings_generation(f->s), gen);
 }
 
 static void test_refused(void **state)
@@ -682,6 +697,46 @@ static void test_factory_reset(void **state)
 	settings_fini(s2);
 }
 
+/* A client may post back the whole document it read: GET /api/settings
+ * (read-only keys, no secrets) or the legacy get_settings (secrets as ""). */
+static void test_post_back_whole_document(void **state)
+{
+	struct fx *f = *state;
+	json_t *doc;
+	char *const kv[] = {"serial_number=" SERIAL, "auth_password=", "location=Roof"};
+
+	doc = json_pack("{s:s, s:s}", "auth_password", "s3cret", "mqtt1_password", "m");
+	assert_int_equal(settings_set_json(f->s, doc, f->err, sizeof(f->err)), 0);
+	json_decref(doc);
+	/* The REST read with one change. */
+	doc = settings_to_json(f->s, false);
+	json_object_set_new(doc, "description", json_string("Cellar"));
+	assert_int_equal(settings_set_json(f->s, doc, f->err, sizeof(f->err)), 0);
+	json_decref(doc);
+	assert_string_equal(settings_str(f->s, "description"), "Cellar");
+	/* The legacy read: every secret as "", which keeps it. */
+	doc = settings_to_json(f->s, true);
+	for (size_t i = 0; i < settings_count(); i++)
+		if (settings_def_at(i)->secret)
+			json_object_set_new(doc, settings_def_at(i)->key, json_string(""));
+	json_object_set_new(doc, "location", json_string("Attic"));
+	assert_int_equal(settings_set_json(f->s, doc, f->err, sizeof(f->err)), 0);
+	json_decref(doc);
+	assert_string_equal(settings_str(f->s, "location"), "Attic");
+	assert_string_equal(settings_str(f->s, "auth_password"), "s3cret");
+	assert_string_equal(settings_str(f->s, "mqtt1_password"), "m");
+	/* The same rule for sgctl set (key=value). */
+	assert_int_equal(settings_set_kv(f->s, kv, 3, f->err, sizeof(f->err)), 0);
+	assert_string_equal(settings_str(f->s, "location"), "Roof");
+	assert_string_equal(settings_str(f->s, "auth_password"), "s3cret");
+	/* A read-only key with another value is still refused, whole. */
+	expect_refused_saved(f, json_pack("{s:s, s:s}", "location", "X", "serial_number", "SG1"),
+			     "serial_number is read-only");
+	expect_refused_saved(f, json_pack("{s:s}", "model_type", "SG-X"),
+			     "model_type is read-only");
+	assert_string_equal(settings_str(f->s, "location"), "Roof");
+}
+
 static void test_secrets_hidden(void **state)
 {
 	struct fx *f = *state;
@@ -727,6 +782,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unknown_keys_in_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_factory_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secrets_hidden, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_post_back_whole_document, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

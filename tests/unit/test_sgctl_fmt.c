@@ -61,14 +61,17 @@ static void test_scaled(void **state)
 
 static void test_counters(void **state)
 {
-	char *s =
-	    render("counters 0", "{\"index\":0,\"counters\":{\"non_resettable\":[{\"name\":"
-				 "\"Active energy\",\"value\":12345.6,\"unit\":\"Wh\","
-				 "\"direction\":\"import\"}],\"resettable\":[{\"name\":\"x\"}]}}");
+	char *s = render("counters 0", "{\"index\":0,\"counters\":{\"non_resettable\":[{\"name\":"
+				       "\"Active energy\",\"value\":12345.6,\"unit\":\"Wh\","
+				       "\"direction\":\"import\",\"tariffs\":null,\"phase\":null},"
+				       "{\"name\":\"T\",\"value\":1,\"unit\":\"Wh\",\"direction\":"
+				       "\"export\",\"tariffs\":[1,2],\"phase\":2}],\"resettable\":"
+				       "[{\"name\":\"x\"}]}}");
 
 	(void)state;
 	expect_contains(s, "Non-resettable:\n");
 	expect_contains(s, "Active energy  12.3456  kWh  import\n");
+	expect_contains(s, "T                    1  Wh   export  L2  tariffs 1 2\n");
 	expect_contains(s, "Resettable:\n  x  -    -\n");
 	free(s);
 }
