@@ -2,7 +2,11 @@
  * loop and its timeout kept in one loop timer. Every request gets a struct
  * http_req that lives until MHD reports the request complete (or until a
  * deferred reply arrives, whichever is later), so asynchronous handlers never
- * hold a dangling pointer. */
+ * hold a dangling pointer. Slow clients cannot starve the others: one address
+ * holds at most CONN_PER_ADDR connections, and a request's header block must
+ * arrive within HEADER_MS of the connection (KEEPALIVE_MS of the previous
+ * reply), a total that a byte now and then does not renew; MHD's own timeout
+ * is only one of inactivity. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +31,11 @@
 #include "sg/netsock.h"
 
 #define CONN_LIMIT 256
-#define CONN_TIMEOUT_S 30   /* also bounds slow-loris senders */
+#define CONN_PER_ADDR 64   /* connections of one client address at once */
+#define CONN_TIMEOUT_S 30  /* inactivity, once the headers are in */
+#define HEADER_MS 5000	   /* from the connection to the end of the first header block */
+#define KEEPALIVE_MS 15000 /* from a reply to the end of the next header block */
+#define SWEEP_MS 500
 #define REBIND_DELAY_MS 200 /* lets the reply to the request that moved the port leave */
 #define HDR_MAX 4
 
@@ -61,6 +69,14 @@ struct http_req {
 	struct sockaddr_storage peer_sa;
 };
 
+/* One TCP connection (MHD's socket context), for the header deadline. */
+struct http_conn {
+	struct http_server *srv;
+	struct http_conn *prev, *next;
+	int fd;
+	int64_t deadline; /* the header block must be complete by then; 0 = none */
+};
+
 struct cache_entry {
 	struct MHD_Response *resp; /* one reference held by the cache */
 	uint64_t tag;
@@ -73,6 +89,8 @@ struct http_server {
 	int epfd, port, www_fd;
 	int64_t timer, timer_due, rebind_timer;
 	struct http_req *reqs;
+	struct http_conn *conns;
+	int64_t sweep_timer;
 	struct auth_throttle throttle;
 };
 
@@ -121,6 +139,88 @@ static void on_mhd_fd(int fd, uint32_t events, void *arg)
 	mhd_step(arg);
 }
 
+/* ---- connections: the header deadline ---- */
+
+static struct http_conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    conn ? MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void conn_deadline(struct MHD_Connection *conn, int64_t ms)
+{
+	struct http_conn *hc = conn_of(conn);
+
+	if (hc)
+		hc->deadline = ms ? clock_mono_ms() + ms : 0;
+}
+
+/* Cut connections whose header block is late: MHD sees the end of the stream
+ * at its next run and closes them. */
+static void on_sweep(void *arg)
+{
+	struct http_server *s = arg;
+	int64_t now = clock_mono_ms();
+
+	s->sweep_timer = 0;
+	for (struct http_conn *hc = s->conns; hc; hc = hc->next) {
+		if (hc->deadline && now >= hc->deadline) {
+			hc->deadline = 0;
+			shutdown(hc->fd, SHUT_RDWR);
+		}
+	}
+	if (s->conns) {
+		s->sweep_timer = loop_timer_add(s->app->loop, SWEEP_MS, on_sweep, s);
+		if (s->sweep_timer < 0)
+			s->sweep_timer = 0;
+	}
+}
+
+static void conn_unlink(struct http_conn *hc)
+{
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		hc->srv->conns = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	free(hc);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct http_conn *hc;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (*socket_context)
+			conn_unlink(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	hc = ci ? calloc(1, sizeof(*hc)) : NULL;
+	*socket_context = hc;
+	if (!hc)
+		return; /* no deadline then: MHD's inactivity timeout still applies */
+	hc->srv = s;
+	hc->fd = ci->connect_fd;
+	hc->deadline = clock_mono_ms() + HEADER_MS;
+	hc->next = s->conns;
+	if (s->conns)
+		s->conns->prev = hc;
+	s->conns = hc;
+	if (!s->sweep_timer) {
+		s->sweep_timer = loop_timer_add(s->app->loop, SWEEP_MS, on_sweep, s);
+		if (s->sweep_timer < 0)
+			s->sweep_timer = 0;
+	}
+}
+
 /* ---- requests ---- */
 
 static void req_unlink(struct http_req *r)
@@ -154,7 +254,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_req *r = *con_cls;
 
-	(void)cls, (void)conn, (void)toe;
+	(void)cls, (void)toe;
+	conn_deadline(conn, KEEPALIVE_MS); /* for the next request on this connection */
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -250,6 +351,61 @@ void http_reply_data(struct http_req *r, unsigned status, const char *content_ty
 	req_respond(r, status, resp);
 }
 
+/* Length of the strict UTF-8 sequence at s (as jansson takes it: no
+ * overlongs, surrogates or code points above U+10FFFF), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t n;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		lo = c == 0xe0 ? 0xa0 : 0x80;
+		hi = c == 0xed ? 0x9f : 0xbf;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		lo = c == 0xf0 ? 0x90 : 0x80;
+		hi = c == 0xf4 ? 0x8f : 0xbf;
+	} else {
+		return 0;
+	}
+	if (s[1] < lo || s[1] > hi)
+		return 0; /* also stops at the terminating NUL */
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	for (; *p; p += n)
+		if (!(n = utf8_len(p)))
+			return false;
+	return true;
+}
+
+/* Replace each byte that starts no valid sequence by '?' (a message quoting
+ * the request, or cut mid-character by truncation, stays a JSON string). */
+static void utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t n;
+
+	for (; *p; p += n)
+		if (!(n = utf8_len(p))) {
+			*p = '?';
+			n = 1;
+		}
+}
+
 /* The response for body (stolen), or NULL (no memory). */
 static struct MHD_Response *json_response(struct http_req *r, json_t *body)
 {
@@ -336,6 +492,7 @@ void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_scrub(msg);
 	http_reply_json(r, status, json_pack("{s:s, s:i}", "error", msg, "status", (int)status));
 }
 
@@ -580,8 +737,28 @@ static void take_body(struct http_req *r, const char *data, size_t len)
 	r->body[r->body_len] = '\0';
 }
 
+/* An HTTP token (RFC 9110 tchar), as a method must be. */
+static bool is_token(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("!#$%&'*+-.^_`|~", *s)))
+			return false;
+	return true;
+}
+
 static void dispatch(struct http_req *r, const char *url, const char *method)
 {
+	if (!is_token(method)) {
+		http_reply_error(r, 400, "invalid request method");
+		return;
+	}
+	if (!utf8_valid(url)) {
+		http_reply_error(r, 400, "request path is not valid UTF-8");
+		return;
+	}
 	if (r->too_big) {
 		http_reply_error(r, 413, "request body larger than %d bytes", HTTP_BODY_MAX);
 		return;
@@ -600,6 +777,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	(void)version;
 	if (!r) {
+		conn_deadline(conn, 0); /* the header block is complete */
 		r = req_new(cls, conn);
 		if (!r)
 			return MHD_NO;
@@ -686,6 +864,12 @@ static void stop_mhd(struct http_server *s)
 	MHD_stop_daemon(s->mhd); /* closes the listening socket */
 	s->mhd = NULL;
 	s->port = 0;
+	while (s->conns) /* MHD reports each closed connection; in case it did not */
+		conn_unlink(s->conns);
+	if (s->sweep_timer) {
+		loop_timer_cancel(s->app->loop, s->sweep_timer);
+		s->sweep_timer = 0;
+	}
 	if (s->timer) {
 		loop_timer_cancel(s->app->loop, s->timer);
 		s->timer = 0;
@@ -705,8 +889,10 @@ static int start_mhd(struct http_server *s, int port)
 	s->mhd = MHD_start_daemon(
 	    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
 	    s, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CONN_PER_ADDR,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
+	    on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		close(fd);
 		log_err("http: libmicrohttpd failed to start");

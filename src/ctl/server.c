@@ -1,6 +1,8 @@
 /* Control socket: line-delimited JSON over AF_UNIX, non-blocking, in the
  * loop. A client whose request waits for the bus stays allocated until the
- * reply arrives, even if it hung up meanwhile. */
+ * reply arrives, even if it hung up meanwhile. Silent clients cannot lock
+ * sgctl out: one idle for CTL_IDLE_MS is closed, and when the table is full
+ * the one idle the longest makes room for the newcomer. */
 #include "sg/ctlsrv.h"
 
 #include <errno.h>
@@ -14,10 +16,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sg/clock.h"
 #include "sg/ctl.h"
 #include "sg/log.h"
 
 #define CLIENTS_MAX 32
+#define CTL_IDLE_MS 30000 /* a client without a request in progress, silent this long */
+#define CTL_SWEEP_MS 1000
 
 struct ctl_client {
 	struct ctl_server *srv;
@@ -30,6 +35,7 @@ struct ctl_client {
 	bool pending;	 /* a request is being served */
 	bool gone;	 /* peer closed or error: free once not pending */
 	bool in_handler; /* inside client_take_lines: the caller frees */
+	int64_t last_active;
 };
 
 struct ctl_server {
@@ -38,6 +44,7 @@ struct ctl_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client *clients;
 	unsigned nclients;
+	int64_t idle_ms, sweep_timer;
 };
 
 static void client_free(struct ctl_client *c)
@@ -99,6 +106,7 @@ static void client_send(struct ctl_client *c, json_t *msg)
 
 	json_decref(msg);
 	c->pending = false;
+	c->last_active = clock_mono_ms();
 	if (c->gone) {
 		free(s);
 		if (!c->in_handler)
@@ -203,6 +211,7 @@ static void client_read(struct ctl_client *c)
 	memcpy(in + c->inlen, buf, (size_t)n);
 	c->in = in;
 	c->inlen += (size_t)n;
+	c->last_active = clock_mono_ms();
 	client_take_lines(c);
 }
 
@@ -219,6 +228,31 @@ static void on_client(int fd, uint32_t events, void *arg)
 		client_take_lines(c);
 }
 
+/* The client silent the longest with no request in progress, or NULL. The
+ * list is newest first: among equal times the oldest wins. */
+static struct ctl_client *idlest(struct ctl_server *s)
+{
+	struct ctl_client *best = NULL;
+
+	for (struct ctl_client *c = s->clients; c; c = c->next)
+		if (!c->pending && !c->gone && (!best || c->last_active <= best->last_active))
+			best = c;
+	return best;
+}
+
+static void on_sweep(void *arg)
+{
+	struct ctl_server *s = arg;
+	int64_t now = clock_mono_ms();
+
+	s->sweep_timer = loop_timer_add(s->app->loop, CTL_SWEEP_MS, on_sweep, s);
+	for (struct ctl_client *c = s->clients, *n; c; c = n) {
+		n = c->next;
+		if (!c->pending && !c->gone && now - c->last_active > s->idle_ms)
+			client_gone(c);
+	}
+}
+
 static void on_accept(int fd, uint32_t events, void *arg)
 {
 	struct ctl_server *s = arg;
@@ -228,12 +262,15 @@ static void on_accept(int fd, uint32_t events, void *arg)
 	(void)events;
 	if (cfd < 0)
 		return;
+	if (s->nclients >= CLIENTS_MAX && (c = idlest(s)))
+		client_gone(c);
 	if (s->nclients >= CLIENTS_MAX || !(c = calloc(1, sizeof(*c)))) {
 		close(cfd);
 		return;
 	}
 	c->srv = s;
 	c->fd = cfd;
+	c->last_active = clock_mono_ms();
 	if (loop_add_fd(s->app->loop, cfd, EPOLLIN, on_client, c) < 0) {
 		close(cfd);
 		free(c);
@@ -242,6 +279,20 @@ static void on_accept(int fd, uint32_t events, void *arg)
 	c->next = s->clients;
 	s->clients = c;
 	s->nclients++;
+}
+
+/* CTL_IDLE_MS, or $SGD_TEST_CTL_IDLE_MS (100…600000) when SGD_TEST_HOOKS=1. */
+static int64_t idle_timeout_ms(void)
+{
+	const char *hooks = getenv("SGD_TEST_HOOKS"), *v = getenv("SGD_TEST_CTL_IDLE_MS");
+	char *end;
+	long ms;
+
+	if (!hooks || strcmp(hooks, "1") || !v)
+		return CTL_IDLE_MS;
+	errno = 0;
+	ms = strtol(v, &end, 10);
+	return errno || end == v || *end || ms < 100 || ms > 600000 ? CTL_IDLE_MS : ms;
 }
 
 int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
@@ -272,6 +323,8 @@ int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
 	r = loop_add_fd(a->loop, s->fd, EPOLLIN, on_accept, s);
 	if (r < 0)
 		goto out_unlink;
+	s->idle_ms = idle_timeout_ms();
+	s->sweep_timer = loop_timer_add(a->loop, CTL_SWEEP_MS, on_sweep, s);
 	*out = s;
 	return 0;
 
@@ -288,6 +341,8 @@ void ctl_server_fini(struct ctl_server *s)
 {
 	if (!s)
 		return;
+	if (s->sweep_timer > 0)
+		loop_timer_cancel(s->app->loop, s->sweep_timer);
 	while (s->clients) {
 		s->clients->pending = false;
 		client_free(s->clients);

@@ -154,12 +154,12 @@ json_t *modbus_status_json(const struct modbus *m)
 {
 	if (!m)
 		return json_null();
-	return json_pack("{s:b, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
+	return json_pack("{s:b, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}",
 			 "enabled", m->enabled && m->lfd >= 0, "port", m->port, "unit", m->own_unit,
 			 "clients", m->nconns, "requests", (json_int_t)m->n.requests, "forwarded",
 			 (json_int_t)m->n.forwarded, "cache_hits", (json_int_t)m->n.cache_hits,
 			 "coalesced", (json_int_t)m->n.coalesced, "own", (json_int_t)m->n.own,
 			 "exceptions", (json_int_t)m->n.exceptions, "dropped",
-			 (json_int_t)m->n.dropped, "rejected", (json_int_t)m->n.rejected,
-			 "rs485_role", m->slave ? "slave" : "master");
+			 (json_int_t)m->n.dropped, "rejected", (json_int_t)m->n.rejected, "evicted",
+			 (json_int_t)m->n.evicted, "rs485_role", m->slave ? "slave" : "master");
 }

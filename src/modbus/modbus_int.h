@@ -13,6 +13,7 @@
 #include "sg/ownunit.h"
 
 #define MB_CLIENTS_MAX 128
+#define MB_PER_ADDR_MAX 32	/* connections of one client address at once */
 #define MB_IN_BUF 1024		/* a few pipelined requests */
 #define MB_OUT_MAX (64 * 1024)	/* stop reading a client that does not read its answers */
 #define MB_PARTIAL_MS 5000	/* an incomplete frame may sit this long (slow-loris) */
@@ -51,10 +52,12 @@ struct mbconn {
 	bool in_process;   /* conn_process is on the stack */
 	bool dead;	   /* write failed or peer closed: close at a safe point */
 	int64_t partial_since, last_active;
+	uint8_t peer[16]; /* client address, IPv4 as ::ffff:a.b.c.d */
 };
 
 struct mb_counters {
-	uint64_t requests, forwarded, cache_hits, coalesced, own, exceptions, dropped, rejected;
+	uint64_t requests, forwarded, cache_hits, coalesced, own, exceptions, dropped, rejected,
+	    evicted;
 };
 
 struct modbus {

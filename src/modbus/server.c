@@ -3,7 +3,10 @@
  * a malformed header cannot be resynchronised, so that connection is
  * dropped. Requests of one client are answered in order, one at a time;
  * an incomplete frame may wait MB_PARTIAL_MS before the connection is closed,
- * so byte-by-byte senders hold nothing but their own socket. */
+ * so byte-by-byte senders hold nothing but their own socket. A new client is
+ * never turned away for lack of room: at the per-address cap or the global
+ * limit the connection idle the longest (of that address, or of all) is
+ * closed, so idle sockets cannot lock the others out. */
 #include "modbus_int.h"
 
 #include <errno.h>
@@ -174,13 +177,70 @@ static void on_conn(int fd, uint32_t events, void *arg)
 	conn_run(c);
 }
 
+/* The client address as 16 bytes, IPv4 mapped into IPv6 so both compare alike. */
+static void peer_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (ss->ss_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	} else if (ss->ss_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	}
+}
+
+/* The connection of key (NULL: of anyone) silent the longest, preferring one
+ * without a request on the lines; NULL when there is none. The list is newest
+ * first, so among equal times (same ms) the oldest connection wins. */
+static struct mbconn *idlest(struct modbus *m, const uint8_t *key)
+{
+	struct mbconn *best = NULL;
+
+	for (struct mbconn *c = m->conns; c; c = c->next) {
+		if (key && memcmp(c->peer, key, 16))
+			continue;
+		if (!best || (!c->req && best->req) ||
+		    (!c->req == !best->req && c->last_active <= best->last_active))
+			best = c;
+	}
+	return best;
+}
+
+static unsigned count_peer(const struct modbus *m, const uint8_t *key)
+{
+	unsigned n = 0;
+
+	for (const struct mbconn *c = m->conns; c; c = c->next)
+		n += !memcmp(c->peer, key, 16);
+	return n;
+}
+
+/* Close the idlest connection when a new one from key would exceed a limit. */
+static void make_room(struct modbus *m, const uint8_t *key)
+{
+	struct mbconn *victim = NULL;
+
+	if (count_peer(m, key) >= MB_PER_ADDR_MAX)
+		victim = idlest(m, key);
+	else if (m->nconns >= MB_CLIENTS_MAX)
+		victim = idlest(m, NULL);
+	if (victim) {
+		m->n.evicted++;
+		conn_close(victim);
+	}
+}
+
 static void on_accept(int fd, uint32_t events, void *arg)
 {
 	struct modbus *m = arg;
 
 	(void)events;
 	for (;;) {
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
+		struct sockaddr_storage ss = {0};
+		socklen_t sl = sizeof(ss);
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC),
+		    one = 1;
+		uint8_t key[16];
 		struct mbconn *c;
 
 		if (cfd < 0) {
@@ -188,6 +248,8 @@ static void on_accept(int fd, uint32_t events, void *arg)
 				log_errno(LOG_WARNING, errno, "modbus tcp: accept");
 			return;
 		}
+		peer_key(&ss, key);
+		make_room(m, key);
 		if (m->nconns >= MB_CLIENTS_MAX || !(c = calloc(1, sizeof(*c)))) {
 			m->n.rejected++;
 			close(cfd);
@@ -198,6 +260,7 @@ static void on_accept(int fd, uint32_t events, void *arg)
 		c->fd = cfd;
 		c->events = EPOLLIN;
 		c->last_active = clock_mono_ms();
+		memcpy(c->peer, key, 16);
 		if (loop_add_fd(m->app->loop, cfd, EPOLLIN, on_conn, c) < 0) {
 			close(cfd);
 			free(c);

@@ -22,10 +22,17 @@
  * may change settings and so call link_configure. The mosquitto object must
  * never be destroyed or reconnected from inside its own callback, so
  * link_configure only schedules the work (0 ms loop timer) and failures seen
- * in a callback only stop watching the socket and arm the retry timer. */
+ * in a callback only stop watching the socket and arm the retry timer.
+ *
+ * Protocol: MQTT v5, so that the CONNECT can announce the largest packet we
+ * take (IN_PACKET_MAX): libmosquitto reads a whole packet into memory before
+ * we see it, and a v5 broker drops larger messages for us instead of sending
+ * them. A broker that refuses v5 gets 3.1.1 from the next attempt on (no
+ * limit announced then), until the link's settings change. */
 #include <errno.h>
 #include <limits.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +53,9 @@
 #define FILTERS_MAX 16
 #define TOPIC_MAX 65535
 #define PAYLOAD_MAX 268435455 /* the MQTT remaining-length limit */
+/* Commands are at most CMD_PAYLOAD_MAX (64 KiB); up to this size a larger one
+ * is still read and refused with an error reply, beyond it the broker drops it. */
+#define IN_PACKET_MAX (256 * 1024)
 #define OS_CA_DIR "/etc/ssl/certs"
 #define STR_MAX 256 /* longer than any string setting of a link */
 #define WHY_MAX 256 /* a failure reason */
@@ -76,8 +86,10 @@ struct mqtt_link {
 	char fp[FP_MAX]; /* fingerprint of cfg and the TLS files it names */
 	int loglevel;	 /* libmosquitto lines up to this syslog level are logged */
 	struct mosquitto *mosq;
-	bool started; /* connect_async done once: later attempts use reconnect_async */
-	int fd;	      /* the socket as registered in the loop, or -1 */
+	bool started;	/* connect_async done once: later attempts use reconnect_async */
+	bool v311;	/* the broker refused MQTT v5: use 3.1.1 until the settings change */
+	bool mosq_v311; /* the protocol mosq was created with */
+	int fd;		/* the socket as registered in the loop, or -1 */
 	uint32_t events;
 	bool tcp_up; /* the socket reported writable: the TCP connect is over */
 	int in_lib;  /* libmosquitto calls on the stack (callbacks may run) */
@@ -497,8 +509,14 @@ static void subscribe_all(struct mqtt_link *l)
 {
 	char t[2 * STR_MAX + 4];
 
-	snprintf(t, sizeof(t), "%s/%s", l->cfg.root, l->cfg.sub);
-	mosquitto_subscribe(l->mosq, NULL, t, 1);
+	/* "cmd/#" also matches "cmd" itself. A v5 broker (mosquitto) sends one
+	 * copy per matching subscription, so there it is the only one: with
+	 * "cmd" beside it every command would run twice. Overlapping filters
+	 * must not be added for the same reason. */
+	if (l->mosq_v311) {
+		snprintf(t, sizeof(t), "%s/%s", l->cfg.root, l->cfg.sub);
+		mosquitto_subscribe(l->mosq, NULL, t, 1);
+	}
 	snprintf(t, sizeof(t), "%s/%s/#", l->cfg.root, l->cfg.sub);
 	mosquitto_subscribe(l->mosq, NULL, t, 1);
 	mosquitto_subscribe(l->mosq, NULL, HA_STATUS_TOPIC, 1);
@@ -539,8 +557,15 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 		went_up(l);
 		return;
 	}
+	if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && !l->v311) {
+		l->v311 = true; /* attempt() makes a new client for it */
+		log_notice("mqtt%d: the broker does not speak MQTT v5; using 3.1.1 (no maximum "
+			   "packet size announced)",
+			   l->n);
+	}
 	/* libmosquitto drops the connection right after; fail() shows this. */
-	snprintf(l->refused, sizeof(l->refused), "%s", mosquitto_connack_string(rc));
+	snprintf(l->refused, sizeof(l->refused), "%s",
+		 l->mosq_v311 ? mosquitto_connack_string(rc) : mosquitto_reason_string(rc));
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
@@ -670,6 +695,27 @@ static void set_callbacks(struct mqtt_link *l)
 	mosquitto_log_callback_set(l->mosq, on_log);
 }
 
+/* Have every CONNECT of this client announce IN_PACKET_MAX. libmosquitto 2.0
+ * has no non-blocking connect that takes properties, but
+ * mosquitto_connect_bind_v5 keeps its properties for every later connect
+ * and, given a keepalive it refuses, returns right after storing them, before
+ * any network I/O; test_mqtt test_oversized_command checks that it worked. */
+static bool announce_max(struct mqtt_link *l)
+{
+	mosquitto_property *props = NULL;
+	int rc = mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, IN_PACKET_MAX);
+
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_connect_bind_v5(l->mosq, l->cfg.server, (int)l->cfg.port,
+					       1 /* refused: store only */, NULL, props);
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_INVAL) {
+		halt(l, "cannot set the MQTT v5 maximum packet size: %s", mosquitto_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
 static bool create(struct mqtt_link *l)
 {
 	char id[64], avail[sizeof(l->base) + 16];
@@ -681,7 +727,11 @@ static bool create(struct mqtt_link *l)
 		return false;
 	}
 	l->started = false;
-	mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+	l->mosq_v311 = l->v311;
+	mosquitto_int_option(l->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+			     l->v311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+	if (!l->v311 && !announce_max(l))
+		return false;
 	set_callbacks(l);
 	if (l->cfg.user[0])
 		mosquitto_username_pw_set(l->mosq, l->cfg.user,
@@ -709,6 +759,8 @@ static void attempt(struct mqtt_link *l)
 {
 	int rc, err;
 
+	if (l->mosq && l->mosq_v311 != l->v311)
+		destroy(l); /* falling back to 3.1.1: a client of the other protocol */
 	if (!l->mosq && !create(l))
 		return; /* halt() said why */
 	l->liberr[0] = l->refused[0] = '\0';
@@ -870,6 +922,7 @@ static void apply(void *arg)
 	snprintf(l->base, sizeof(l->base), "%s/%s", c.root, c.pub);
 	l->backoff_s = 1;
 	l->had_error = false;
+	l->v311 = false;
 	if (cfg_usable(l))
 		attempt(l);
 }

@@ -354,6 +354,70 @@ def test_bad_ctl_requests():
         demo.stop()
 
 
+def unix_closed_by_peer(s, timeout):
+    """True when sgd closes the control-socket connection s within timeout
+    (any reply before is read and ignored)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if s.recv(65536) == b"":
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@test
+def test_ctl_idle_clients():
+    """Silent clients of the control socket cannot lock sgctl out: with 40 of
+    them (the table holds 32) sgctl still works at once, the oldest silent
+    ones making room; and a silent client is closed after the idle timeout
+    (30 s, 2 s here through the SGD_TEST_HOOKS test hook)."""
+    for idle in (None, 2000):
+        work = tempfile.mkdtemp(prefix="sgd-core-")
+        wrapper = ["env", "SGD_TEST_HOOKS=1", "SGD_TEST_CTL_IDLE_MS=%d" % idle] if idle else []
+        sgd = Sgd(work, {}, wrapper=wrapper).start()
+        socks = []
+        try:
+            if idle is None:
+                for _ in range(40):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(sgd.sock)
+                    socks.append(s)
+                for k in range(3):
+                    assert sgd.ok("status", timeout=20)["devices_enabled"] == 0
+                # the newest silent clients are kept, the oldest were closed
+                assert unix_closed_by_peer(socks[0], 10), "the oldest idle client is open"
+                for line in ['{"argv": ["status"]}', "not json"]:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(sgd.sock)
+                    socks.append(s)
+                    s.sendall(line.encode() + b"\n")
+                    assert s.recv(65536).startswith(b'{"ok"'), line
+            else:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sgd.sock)
+                socks.append(s)
+                t0 = time.monotonic()
+                assert unix_closed_by_peer(s, 20), "an idle client was kept 20 s"
+                print("  idle client closed after %.1fs (timeout 2 s)" % (time.monotonic() - t0))
+                # a client with a request answered is idle after it too
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sgd.sock)
+                socks.append(s)
+                s.sendall(b'{"argv": ["status"]}\n')
+                assert unix_closed_by_peer(s, 20), "a client idle after its reply was kept"
+            assert sgd.ok("status")["devices_enabled"] == 0
+        finally:
+            for s in socks:
+                s.close()
+            rc = sgd.stop()
+        assert rc == 0, (rc, sgd.logtext()[-2000:])
+
+
 @test
 def test_factory_reset_and_clean_shutdown():
     demo = Demo().start()

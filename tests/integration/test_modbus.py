@@ -157,8 +157,9 @@ class Client:
     _tid = 0x1000
     _lock = threading.Lock()
 
-    def __init__(self, port, timeout=10):
-        self.s = socket.create_connection((HOST, port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        self.s = socket.create_connection((HOST, port), timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @classmethod
@@ -250,8 +251,8 @@ class Rig:
             return all(d["status"] == "ok" for d in devs if d["status"] != "disabled")
         wait_until(all_ok, timeout, "every device ok")
 
-    def client(self, timeout=10):
-        return Client(self.port, timeout)
+    def client(self, timeout=10, source=None):
+        return Client(self.port, timeout, source)
 
     def sim(self, unit):
         return self.sims[UNITS[unit][0]]
@@ -789,7 +790,8 @@ def slowloris_and_50_clients(r):
 
     def client(k, rng, n):
         try:
-            c = r.client(timeout=20)
+            # over four source addresses: one address holds at most 32 connections
+            c = r.client(timeout=20, source="127.0.0.%d" % (2 + k % 4))
             for i in range(n):
                 unit = rng.choice([OWN] + list(UNITS))
                 fc, base, size = rng.choice([(4, 1, 13), (3, 101, 40)])
@@ -837,6 +839,52 @@ def slowloris_and_50_clients(r):
     assert t0 + quick < min(loris_done.values()), "own-unit reads waited for the slow senders"
     # every connection of this test is gone from the server's list
     wait_until(lambda: r.modbus_status()["clients"] == 0, 10, "no Modbus clients left")
+
+
+def idle_sockets(port, source, n):
+    """n connections from source that never send anything."""
+    return [socket.create_connection((HOST, port), timeout=10, source_address=(source, 0))
+            for _ in range(n)]
+
+
+@test
+def test_client_limits():
+    """Idle sockets lock nobody out: at the per-address cap (32) and at the
+    global limit (128) the connection silent the longest is closed and the
+    new client is served."""
+    r = rig()
+    socks = []
+    try:
+        base = r.modbus_status().get("evicted", 0)
+        # 128 idle connections from one address: its oldest 96 are closed
+        socks += idle_sockets(r.port, "127.0.0.1", 128)
+        wait_until(lambda: r.modbus_status()["evicted"] - base >= 96, 20,
+                   "96 idle connections of 127.0.0.1 closed")
+        assert r.modbus_status()["clients"] == 32, r.modbus_status()
+        c = r.client(source="127.0.0.1")
+        assert c.read(OWN, 4, 1, 13), "no answer at the per-address cap"
+        assert closed_by_peer(socks[96], 10), "the longest idle connection was not closed"
+        c.close()
+        del socks[:97]  # closed by the server
+        wait_until(lambda: r.modbus_status()["clients"] == 31, 10, "31 clients left")
+        # 31 + 3 x 32 + 1 = 128 from five addresses: the global limit
+        for k in range(3):
+            socks += idle_sockets(r.port, "127.0.0.%d" % (2 + k), 32)
+        socks += idle_sockets(r.port, "127.0.0.5", 1)
+        wait_until(lambda: r.modbus_status()["clients"] == 128, 20, "128 clients")
+        evicted = r.modbus_status()["evicted"]
+        c = r.client(source="127.0.0.6")
+        assert c.read(OWN, 4, 1, 13), "no answer at the global limit"
+        st = r.modbus_status()
+        assert st["clients"] == 128 and st["evicted"] == evicted + 1, st
+        # the one closed was the oldest idle one (of 127.0.0.1)
+        assert closed_by_peer(socks[0], 10), "the longest idle connection was not closed"
+        c.close()
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: r.modbus_status()["clients"] == 0, 20, "no Modbus clients left")
+    r.alive()
 
 
 # ---- 5. pipelining ----

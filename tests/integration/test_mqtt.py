@@ -662,6 +662,182 @@ def test_malformed_commands():
         broker.cleanup()
 
 
+def vm_hwm_kb(pid):
+    """Peak resident memory of pid (VmHWM), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmHWM:"):
+                return int(ln.split()[1])
+    raise AssertionError("no VmHWM for pid %d" % pid)
+
+
+@test
+def test_oversized_command():
+    """A command far over the size limit never enters sgd's memory: the link
+    speaks MQTT v5 and announces a maximum packet size (256 KiB), so the
+    broker drops a 32 MiB command for it; one a little over 64 KiB is still
+    refused with an error reply; will, retained availability, QoS 1 and the
+    subscriptions work over v5; the link keeps working."""
+    broker = Broker().start()
+    obs = Observer(broker.plain)
+    work = tempfile.mkdtemp(prefix="sgd-mqtt-")
+    sgd = Sgd(work, {})
+    try:
+        sgd.start()
+        sgd.http_on()
+        mark = obs.mark()
+        sgd.ok("set", *link_settings(1, broker.plain))
+        base, cmd_topic = topics_of(sgd)
+        obs.wait_msg(base + "/status/hello", mark, timeout=20)
+        wait_connected(sgd, 1)
+        c = Cmd(obs, base, cmd_topic)
+        # each command runs once (a v5 broker sends a copy per matching
+        # subscription: overlapping ones would run it twice)
+        mark = obs.mark()
+        for _ in range(3):
+            obs.publish(cmd_topic, json.dumps({"data": {"cmd": "get_settings"}}))
+        obs.publish(cmd_topic, json.dumps({"data": {"cmd": "no_such_command"}}))
+        # answered after every copy of the three
+        obs.wait_for(lambda msgs: [m for m in obs.since(mark, base + "/status")
+                                   if b"no_such_command" in m.payload], 15,
+                     "the reply to the fourth command")
+        n = sum(1 for m in obs.since(mark, base + "/status") if b'"get_settings"' in m.payload)
+        assert n == 3, "3 commands got %d replies" % n
+        err = c.error(raw=b'{"data": {"cmd": "' + b"x" * (100 * 1024) + b'"}}')
+        assert "refused" in err, err
+        pid = sgd.proc.pid
+        before = vm_hwm_kb(pid)
+        huge = 32 * 1024 * 1024
+        mark = obs.mark()
+        obs.publish(cmd_topic, b'{"data": {"cmd": "' + b"x" * huge + b'"}}', timeout=120)
+        # answered, so the huge one (published before) was delivered or dropped
+        assert c.ok({"cmd": "get_settings"}, timeout=60)
+        grown = vm_hwm_kb(pid) - before
+        print("  peak memory of sgd grew by %d KiB with a %d MiB command" % (grown, huge >> 20))
+        assert grown < 12 * 1024, "sgd took a %d MiB command into memory (VmHWM +%d KiB)" % (
+            huge >> 20, grown)
+        big = [m for m in obs.since(mark) if m.topic in (base + "/status", base + "/error")
+               and b"%d" % (huge + 20) in m.payload]
+        assert not big, "the %d MiB command reached sgd: %r" % (huge >> 20, big[0].payload[:200])
+        alive(sgd)
+        assert link_info(sgd, 1)["status"] == "Connected"
+        # the will over v5: a killed sgd is announced offline by the broker
+        ret = retained(broker.plain, base + "/availability").get(base + "/availability")
+        assert ret and ret.payload == b"online", ret
+        mark = obs.mark()
+        sgd.proc.kill()
+        sgd.proc.wait()
+        m = obs.wait_msg(base + "/availability", mark, timeout=90,
+                         what="the last will after kill -9")
+        assert m.payload == b"offline", m.payload
+    finally:
+        obs.close()
+        sgd.stop()
+        broker.cleanup()
+
+
+class V311Broker(threading.Thread):
+    """A broker that speaks MQTT 3.1.1 only: a v5 CONNECT gets the 3.1.1
+    refusal "unacceptable protocol version"; a 3.1.1 one is accepted, and
+    SUBSCRIBE, QoS 1 PUBLISH and PINGREQ are acknowledged. Records the
+    protocol level of every CONNECT."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.levels, self.published = [], []
+        self.start()
+
+    @staticmethod
+    def packet(s):
+        head = s.recv(1)
+        if not head:
+            raise EOFError
+        n, mult = 0, 1
+        while True:
+            b = s.recv(1)[0]
+            n += (b & 0x7F) * mult
+            mult *= 128
+            if not b & 0x80:
+                break
+        body = b""
+        while len(body) < n:
+            chunk = s.recv(n - len(body))
+            if not chunk:
+                raise EOFError
+            body += chunk
+        return head[0], body
+
+    def serve(self, s):
+        t, body = self.packet(s)
+        assert t >> 4 == 1 and body[:6] == b"\x00\x04MQTT", body[:8]
+        self.levels.append(body[6])
+        if body[6] != 4:
+            s.sendall(b"\x20\x02\x00\x01")  # 3.1.1: unacceptable protocol version
+            return
+        s.sendall(b"\x20\x02\x00\x00")
+        while True:
+            t, body = self.packet(s)
+            kind = t >> 4
+            if kind == 8:  # SUBSCRIBE: grant QoS 1 to each filter
+                n, off = 0, 2
+                while off < len(body):
+                    off += 2 + ((body[off] << 8) | body[off + 1]) + 1
+                    n += 1
+                s.sendall(bytes([0x90, 2 + n]) + body[:2] + b"\x01" * n)
+            elif kind == 3:
+                tl = (body[0] << 8) | body[1]
+                self.published.append(body[2:2 + tl].decode())
+                if (t >> 1) & 3:
+                    s.sendall(b"\x40\x02" + body[2 + tl:4 + tl])
+            elif kind == 12:
+                s.sendall(b"\xd0\x00")
+            elif kind == 14:
+                return
+
+    def run(self):
+        while True:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            try:
+                self.serve(s)
+            except (EOFError, OSError, IndexError):
+                pass
+            finally:
+                s.close()
+
+    def close(self):
+        self.srv.close()
+
+
+@test
+def test_v311_broker():
+    """A broker that refuses MQTT v5 is spoken to in 3.1.1 from the next
+    attempt on."""
+    fake = V311Broker()
+    work = tempfile.mkdtemp(prefix="sgd-mqtt-")
+    sgd = Sgd(work, {})
+    try:
+        sgd.start()
+        sgd.http_on()
+        sgd.ok("set", *link_settings(1, fake.port))
+        wait_connected(sgd, 1, timeout=30)
+        assert fake.levels[:2] == [5, 4], fake.levels
+        base, _ = topics_of(sgd)
+        wait_until(lambda: base + "/status/hello" in fake.published, 10, "hello over 3.1.1")
+        alive(sgd)
+        stop_clean(sgd)
+    finally:
+        sgd.stop()
+        fake.close()
+
+
 # ---- 4. broker outage: buffered, replayed in order ----
 
 def series(obs, topic):

@@ -962,8 +962,12 @@ def test_concurrency():
 
         def worker(k):
             conn = None
+            # 64 workers from two addresses beside the slow ones of 127.0.0.1
+            # (one address holds at most 64 connections)
+            src = "127.0.0.%d" % (2 + k % 2)
             if k % 2 == 0:  # half keep-alive, half a connection per request
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
+                                                  source_address=(src, 0))
             try:
                 j = 0
                 while j < per_thread or time.monotonic() < t_end:
@@ -971,7 +975,8 @@ def test_concurrency():
                     path = "/api/measurement/0" if (j + k) % 2 else "/api/devices"
                     t0 = time.monotonic()
                     try:
-                        st, _, data = http_request(port, "GET", path, timeout=30, conn=conn)
+                        st, _, data = http_request(port, "GET", path, timeout=30, conn=conn,
+                                                   source=src)
                         ok = st == 200 and isinstance(data, dict) and \
                             ("measurements" in data or "devices" in data)
                     except Exception as e:  # counted, not raised: every failure is reported
@@ -1051,6 +1056,153 @@ def test_keep_alive():
         finally:
             conn.close()
     finally:
+        sgd.stop()
+
+
+def error_lines(sgd):
+    """The log lines of level error or worse (<0>…<3>)."""
+    return [ln for ln in sgd.logtext().splitlines() if re.match(r"<[0-3]>", ln)]
+
+
+@test
+def test_bad_utf8():
+    """A path or method that is not valid UTF-8 (raw, %-escaped, or a valid
+    path whose echo is cut mid-character at 512 bytes) answers a 4xx JSON
+    error, never 500, and logs no error."""
+    work = tempfile.mkdtemp(prefix="sgd-rest-")
+    sgd = Sgd(work, {})
+    try:
+        sgd.start()
+        port = sgd.http_on()
+        tail = "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        cases = [(b"GET /api/\xff\xfe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
+                 (b"GET /api/measurement/\xc3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                  400),
+                 (b"GET /index\xed\xa0\x80.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"\r\n", 400),
+                 ((tail % "/api/%ff%fe").encode(), 400),
+                 ((tail % "/api/x%c0%af").encode(), 400),
+                 (b"G\xc3T /api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
+                 (b"P\xffST /api/settings HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                  b"Connection: close\r\n\r\n{}", 400)]
+        # valid UTF-8 whose echo in the message is cut at 512 bytes mid-character
+        for pad in ("x", "xy"):
+            path = "/api/" + pad + "\u00e9" * 300
+            cases.append(((tail % path).encode("utf-8"), 404))
+            cases.append(((tail % ("/api/" + pad + "\u20ac" * 200)).encode("utf-8"), 404))
+        cases.append(((tail % "/get_command?command=%ff&number=0").encode(), 400))
+        before = len(error_lines(sgd))
+        for req, want in cases:
+            st, hd, body = raw_http(port, req, timeout=10)
+            assert st == want, "%r: status %r %r, expected %d" % (req[:60], st, body[:200], want)
+            data = json.loads(body)
+            assert data["status"] == want and data["error"], (req[:60], data)
+        errs = error_lines(sgd)[before:]
+        assert not errs, "error lines logged for bad requests:\n%s" % "\n".join(errs[:5])
+        assert sgd.http("GET", "/api")[0] == 200
+    finally:
+        sgd.stop()
+
+
+def slow_socket(port, source, data, timeout=5):
+    """A connection from source that sent data (an unfinished request) and
+    waits; None when it could not connect."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                     source_address=(source, 0))
+        s.sendall(data)
+        return s
+    except OSError:
+        return None
+
+
+def closed_by_peer(s, timeout):
+    """True when the server closes s within timeout (a reply first is read)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not s.recv(65536):
+                return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@test
+def test_slow_clients():
+    """300 slow connections from one address do not starve another address
+    (at most 64 per address, limit 256); a header block must be complete in
+    5 s, even from a client that sends a byte now and then (MHD's 30 s
+    timeout is one of inactivity); a short body then a half-close is not
+    held."""
+    work = tempfile.mkdtemp(prefix="sgd-rest-")
+    sgd = Sgd(work, {})
+    socks = []
+    try:
+        sgd.start()
+        port = sgd.http_on()
+        part = b"GET /api HTTP/1.1\r\nHost: x\r\n"
+        t0 = time.monotonic()
+        for _ in range(300):
+            s = slow_socket(port, "127.0.0.1", part)
+            if s:
+                socks.append(s)
+        print("  300 slow connections opened in %.1fs" % (time.monotonic() - t0))
+        t0 = time.monotonic()
+        st, _, data = sgd.http("GET", "/api", source="127.0.0.2", timeout=10)
+        assert st == 200 and data["device"], (st, data)
+        print("  127.0.0.2 served in %.2fs beside them" % (time.monotonic() - t0))
+        # ... because 127.0.0.1 holds 64 of them, the rest were closed at once
+        # (this runs well within the 5 s header deadline of the 64)
+        held = sum(1 for s in socks if not closed_by_peer(s, 0.002))
+        assert held == 64, "127.0.0.1 holds %d connections, expected 64" % held
+        # the slow ones are closed well before MHD's 30 s
+        t0 = time.monotonic()
+        left = [s for s in socks if not closed_by_peer(s, max(0.1, t0 + 20 - time.monotonic()))]
+        assert not left, "%d unfinished header blocks still open after 20 s" % len(left)
+        print("  all closed after %.1fs" % (time.monotonic() - t0))
+        for s in socks:
+            s.close()
+        socks.clear()
+        # a byte every 0.5 s renews no deadline
+        s = slow_socket(port, "127.0.0.3", b"G")
+        socks.append(s)
+        t0 = time.monotonic()
+        closed = False
+        for ch in b"ET /api HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 100:
+            if closed_by_peer(s, 0.5):
+                closed = True
+                break
+            try:
+                s.send(bytes([ch]))
+            except OSError:
+                closed = True
+                break
+        assert closed and time.monotonic() - t0 < 20, "a dribbling header block was kept"
+        print("  dribbling client closed after %.1fs" % (time.monotonic() - t0))
+        # keep-alive: a complete request, then an unfinished one
+        s = slow_socket(port, "127.0.0.3", b"GET /api HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(s)
+        t0 = time.monotonic()
+        assert closed_by_peer(s, 25), "an idle keep-alive connection was kept 25 s"
+        print("  idle keep-alive connection closed after %.1fs" % (time.monotonic() - t0))
+        # a short body, then a half-close: answered or closed at once
+        s = slow_socket(port, "127.0.0.4", b"POST /api/settings HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"de")
+        socks.append(s)
+        time.sleep(0.2)
+        s.shutdown(socket.SHUT_WR)
+        t0 = time.monotonic()
+        assert closed_by_peer(s, 20), "a half-closed short body was held"
+        print("  half-closed short body closed after %.2fs" % (time.monotonic() - t0))
+        assert sgd.http("GET", "/api")[0] == 200
+        assert sgd.proc.poll() is None
+    finally:
+        for s in socks:
+            s.close()
         sgd.stop()
 
 
