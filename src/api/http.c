@@ -650,7 +650,7 @@ static bool auth_gate(struct http_req *r, const struct http_route *rt)
 		return true;
 	}
 	auth_throttle_fail(&s->throttle, sa, now);
-	log_notice("http: failed authentication from %s", r->peer);
+	log_warn("http: failed authentication from %s", r->peer);
 	http_reply_error(r, 403, "wrong user name or password");
 	return false;
 }
