@@ -96,20 +96,23 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index)
 	return d;
 }
 
-/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s. */
+/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s; the
+ * tag changes with the values (a partial read leaves the read time, the
+ * oldest of the blocks shown, where it was). */
 static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 {
 	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+	uint64_t tag = counters ? d->ctr_seq : d->meas_seq;
 	json_t *doc;
 
-	if (read_ms && http_reply_cached(r, key, (uint64_t)read_ms))
+	if (read_ms && http_reply_cached(r, key, tag))
 		return;
 	doc = reading_json(http_req_app(r)->hist, d, counters);
 	if (!doc)
 		http_reply_error(r, 500, "out of memory");
 	else if (read_ms)
-		http_reply_json_cache(r, key, (uint64_t)read_ms, doc);
+		http_reply_json_cache(r, key, tag, doc);
 	else
 		http_reply_json(r, 200, doc);
 }

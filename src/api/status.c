@@ -21,9 +21,11 @@
  * so these are ours:
  *   bit 0  a configured device is not responding
  *   bit 1  a configured device's bus is absent on this board, or its serial
- *          port could not be opened */
+ *          port could not be opened
+ *   bit 2  a configured device answers, but its reads fail (read error) */
 #define ERRF_DEVICE_DOWN 0x1u
 #define ERRF_BUS_DOWN 0x2u
+#define ERRF_READ_ERROR 0x4u
 
 static const char *const bus_names[CONF_BUS_COUNT] = {"Left IR", "Right IR", "RS485"};
 
@@ -116,6 +118,8 @@ static unsigned error_flags(struct app *a)
 			continue;
 		if (d->health == DEV_NOT_RESPONDING)
 			f |= ERRF_DEVICE_DOWN;
+		if (d->health == DEV_READ_ERROR)
+			f |= ERRF_READ_ERROR;
 		if (bus_down(a, d->bus))
 			f |= ERRF_BUS_DOWN;
 	}
