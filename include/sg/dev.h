@@ -100,7 +100,8 @@ json_t *dev_measurements_json(const struct dev *d);
 json_t *dev_counters_json(const struct dev *d);
 /* The document REST serves and MQTT publishes for a device's last reading:
  * {"measurements"|"counters": …, "header": {index, interface, model, serial,
- * status, read_at_ms, read_time}}; it depends only on that reading. */
+ * status, read_at_ms, read_time}}; it depends only on that reading. The read
+ * time is meas_ms / ctr_ms: the oldest block shown, never newer than a value. */
 json_t *dev_reading_json(const struct dev *d, bool counters);
 
 #endif
