@@ -56,8 +56,9 @@ struct dev {
 	enum desc_dir ctr_dir[DESC_CTR_MAX];
 	int16_t ctr_exp[DESC_CTR_MAX];
 	int64_t ctr_ms;
-	/* Change whenever the measurement / counter values change (cache tags:
-	 * a partial read changes values without changing the oldest read time). */
+	/* Change whenever the measurement / counter values change, to values never
+	 * used before by any slot (cache tags: a partial read changes values
+	 * without changing the oldest read time). */
 	uint64_t meas_seq, ctr_seq;
 
 	int relay; /* -1 unknown, 0 off, 1 on */

@@ -246,8 +246,8 @@ static void identified(struct poll *p, struct pslot *s)
 		memset(s->dev.meas_ok, 0, sizeof(s->dev.meas_ok));
 		memset(s->dev.ctr_ok, 0, sizeof(s->dev.ctr_ok));
 		s->dev.meas_ms = s->dev.ctr_ms = 0;
-		s->dev.meas_seq++;
-		s->dev.ctr_seq++;
+		s->dev.meas_seq = ++p->seq;
+		s->dev.ctr_seq = ++p->seq;
 	}
 	s->dev.d = d;
 	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model, s->dev.serial,
@@ -286,9 +286,9 @@ static void cycle_done(struct poll *p, struct pslot *s)
 		s->blk[i].read_ms = s->stage_ms[i];
 		s->blk[i].fails = 0;
 		if (i < s->nmeas_chain)
-			s->dev.meas_seq++;
+			s->dev.meas_seq = ++p->seq;
 		else
-			s->dev.ctr_seq++;
+			s->dev.ctr_seq = ++p->seq;
 	}
 	memset(s->staged, 0, sizeof(s->staged));
 	s->dev.meas_ms = oldest_read(s, 0, s->nmeas_chain);

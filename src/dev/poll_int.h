@@ -71,6 +71,8 @@ struct poll {
 		void *arg;
 	} notify[POLL_NOTIFY_MAX];
 	struct op *ops; /* on-demand operations in flight */
+	uint64_t seq;	/* last value given to a dev's meas_seq/ctr_seq: unique across
+			 * slots and reconfigurations, so a cache tag is never reused */
 };
 
 /* Slot configuration from settings. */
