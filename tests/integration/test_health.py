@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Device health through the running daemon (issue 12 §2): a meter that
 answers every read with a Modbus exception is not "ok" (REST 503, status
-"read error" naming the exception and the registers, an event), its old values
-never get a new read time, and it recovers when the fault is cleared. A
+"read error" naming the exception and the registers, an event, the MQTT error
+topic and no more periodic documents), its old values never get a new read
+time, and it recovers when the fault is cleared. A
 partial fault (one block failing, the others read) leaves the failed block's
 read time where it was while the others move on, and a failing counter block
 leaves missing load-profile intervals, never the stale counter. Faults come
@@ -171,6 +172,47 @@ def test_partial_fault_keeps_block_read_time():
         assert ctl_read_at(demo, "measurements") > m0
     finally:
         demo.stop()
+
+
+@test
+def test_mqtt_error_and_no_stale_push():
+    """Over MQTT: the read error on the error topic (once, naming the
+    exception), no periodic document of the meter while it lasts, and fresh
+    ones after the fault is cleared."""
+    from broker import Broker, Observer
+    broker = Broker().start()
+    obs = Observer(broker.plain)
+    demo = Demo()
+    try:
+        demo.start(FAST + ["push1_protocol=1", "mqtt1_server=127.0.0.1",
+                           "mqtt1_port=%d" % broker.plain, "mqtt1_tls=0",
+                           "leftir_pushlink=1", "leftir_pushintv=1"])
+        demo.wait_all_ok()
+        s = demo.sgd.ok("settings")["settings"]
+        base = s["mqtt1_roottopic"] + "/" + s["mqtt1_pub_topic"]
+        topic = base + "/device/0/measurements"
+        m = obs.wait_msg(topic, timeout=20, what="a periodic Left IR document")
+        mark = obs.mark()
+        demo.left.ctl("fault %d exception 4" % LEFT)
+        err = obs.wait_msg(base + "/error", mark, timeout=30, what="the read error")
+        t_err = err.t
+        text = err.payload.decode()
+        assert text.startswith("Error: Left IR Energy meter read error (exception 4 "
+                               "(slave device failure) on input %d\u2013" % MEAS[0]), text
+        frozen = max(json.loads(x.payload)["header"]["read_at_ms"]
+                     for x in obs.since(0, topic=topic))
+        wait_cycles(demo, 6)
+        stale = [x for x in obs.since(mark, topic=topic) if x.t > t_err + 0.5]
+        assert not stale, [json.loads(x.payload)["header"] for x in stale]
+        assert len(obs.since(mark, topic=base + "/error")) == 1
+        mark = obs.mark()
+        demo.left.ctl("fault %d none" % LEFT)
+        m = obs.wait_msg(topic, mark, timeout=30, what="documents again")
+        assert json.loads(m.payload)["header"]["read_at_ms"] > frozen
+    finally:
+        demo.stop()
+        obs.close()
+        broker.stop()
 
 
 def lp(demo, query):
