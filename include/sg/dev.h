@@ -24,6 +24,8 @@ enum dev_health {
 	DEV_OK,		    /* answering */
 	DEV_NOT_RESPONDING, /* stopped answering; polled with back-off */
 	DEV_UNKNOWN_MODEL,  /* answers, but no description matches its model */
+	DEV_READ_ERROR,	    /* answers, but a measurement, relay or counter block has failed
+			     * (exception, timeout, bad frame) in 3 reads in a row */
 };
 
 struct dev {
@@ -43,7 +45,10 @@ struct dev {
 	double meas[DESC_MEAS_MAX];
 	bool meas_ok[DESC_MEAS_MAX];
 	struct dec_pf pf[DESC_MEAS_MAX];
-	int64_t meas_ms; /* wall-clock ms of the last complete measurement read; 0 = never */
+	/* Read times (wall-clock ms) of the values shown: the oldest of the last
+	 * good reads of the blocks holding them (a failed block keeps its values
+	 * and its old read time); 0 = nothing read yet. */
+	int64_t meas_ms;
 
 	double ctr[DESC_CTR_MAX];
 	bool ctr_ok[DESC_CTR_MAX];
@@ -53,6 +58,10 @@ struct dev {
 	int32_t ctr_tariffs[DESC_CTR_MAX]; /* tariff mask read (tariff_mask), -1 not read */
 	int8_t ctr_phase[DESC_CTR_MAX];	   /* phase read (phase_code), -1 not read */
 	int64_t ctr_ms;
+	/* Change whenever the measurement / counter values change, to values never
+	 * used before by any slot (cache tags: a partial read changes values
+	 * without changing the oldest read time). */
+	uint64_t meas_seq, ctr_seq;
 
 	int relay; /* -1 unknown, 0 off, 1 on */
 
@@ -74,9 +83,10 @@ void dev_reset(struct dev *d, int slot);
 int dev_ha_index(int slot);
 /* Slot of an HA index, or -1. */
 int dev_slot_of_index(int index);
-/* Text for health ("ok", "not responding", …). */
+/* Text for health ("ok", "not responding", "read error", …). */
 const char *dev_health_name(enum dev_health h);
-/* Text for a class ("energy meter", "Bicom", …). */
+/* Text for a class ("Energy meter", "Bicom", …), as the manual's messages
+ * print it ("Left IR Energy meter not responding"). */
 const char *dev_class_name(enum desc_class c);
 /* Store the registers of a block read (space/start/count) into the fields of d->d they cover. */
 void dev_apply_block(struct dev *d, enum desc_space space, uint16_t start, uint16_t count,
@@ -99,8 +109,9 @@ json_t *dev_measurements_json(const struct dev *d);
 json_t *dev_counters_json(const struct dev *d);
 /* The reading document without the gateway's context: {"measurements"|
  * "counters": …, "header": {index, interface, model, serial, status,
- * read_at_ms}}; it depends only on that reading. reading_json (sg/reading.h)
- * adds the local read_time and the active tariff. */
+ * read_at_ms}}; it depends only on that reading. read_at_ms is meas_ms /
+ * ctr_ms: the oldest block shown, never newer than a value. reading_json
+ * (sg/reading.h) adds the local read_time and the active tariff. */
 json_t *dev_reading_json(const struct dev *d, bool counters);
 
 #endif

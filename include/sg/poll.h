@@ -1,7 +1,8 @@
 /* The poller owns the device slots: it identifies each enabled device once,
  * polls measurements and counters on their intervals, tracks health with
- * back-off, and runs on-demand operations (Bicom, raw Modbus, RS485 scan and
- * set-parameters) ahead of background polling. */
+ * back-off (a device answering with errors is not "ok": DEV_READ_ERROR), keeps
+ * each value's read time honest (a failed block keeps its old one), and runs on-demand operations
+ * (Bicom, raw Modbus, RS485 scan and set-parameters) ahead of background polling. */
 #ifndef SG_POLL_H
 #define SG_POLL_H
 
@@ -15,7 +16,9 @@
 
 struct poll;
 
-/* Called on the main thread after every completed poll cycle of a device. */
+/* Called on the main thread after every completed poll cycle of a device,
+ * and when a failed one changes its health (to "not responding" or "read
+ * error"): d->health is what subscribers act on. */
 typedef void (*poll_notify_cb)(const struct dev *d, void *arg);
 /* Completion of an on-demand operation: err 0 with a JSON result (owned by
  * the callee: decref it), or err < 0 with msg. */

@@ -100,16 +100,18 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index)
 	return d;
 }
 
-/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s. */
+/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s; the
+ * tag changes with the values (a partial read leaves the read time, the
+ * oldest of the blocks shown, where it was). */
 static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
 {
 	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
-	/* The document also depends on the settings (read_time's zone): a
-	 * change of them is a new document even for the same reading. Epoch ms
-	 * need 41 bits; the generation takes the bits above. */
-	uint64_t tag = (uint64_t)read_ms ^ (uint64_t)settings_generation(http_req_app(r)->settings)
-					       << 42;
+	/* The document changes with the values (a partial read changes values
+	 * without moving the oldest read time) and with the settings
+	 * (read_time's zone). The generation takes the bits above 42. */
+	uint64_t tag = (counters ? d->ctr_seq : d->meas_seq) ^
+		       (uint64_t)settings_generation(http_req_app(r)->settings) << 42;
 	json_t *doc;
 
 	if (read_ms && http_reply_cached(r, key, tag))

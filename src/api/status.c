@@ -23,11 +23,13 @@
  *   bit 0  a configured device is not responding
  *   bit 1  a configured device's bus is absent on this board, or its serial
  *          port could not be opened
+ *   bit 2  a configured device answers, but its reads fail (read error)
  *   bit 8  settings.json was damaged at the last load (settings_file says
  *          what is in use instead)
  *   bit 9  a device description file was skipped (descriptions.errors) */
 #define ERRF_DEVICE_DOWN 0x1u
 #define ERRF_BUS_DOWN 0x2u
+#define ERRF_READ_ERROR 0x4u
 #define ERRF_SETTINGS_FILE 0x100u
 #define ERRF_DESCRIPTIONS 0x200u
 
@@ -122,6 +124,8 @@ static unsigned error_flags(struct app *a)
 			continue;
 		if (d->health == DEV_NOT_RESPONDING)
 			f |= ERRF_DEVICE_DOWN;
+		if (d->health == DEV_READ_ERROR)
+			f |= ERRF_READ_ERROR;
 		if (bus_down(a, d->bus))
 			f |= ERRF_BUS_DOWN;
 	}

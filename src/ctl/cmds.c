@@ -116,13 +116,16 @@ static const struct dev *dev_arg(struct app *a, struct ctl_client *c, const char
 	return poll_dev(a->poll, dev_slot_of_index((int)i));
 }
 
-static json_t *dev_header(const struct dev *d)
+/* read_at_ms / age_ms: of the values shown (counters have their own). */
+static json_t *dev_header(const struct dev *d, bool counters)
 {
-	int64_t age = d->meas_ms ? clock_wall_ms() - d->meas_ms : -1;
+	int64_t ms = counters ? d->ctr_ms : d->meas_ms;
+	int64_t age = ms ? clock_wall_ms() - ms : -1;
 
-	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}", "index", dev_ha_index(d->slot),
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:o}", "index", dev_ha_index(d->slot),
 			 "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
-			 dev_health_name(d->health), "age_ms", (json_int_t)age);
+			 dev_health_name(d->health), "age_ms", (json_int_t)age, "read_at_ms",
+			 ms ? json_integer((json_int_t)ms) : json_null());
 }
 
 static bool dev_readable(struct ctl_client *c, const struct dev *d)
@@ -149,7 +152,7 @@ static void reply_dev(struct app *a, struct ctl_client *c, const char *index, co
 
 	if (!d || !dev_readable(c, d))
 		return;
-	h = dev_header(d);
+	h = dev_header(d, !strcmp(key, "counters"));
 	json_object_set_new(h, key, render(d));
 	ctl_reply_ok(c, h);
 }

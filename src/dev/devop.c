@@ -60,6 +60,8 @@ const char *devop_unreadable(const struct dev *d, char *buf, size_t len)
 		snprintf(buf, len, "%s: no device configured", d->ifname);
 	else if (d->health == DEV_NOT_RESPONDING)
 		snprintf(buf, len, "%s: device not responding (%s)", d->ifname, why);
+	else if (d->health == DEV_READ_ERROR)
+		snprintf(buf, len, "%s: device read error (%s)", d->ifname, why);
 	else if (d->health == DEV_UNKNOWN_MODEL)
 		snprintf(buf, len, "%s: unknown device model (%s)", d->ifname, why);
 	else

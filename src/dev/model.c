@@ -58,23 +58,27 @@ const char *dev_health_name(enum dev_health h)
 		return "not responding";
 	case DEV_UNKNOWN_MODEL:
 		return "unknown model";
+	case DEV_READ_ERROR:
+		return "read error";
 	}
 	return "?";
 }
 
+/* Capitalised as the manual prints them: "Error: Left IR Energy meter not
+ * responding" (001 §4.7.2). */
 const char *dev_class_name(enum desc_class c)
 {
 	switch (c) {
 	case CLASS_NONE:
-		return "not connected";
+		return "Not connected";
 	case CLASS_METER:
-		return "energy meter";
+		return "Energy meter";
 	case CLASS_BICOM:
 		return "Bicom";
 	case CLASS_GENERIC:
-		return "generic Modbus";
+		return "Generic Modbus";
 	case CLASS_PQ:
-		return "power-quality analyser";
+		return "Power-quality analyser";
 	}
 	return "?";
 }

@@ -66,6 +66,7 @@ static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
 		add_block(s, d->meas_blocks[i].space, d->meas_blocks[i].start,
 			  d->meas_blocks[i].count);
 	add_field_blocks(s, relay, 1);
+	s->nmeas_chain = s->nchain;
 	s->ctr_in_cycle = counters && d->nctr_blocks > 0;
 	for (unsigned i = 0; s->ctr_in_cycle && i < d->nctr_blocks; i++)
 		add_block(s, d->ctr_blocks[i].space, d->ctr_blocks[i].start,
@@ -104,10 +105,38 @@ static void log_event(struct poll *p, struct pslot *s, const char *kind, const c
 		store_event_add(p->store, clock_wall_ms(), s->dev.slot, kind, msg);
 }
 
+static void notify(struct poll *p, struct pslot *s)
+{
+	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
+		if (p->notify[i].cb)
+			p->notify[i].cb(&s->dev, p->notify[i].arg);
+}
+
+/* "exception 4 (slave device failure) on input 105–190": the error and the
+ * registers of the block, numbered as the descriptions number them. */
+static void block_error_text(const struct desc_block *b, int err, char *buf, size_t len)
+{
+	static const char *const space[] = {[SPACE_COIL] = "coil",
+					    [SPACE_DISCRETE] = "discrete input",
+					    [SPACE_INPUT] = "input",
+					    [SPACE_HOLDING] = "holding"};
+	char e[80];
+
+	bus_strerror(err, e, sizeof(e));
+	if (b->count > 1)
+		snprintf(buf, len, "%s on %s %u–%u", e, space[b->space], b->start,
+			 b->start + b->count - 1u);
+	else
+		snprintf(buf, len, "%s on %s %u", e, space[b->space], b->start);
+}
+
+/* Not answering: re-identified when it answers again (the meter may have been
+ * swapped), and "ok" only after a cycle whose every block was read. */
 static void mark_down(struct poll *p, struct pslot *s)
 {
 	char msg[192];
 
+	s->need_ident = true;
 	if (s->dev.health == DEV_NOT_RESPONDING)
 		return;
 	s->dev.health = DEV_NOT_RESPONDING;
@@ -117,17 +146,52 @@ static void mark_down(struct poll *p, struct pslot *s)
 	log_event(p, s, "error", msg);
 }
 
+/* Cycle blocks (measurements, relay, counters) that failed their last
+ * SCHED_FAILS_DOWN reads; *first gets the first of them. */
+static unsigned failing_blocks(const struct pslot *s, unsigned *first)
+{
+	unsigned n = s->nmeas_chain + (s->dev.d ? s->dev.d->nctr_blocks : 0), bad = 0;
+
+	for (unsigned i = 0; i < n && i < CHAIN_MAX; i++)
+		if (s->blk[i].fails >= SCHED_FAILS_DOWN && !bad++)
+			*first = i;
+	return bad;
+}
+
+/* Answering, but some blocks of the cycle failed SCHED_FAILS_DOWN reads in a
+ * row: their values are old, so the device is not "ok". The error names the
+ * first of them: "exception 4 (…) on input 105–112 and 3 more blocks". */
+static void mark_read_error(struct poll *p, struct pslot *s)
+{
+	char msg[192];
+	unsigned i = 0, bad = failing_blocks(s, &i);
+	size_t n;
+
+	block_error_text(&s->blk[i].b, s->blk[i].err, s->dev.last_error, sizeof(s->dev.last_error));
+	n = strlen(s->dev.last_error);
+	if (bad > 1)
+		snprintf(s->dev.last_error + n, sizeof(s->dev.last_error) - n,
+			 " and %u more block%s", bad - 1, bad > 2 ? "s" : "");
+	if (s->dev.health == DEV_READ_ERROR)
+		return;
+	s->dev.health = DEV_READ_ERROR;
+	snprintf(msg, sizeof(msg), "%s %s read error (%s)", s->dev.ifname,
+		 dev_class_name(s->dev.cls), s->dev.last_error);
+	log_warn("%s", msg);
+	log_event(p, s, "error", msg);
+}
+
 static void mark_up(struct poll *p, struct pslot *s)
 {
 	char msg[192];
-	bool was_down = s->dev.health == DEV_NOT_RESPONDING;
+	enum dev_health was = s->dev.health;
 
 	s->dev.health = DEV_OK;
 	s->dev.fails = 0;
-	if (!was_down)
+	if (was != DEV_NOT_RESPONDING && was != DEV_READ_ERROR)
 		return;
-	snprintf(msg, sizeof(msg), "%s %s responding again", s->dev.ifname,
-		 dev_class_name(s->dev.cls));
+	snprintf(msg, sizeof(msg), "%s %s %s again", s->dev.ifname, dev_class_name(s->dev.cls),
+		 was == DEV_NOT_RESPONDING ? "responding" : "read without errors");
 	log_notice("%s", msg);
 	log_event(p, s, "recovered", msg);
 }
@@ -137,15 +201,24 @@ static bool is_exception(int err)
 	return err <= -BUS_EXCEPTION_BASE;
 }
 
-/* The chain stopped because the device did not answer. */
+/* The chain stopped because the device did not answer. What the cycle read
+ * before is dropped unapplied: those blocks keep their old read times. */
 static void chain_failed(struct poll *p, struct pslot *s)
 {
 	int64_t interval = s->kind == CHAIN_CYCLE ? p->meas_interval_ms : 1000;
+	enum dev_health was = s->dev.health;
+	unsigned first;
 
+	if (s->kind == CHAIN_CYCLE)
+		memset(s->staged, 0, sizeof(s->staged));
 	if (!(s->dev.bus == CONF_BUS_RS485 && p->scanning))
 		s->dev.fails++;
 	if (s->dev.fails >= SCHED_FAILS_DOWN)
 		mark_down(p, s);
+	else if (s->kind == CHAIN_CYCLE && failing_blocks(s, &first))
+		mark_read_error(p, s); /* e.g. timeouts between exceptions */
+	if (s->dev.health != was)
+		notify(p, s);
 	schedule(p, s, sched_next_delay(interval, s->dev.fails));
 }
 
@@ -178,6 +251,14 @@ static void identified(struct poll *p, struct pslot *s)
 		schedule(p, s, 60000);
 		return;
 	}
+	if (s->dev.d != d) { /* another model: nothing read before applies */
+		memset(s->blk, 0, sizeof(s->blk));
+		memset(s->dev.meas_ok, 0, sizeof(s->dev.meas_ok));
+		memset(s->dev.ctr_ok, 0, sizeof(s->dev.ctr_ok));
+		s->dev.meas_ms = s->dev.ctr_ms = 0;
+		s->dev.meas_seq = ++p->seq;
+		s->dev.ctr_seq = ++p->seq;
+	}
 	s->dev.d = d;
 	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model, s->dev.serial,
 		 s->dev.addr, d->name);
@@ -185,24 +266,52 @@ static void identified(struct poll *p, struct pslot *s)
 	start_chain(p, s);
 }
 
+/* Oldest read time of cycle blocks first…end-1; 0 when none was read. */
+static int64_t oldest_read(const struct pslot *s, unsigned first, unsigned end)
+{
+	int64_t ms = 0;
+
+	for (unsigned i = first; i < end && i < CHAIN_MAX; i++)
+		if (s->blk[i].read_ms && (!ms || s->blk[i].read_ms < ms))
+			ms = s->blk[i].read_ms;
+	return ms;
+}
+
+/* Every block was answered (data or exception). A block read applies its
+ * values with the time it was read; a failed one keeps its values and read
+ * time, and after SCHED_FAILS_DOWN failures in a row makes the device a
+ * "read error": an answer is not a reading. */
 static void cycle_done(struct poll *p, struct pslot *s)
 {
-	int64_t now = clock_wall_ms();
+	bool ctr_all = s->ctr_in_cycle;
+	unsigned first;
 
-	for (unsigned i = 0; i < s->nchain; i++)
-		if (s->staged[i])
-			dev_apply_block(&s->dev, s->chain[i].space, s->chain[i].start,
-					s->chain[i].count, s->stage[i]);
-	memset(s->staged, 0, sizeof(s->staged));
-	s->dev.meas_ms = now;
-	if (s->ctr_in_cycle) {
-		s->dev.ctr_ms = now;
-		s->last_ctr_mono = s->cycle_start;
+	for (unsigned i = 0; i < s->nchain; i++) {
+		if (!s->staged[i]) {
+			ctr_all &= i < s->nmeas_chain;
+			continue;
+		}
+		dev_apply_block(&s->dev, s->chain[i].space, s->chain[i].start, s->chain[i].count,
+				s->stage[i]);
+		s->blk[i].read_ms = s->stage_ms[i];
+		s->blk[i].fails = 0;
+		if (i < s->nmeas_chain)
+			s->dev.meas_seq = ++p->seq;
+		else
+			s->dev.ctr_seq = ++p->seq;
 	}
-	mark_up(p, s);
-	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
-		if (p->notify[i].cb)
-			p->notify[i].cb(&s->dev, p->notify[i].arg);
+	memset(s->staged, 0, sizeof(s->staged));
+	s->dev.meas_ms = oldest_read(s, 0, s->nmeas_chain);
+	s->dev.ctr_ms = oldest_read(s, s->nmeas_chain, s->nmeas_chain + s->dev.d->nctr_blocks);
+	/* counters that failed are asked again next cycle, not an interval later */
+	if (ctr_all)
+		s->last_ctr_mono = s->cycle_start;
+	s->dev.fails = 0; /* it answered */
+	if (failing_blocks(s, &first))
+		mark_read_error(p, s);
+	else
+		mark_up(p, s);
+	notify(p, s);
 	/* lock-step tests: the next reading is one step later */
 	if (s->ctr_in_cycle)
 		clock_lockstep_advance();
@@ -216,7 +325,10 @@ static void chain_complete(struct poll *p, struct pslot *s)
 		identified(p, s);
 		break;
 	case CHAIN_CFG:
-		mark_up(p, s);
+		s->need_ident = false;
+		/* after an outage, "ok" waits for a cycle that reads */
+		if (s->dev.health != DEV_NOT_RESPONDING && s->dev.health != DEV_READ_ERROR)
+			mark_up(p, s);
 		s->last_ctr_mono = 0;
 		schedule(p, s, 0);
 		break;
@@ -234,6 +346,7 @@ static void store_result(struct poll *p, struct pslot *s, const struct desc_bloc
 	} else if (s->kind == CHAIN_CYCLE) {
 		memcpy(s->stage[s->pos], t->regs, b->count * sizeof(t->regs[0]));
 		s->staged[s->pos] = true;
+		s->stage_ms[s->pos] = clock_wall_ms();
 	} else {
 		dev_apply_block(&s->dev, b->space, b->start, b->count, t->regs);
 	}
@@ -259,9 +372,16 @@ static void on_txn_done(struct bus_txn *t, void *arg)
 		store_result(p, s, b, t);
 	} else {
 		s->dev.errors++;
-		bus_strerror(t->err, s->dev.last_error, sizeof(s->dev.last_error));
-		/* An exception is an answer: the device is there, the register
-		 * is not; only the model read of an identification is required. */
+		block_error_text(b, t->err, s->dev.last_error, sizeof(s->dev.last_error));
+		/* a scan holding the bus is not the device's fault (as in chain_failed) */
+		if (s->kind == CHAIN_CYCLE && !(s->dev.bus == CONF_BUS_RS485 && p->scanning)) {
+			s->blk[s->pos].b = *b;
+			s->blk[s->pos].err = t->err;
+			s->blk[s->pos].fails++;
+		}
+		/* An exception is an answer: the chain goes on with the other
+		 * blocks (the failed one counted above); only the model read of an
+		 * identification is required. */
 		if (!is_exception(t->err) || (s->kind == CHAIN_IDENT && s->pos == 0)) {
 			chain_failed(p, s);
 			return;
@@ -329,7 +449,7 @@ static void on_timer(void *arg)
 		return;
 	}
 	/* Identify first; re-identify after an outage (the meter may have been swapped). */
-	if (!s->dev.d || s->dev.health == DEV_NOT_RESPONDING || s->dev.health == DEV_UNKNOWN_MODEL)
+	if (!s->dev.d || s->need_ident || s->dev.health == DEV_UNKNOWN_MODEL)
 		build_ident_chain(p, s);
 	else
 		build_cycle_chain(p, s,
@@ -481,6 +601,8 @@ static void slot_apply(struct poll *p, struct pslot *s, const struct slot_cfg *c
 	s->dev.addr = (uint8_t)c->addr;
 	s->gen++;
 	s->last_ctr_mono = 0;
+	s->need_ident = false;
+	memset(s->blk, 0, sizeof(s->blk));
 	if (s->timer)
 		loop_timer_cancel(p->loop, s->timer);
 	s->timer = 0;

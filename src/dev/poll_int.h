@@ -10,6 +10,17 @@ enum chain_kind { CHAIN_IDENT, CHAIN_CFG, CHAIN_CYCLE };
 
 struct poll;
 
+/* One block of the poll cycle, kept from cycle to cycle: a cycle chain is
+ * always built in the same order for a description (measurement blocks, the
+ * relay, then counter blocks when due), so the position in the chain names
+ * the block. */
+struct pblock {
+	struct desc_block b; /* registers, for messages */
+	int64_t read_ms;     /* wall-clock time of the last good read; 0 = never */
+	unsigned fails;	     /* consecutive failed reads, whatever the error */
+	int err;	     /* the last failure (bus error code) */
+};
+
 struct pslot {
 	struct poll *poll;
 	struct dev dev;
@@ -25,6 +36,10 @@ struct pslot {
 	 * values with the previous read time. */
 	uint16_t stage[CHAIN_MAX][BUS_REGS_MAX];
 	bool staged[CHAIN_MAX];
+	int64_t stage_ms[CHAIN_MAX]; /* when each staged block was read */
+	struct pblock blk[CHAIN_MAX];
+	unsigned nmeas_chain; /* cycle chain blocks before the counter blocks */
+	bool need_ident;      /* (re-)identify before the next cycle (after an outage) */
 	bool ctr_in_cycle;
 	int64_t cycle_start, last_ctr_mono;
 };
@@ -56,6 +71,8 @@ struct poll {
 		void *arg;
 	} notify[POLL_NOTIFY_MAX];
 	struct op *ops; /* on-demand operations in flight */
+	uint64_t seq;	/* last value given to a dev's meas_seq/ctr_seq: unique across
+			 * slots and reconfigurations, so a cache tag is never reused */
 };
 
 /* Slot configuration from settings. */

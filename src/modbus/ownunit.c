@@ -656,7 +656,7 @@ static void md_fixed(FILE *f)
 	      f);
 	md_regtable(f, input_doc, sizeof(input_doc) / sizeof(input_doc[0]), 30000);
 	fputs("Health values:", f);
-	for (int h = DEV_DISABLED; h <= DEV_UNKNOWN_MODEL; h++)
+	for (int h = DEV_DISABLED; h <= DEV_READ_ERROR; h++)
 		fprintf(f, "%s %d %s", h == DEV_DISABLED ? "" : ",", h,
 			dev_health_name((enum dev_health)h));
 	fputs(".\n\n## Holding registers (functions 3, 6, 16, 23)\n\n"

@@ -15,6 +15,8 @@
  *   device not responding                error "Error: <ifname> <class>
  *                                        not responding", once per transition,
  *                                        only while connected
+ *   device read error (answers, but      error "Error: <ifname> <class> read
+ *   its reads fail)                      error (<last error>)", the same way
  *
  * Ordering and the buffer: a reading goes straight to the broker only while
  * the link is connected, its buffer is empty and no replay runs; otherwise it
@@ -280,13 +282,18 @@ static void publish_bicom(struct publisher *p, const struct pslot *s, const stru
 	}
 }
 
-/* Once per transition into "not responding", per link, when it can be said. */
+/* Once per transition into "not responding" or "read error", per link, when
+ * it can be said. */
 static void report_down(struct publisher *p, struct pslot *s, const struct dev *d)
 {
-	char text[96];
+	char text[256];
 
-	snprintf(text, sizeof(text), "Error: %s %s not responding", d->ifname,
-		 dev_class_name(d->cls));
+	if (d->health == DEV_READ_ERROR)
+		snprintf(text, sizeof(text), "Error: %s %s read error (%s)", d->ifname,
+			 dev_class_name(d->cls), d->last_error);
+	else
+		snprintf(text, sizeof(text), "Error: %s %s not responding", d->ifname,
+			 dev_class_name(d->cls));
 	if (!s->down)
 		log_warn("push: %s", text + strlen("Error: "));
 	s->down = true;
@@ -307,7 +314,7 @@ static void publish_slot(struct publisher *p, struct pslot *s)
 
 	if (!d || d->health == DEV_DISABLED)
 		return;
-	if (d->health == DEV_NOT_RESPONDING) {
+	if (d->health == DEV_NOT_RESPONDING || d->health == DEV_READ_ERROR) {
 		report_down(p, s, d);
 		return;
 	}

@@ -339,6 +339,36 @@ def test_counter_command(w):
         clock.close()
 
 
+def test_ranged_fault(w):
+    """A fault limited to a register range hits only the requests touching
+    it; the device serves the rest; `fault ADDR none` clears it."""
+    sim = Sim(w, ["IE38:%d" % IE38])
+    try:
+        sim.ctl("fault %d exception 4 input 100 190" % IE38)
+        assert sim.read_input(IE38, 105, 86) == ("exception", 4)
+        assert sim.read_input(IE38, 190, 1) == ("exception", 4)
+        assert sim.read_input(IE38, 90, 11) == ("exception", 4)  # 90…100 touches it
+        assert len(sim.read_input(IE38, 2752, 8)) == 8
+        assert len(sim.read_input(IE38, 1, 8)) == 8
+        assert len(sim.read_input(IE38, 13, 1)) == 1
+        st = sim.ctl("stats")["per_addr"][str(IE38)]
+        assert st["exceptions"] == 3, st
+        sim.ctl("fault %d none" % IE38)
+        assert len(sim.read_input(IE38, 105, 86)) == 86
+        # a whole-device fault still hits everything
+        sim.ctl("fault %d exception 2" % IE38)
+        assert sim.read_input(IE38, 2752, 8) == ("exception", 2)
+        sim.ctl("fault %d none" % IE38)
+        for cmd in ("fault %d exception 4 input 100" % IE38,
+                    "fault %d exception 4 input 190 100" % IE38,
+                    "fault %d exception 4 inputs 100 190" % IE38,
+                    "fault %d none input 100 190" % IE38,
+                    "fault %d exception 4 input 100 70000" % IE38):
+            assert "usage" in sim.error(cmd), cmd
+    finally:
+        sim.stop()
+
+
 def test_clock_file_usage(w):
     """A missing clock file or one of another size is a usage error (2)."""
     for content in (None, b"\0" * 4, b"\0" * 16):
@@ -357,7 +387,8 @@ def test_clock_file_usage(w):
 
 
 TESTS = [test_profile_empty_at_start, test_clock_file_profile, test_clock_backwards_and_freeze,
-         test_clock_set_and_big_step, test_counter_command, test_clock_file_usage]
+         test_clock_set_and_big_step, test_counter_command, test_ranged_fault,
+         test_clock_file_usage]
 
 
 def main():

@@ -186,34 +186,70 @@ static const char *const fault_names[] = {
     [FAULT_GARBAGE] = "garbage", [FAULT_EXCEPTION] = "exception", [FAULT_SLOW] = "slow",
 };
 
-static int parse_fault(char **av, int ac, enum sim_fault *f, long *arg)
+/* "SPACE FIRST LAST" (av[0…2]) of a ranged fault. */
+static int parse_fault_range(char **av, struct sim_dev *r)
 {
+	static const char *const spaces[] = {[SPACE_COIL] = "coil",
+					     [SPACE_DISCRETE] = "discrete",
+					     [SPACE_INPUT] = "input",
+					     [SPACE_HOLDING] = "holding"};
+	long first, last;
 	int i;
 
-	*arg = 0;
+	for (i = 0; i < 4; i++)
+		if (strcmp(av[0], spaces[i]) == 0)
+			break;
+	if (i == 4 || sim_parse_long(av[1], 0, 65535, &first) < 0 ||
+	    sim_parse_long(av[2], first, 65535, &last) < 0)
+		return -EINVAL;
+	r->fault_ranged = true;
+	r->fault_space = (enum desc_space)i;
+	r->fault_first = (unsigned)first;
+	r->fault_last = (unsigned)last;
+	return 0;
+}
+
+/* av: fault ADDR KIND [ARG] [SPACE FIRST LAST]; r gets the parsed fault. */
+static int parse_fault(char **av, int ac, struct sim_dev *r)
+{
+	long arg = 0;
+	int i, base = 3;
+
 	for (i = 0; i <= FAULT_SLOW; i++)
 		if (strcmp(av[2], fault_names[i]) == 0)
 			break;
 	if (i > FAULT_SLOW)
 		return -EINVAL;
-	*f = (enum sim_fault)i;
-	if (*f == FAULT_EXCEPTION)
-		return ac == 4 ? sim_parse_long(av[3], 1, 255, arg) : -EINVAL;
-	if (*f == FAULT_SLOW)
-		return ac == 4 ? sim_parse_long(av[3], 0, 600000, arg) : -EINVAL;
-	return ac == 3 ? 0 : -EINVAL;
+	r->fault = (enum sim_fault)i;
+	if (r->fault == FAULT_EXCEPTION || r->fault == FAULT_SLOW) {
+		if (ac < 4 || sim_parse_long(av[3], r->fault == FAULT_SLOW ? 0 : 1,
+					     r->fault == FAULT_SLOW ? 600000 : 255, &arg) < 0)
+			return -EINVAL;
+		base = 4;
+	}
+	r->fault_arg = (int)arg;
+	r->fault_ranged = false;
+	if (ac == base)
+		return 0;
+	if (ac != base + 3 || r->fault == FAULT_NONE)
+		return -EINVAL;
+	return parse_fault_range(av + base, r);
 }
 
 static char *cmd_fault(struct sim_bus *b, char **av, int ac)
 {
 	struct sim_dev *dv = ac >= 3 ? find_dev(b, av[1]) : NULL;
-	enum sim_fault f;
-	long arg;
+	struct sim_dev r = {0};
 
-	if (!dv || parse_fault(av, ac, &f, &arg) < 0)
-		return error("usage: fault ADDR none|noanswer|crc|garbage|exception CODE|slow MS");
-	dv->fault = f;
-	dv->fault_arg = (int)arg;
+	if (!dv || parse_fault(av, ac, &r) < 0)
+		return error("usage: fault ADDR none|noanswer|crc|garbage|exception CODE|slow MS "
+			     "[coil|discrete|input|holding FIRST LAST]");
+	dv->fault = r.fault;
+	dv->fault_arg = r.fault_arg;
+	dv->fault_ranged = r.fault_ranged;
+	dv->fault_space = r.fault_space;
+	dv->fault_first = r.fault_first;
+	dv->fault_last = r.fault_last;
 	return ok();
 }
 

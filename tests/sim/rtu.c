@@ -157,8 +157,54 @@ static void fill_random(struct sim_bus *b, uint8_t *p, size_t n)
 		p[i] = (uint8_t)(sim_rand(&b->rng) >> 56);
 }
 
-/* Wrap a reply PDU into the ADU in b->tx, damaged as the device's fault says. */
-static void build_tx(struct sim_bus *b, const struct sim_dev *dv, const uint8_t *pdu, size_t n)
+/* Whether registers first…first+count-1 of space meet the device's fault range. */
+static bool range_hit(const struct sim_dev *dv, enum desc_space space, unsigned first,
+		      unsigned count)
+{
+	return count > 0 && space == dv->fault_space && first <= dv->fault_last &&
+	       first + count - 1 >= dv->fault_first;
+}
+
+/* The fault that applies to request pdu (n bytes): the device's, unless it is
+ * limited to a register range the request does not touch. */
+static enum sim_fault fault_for(const struct sim_dev *dv, const uint8_t *pdu, size_t n)
+{
+	unsigned a, c;
+
+	if (!dv->fault_ranged || dv->fault == FAULT_NONE)
+		return dv->fault;
+	if (n < 5)
+		return FAULT_NONE;
+	a = (unsigned)pdu[1] << 8 | pdu[2];
+	c = (unsigned)pdu[3] << 8 | pdu[4];
+	switch (pdu[0]) {
+	case 1:
+	case 15:
+		return range_hit(dv, SPACE_COIL, a, c) ? dv->fault : FAULT_NONE;
+	case 2:
+		return range_hit(dv, SPACE_DISCRETE, a, c) ? dv->fault : FAULT_NONE;
+	case 4:
+		return range_hit(dv, SPACE_INPUT, a, c) ? dv->fault : FAULT_NONE;
+	case 3:
+	case 16:
+		return range_hit(dv, SPACE_HOLDING, a, c) ? dv->fault : FAULT_NONE;
+	case 5:
+		return range_hit(dv, SPACE_COIL, a, 1) ? dv->fault : FAULT_NONE;
+	case 6:
+		return range_hit(dv, SPACE_HOLDING, a, 1) ? dv->fault : FAULT_NONE;
+	case 23: /* read part, then write part */
+		if (n >= 9 && range_hit(dv, SPACE_HOLDING, (unsigned)pdu[5] << 8 | pdu[6],
+					(unsigned)pdu[7] << 8 | pdu[8]))
+			return dv->fault;
+		return range_hit(dv, SPACE_HOLDING, a, c) ? dv->fault : FAULT_NONE;
+	default:
+		return FAULT_NONE;
+	}
+}
+
+/* Wrap a reply PDU into the ADU in b->tx, damaged as fault says. */
+static void build_tx(struct sim_bus *b, const struct sim_dev *dv, enum sim_fault fault,
+		     const uint8_t *pdu, size_t n)
 {
 	uint16_t crc;
 
@@ -168,9 +214,9 @@ static void build_tx(struct sim_bus *b, const struct sim_dev *dv, const uint8_t 
 	b->tx[n + 1] = (uint8_t)(crc & 0xFF);
 	b->tx[n + 2] = (uint8_t)(crc >> 8);
 	b->txlen = n + 3;
-	if (dv->fault == FAULT_CRC)
+	if (fault == FAULT_CRC)
 		b->tx[n + 2] ^= 0x5A;
-	if (dv->fault == FAULT_GARBAGE)
+	if (fault == FAULT_GARBAGE)
 		fill_random(b, b->tx, b->txlen);
 }
 
@@ -183,7 +229,7 @@ static void broadcast(struct sim_bus *b, const uint8_t *pdu, size_t n)
 	if (pdu[0] != 5 && pdu[0] != 6 && pdu[0] != 15 && pdu[0] != 16)
 		return;
 	for (i = 0; i < b->ndev; i++)
-		if (b->dev[i].present && b->dev[i].fault != FAULT_NOANSWER)
+		if (b->dev[i].present && fault_for(&b->dev[i], pdu, n) != FAULT_NOANSWER)
 			pdu_handle(b, &b->dev[i], pdu, n, resp);
 	apply_pending(b);
 }
@@ -193,11 +239,12 @@ static void answer(struct sim_bus *b, struct sim_dev *dv, const uint8_t *f, size
 	uint8_t resp[SIM_ADU_MAX];
 	size_t n;
 	double delay = 0;
+	enum sim_fault fault = fault_for(dv, f + 1, len - 3);
 
 	dv->requests++;
-	if (dv->fault == FAULT_NOANSWER)
+	if (fault == FAULT_NOANSWER)
 		return;
-	if (dv->fault == FAULT_EXCEPTION) {
+	if (fault == FAULT_EXCEPTION) {
 		resp[0] = (uint8_t)(f[1] | 0x80);
 		resp[1] = (uint8_t)dv->fault_arg;
 		n = 2;
@@ -207,11 +254,11 @@ static void answer(struct sim_bus *b, struct sim_dev *dv, const uint8_t *f, size
 	if (resp[0] & 0x80)
 		dv->exceptions++;
 	dv->replies++;
-	build_tx(b, dv, resp, n);
+	build_tx(b, dv, fault, resp, n);
 	b->wire_us += wire_us(b, (double)b->txlen);
 	if (b->pace)
 		delay = wire_us(b, (double)len) + t35_us(b) + wire_us(b, (double)b->txlen);
-	if (dv->fault == FAULT_SLOW)
+	if (fault == FAULT_SLOW)
 		delay += dv->fault_arg * 1000.0;
 	b->tx_pending = true;
 	b->tx_due_us = now + (int64_t)delay;

@@ -44,6 +44,11 @@ struct sim_dev {
 
 	enum sim_fault fault;
 	int fault_arg; /* exception code or delay in ms */
+	/* A fault limited to registers fault_first…fault_last of fault_space hits
+	 * only the requests touching them; the others are served normally. */
+	bool fault_ranged;
+	enum desc_space fault_space;
+	unsigned fault_first, fault_last;
 
 	uint16_t *regs[4];   /* per enum desc_space; bits stored one per word for coils */
 	uint8_t *defined[4]; /* bitmap per space: registers the description defines */

@@ -453,7 +453,7 @@ static void test_error_once(void **state)
 	assert_int_equal(l->npub, 1);
 	assert_string_equal(l->pub[0].sub, "error");
 	assert_string_equal(l->pub[0].payload,
-			    "Error: RS485 5 power-quality analyser not responding");
+			    "Error: RS485 5 Power-quality analyser not responding");
 	meter(DEV_SLOT_RS485(5), 1);
 	run_ms(f, 1000);
 	assert_int_equal(l->npub, 3);
@@ -461,6 +461,51 @@ static void test_error_once(void **state)
 	run_ms(f, 1000);
 	assert_int_equal(l->npub, 4);
 	assert_string_equal(l->pub[3].sub, "error");
+	assert_int_equal(f->o->n[1], 0);
+}
+
+/* The text of the manual (001 §4.7.2), capital E included. */
+static void test_manual_error_text(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+
+	l->up = true;
+	meter(DEV_SLOT_LEFT_IR, 230.0);
+	devs[DEV_SLOT_LEFT_IR].health = DEV_NOT_RESPONDING;
+	setting(f, "leftir_pushlink=1");
+	setting(f, "leftir_pushintv=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1100);
+	assert_int_equal(l->npub, 1);
+	assert_string_equal(l->pub[0].payload, "Error: Left IR Energy meter not responding");
+}
+
+/* A meter that answers with exceptions: its old reading is not published,
+ * an error naming the failure is, once per transition, like "not responding". */
+static void test_read_error_once(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	struct dev *d = &devs[DEV_SLOT_LEFT_IR];
+
+	l->up = true;
+	meter(DEV_SLOT_LEFT_IR, 111.1);
+	d->health = DEV_READ_ERROR;
+	snprintf(d->last_error, sizeof(d->last_error),
+		 "exception 4 (slave device failure) on input 105–190");
+	setting(f, "leftir_pushlink=1");
+	setting(f, "leftir_pushintv=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 2100);
+	assert_int_equal(l->npub, 1);
+	assert_string_equal(l->pub[0].sub, "error");
+	assert_string_equal(l->pub[0].payload,
+			    "Error: Left IR Energy meter read error (exception 4 "
+			    "(slave device failure) on input 105–190)");
+	d->health = DEV_OK;
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 3); /* the reading again */
 	assert_int_equal(f->o->n[1], 0);
 }
 
@@ -541,6 +586,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_outage_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_error_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_error_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_manual_error_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bicom, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_timer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null, setup, teardown),
