@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The set-up contract: tools/install-deps installs every Debian package the
-tests, benches and tools need from Python, and its module table matches the
-imports in the tree.
+tests, benches and tools need, and its module and program tables match the
+imports and the programs run in the tree.
 
 - Every module imported (at any depth, by any file under tests/, bench/ and
   tools/) is in the standard library, is one of the tree's own files, or is
@@ -12,15 +12,18 @@ imports in the tree.
   what catches a package that only came as a Recommends: (pymodbus.client
   loads serial_asyncio, python3-serial-asyncio).
 - Every row of the table is still needed.
+- Every program the tests, benches and tools run by a literal name is in
+  install-deps's program table (or in an Essential package), and each row
+  of that table is a program of its listed package.
 - `tools/install-deps --check` passes on this machine.
 
 Standard library only. Run: /usr/bin/python3 tests/integration/test_setup.py
 """
 import ast
 import os
+import shutil
 import subprocess
 import sys
-import sysconfig
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, run, test  # noqa: E402
@@ -65,20 +68,28 @@ def imports(path):
 
 def install_deps_list(*extra):
     """(packages, {module: (package, via)}) as install-deps --list prints them."""
+    pkgs, table, _ = install_deps_tables(*extra)
+    return pkgs, table
+
+
+def install_deps_tables(*extra):
+    """(packages, {module: (package, via)}, {command: package}) of install-deps --list."""
     p = subprocess.run([INSTALL_DEPS, "--list"] + list(extra), capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0, "install-deps --list: %d %s" % (p.returncode, p.stderr)
-    pkgs, table = set(), {}
+    pkgs, table, commands = set(), {}, {}
     for line in p.stdout.splitlines():
         w = line.split()
         if w[0] == "package":
             pkgs.add(w[1])
+        elif w[0] == "command" and len(w) == 3:
+            commands[w[1]] = w[2]
         elif w[0] == "module":
             assert len(w) in (3, 5) and (len(w) == 3 or w[3] == "via"), line
             table[w[1]] = (w[2], w[4] if len(w) == 5 else None)
         else:
             raise AssertionError("install-deps --list: unexpected line %r" % line)
-    return pkgs, table
+    return pkgs, table, commands
 
 
 def local_modules():
@@ -97,6 +108,60 @@ def third_party_imports():
                 continue
             out.setdefault(mod, "%s:%d" % (os.path.relpath(path, ROOT), line))
     return out
+
+
+CALLS = {"run", "Popen", "call", "check_call", "check_output", "which"}
+
+
+def commands_run(path):
+    """{program: line} of the programs a file runs by a literal name: the first
+    word of subprocess.run/Popen/call/check_*, shutil.which and of a
+    wrapper=[...] argument, given as a string or a module-level string
+    constant, and the argument of any function of the file that passes its
+    parameter to shutil.which."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    consts = {}
+    for n in tree.body:
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) and \
+                isinstance(n.value.value, str):
+            for t in n.targets:
+                if isinstance(t, ast.Name):
+                    consts[t.id] = n.value.value
+    calls = set(CALLS)
+    for n in ast.walk(tree):
+        if isinstance(n, ast.FunctionDef) and n.args.args:
+            param = n.args.args[0].arg
+            for c in ast.walk(n):
+                if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and \
+                        c.func.attr == "which" and c.args and \
+                        isinstance(c.args[0], ast.Name) and c.args[0].id == param:
+                    calls.add(n.name)
+
+    def first(e):
+        if isinstance(e, ast.BinOp):
+            return first(e.left)
+        if isinstance(e, (ast.List, ast.Tuple)) and e.elts:
+            return first(e.elts[0])
+        if isinstance(e, ast.Constant) and isinstance(e.value, str):
+            return e.value
+        if isinstance(e, ast.Name):
+            return consts.get(e.id)
+        return None
+    found = {}
+    for n in ast.walk(tree):
+        if not isinstance(n, ast.Call):
+            continue
+        name = n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
+        args = []
+        if name in calls and n.args:
+            args.append(n.args[0])
+        args += [k.value for k in n.keywords if k.arg == "wrapper"]
+        for a in args:
+            prog = first(a)
+            if prog:
+                found.setdefault(prog, n.lineno)
+    return found
 
 
 def loaded_outside_stdlib(module):
@@ -122,15 +187,24 @@ def loaded_outside_stdlib(module):
     return out
 
 
+def essential(pkg):
+    p = subprocess.run(["dpkg-query", "-W", "-f", "${Essential}", pkg], capture_output=True,
+                       text=True, timeout=30)
+    return p.stdout.strip() == "yes"
+
+
 def dpkg_owner(path):
-    p = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True,
-                       timeout=30)
-    if p.returncode != 0:
-        # usrmerge: dpkg may know the file by its /lib path
-        alt = os.path.realpath(path).replace("/usr/lib/", "/lib/", 1)
-        p = subprocess.run(["dpkg", "-S", alt], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, "no Debian package owns %s (dpkg -S: %s)" % (path, p.stderr.strip())
-    return p.stdout.split(":", 1)[0].strip()
+    """The package that ships path: as named (a /usr/bin symlink belongs to the
+    package that names the program), else its target, else (usrmerge) /lib."""
+    real = os.path.realpath(path)
+    tries = [path, real]
+    if real.startswith("/usr/lib/"):
+        tries.append(real[len("/usr"):])
+    for t in tries:
+        p = subprocess.run(["dpkg", "-S", t], capture_output=True, text=True, timeout=30)
+        if p.returncode == 0:
+            return p.stdout.split(":", 1)[0].strip()
+    raise AssertionError("no Debian package owns %s (dpkg -S: %s)" % (path, p.stderr.strip()))
 
 
 @test
@@ -182,6 +256,48 @@ def test_every_table_row_is_needed():
         elif mod.split(".")[0] not in loaded_outside_stdlib(via):
             stale.append("%s: `import %s` does not load it" % (mod, via))
     assert not stale, "stale rows in the MODULES table of tools/install-deps:\n" + "\n".join(stale)
+
+
+@test
+def test_every_program_run_is_in_the_table():
+    _, _, commands = install_deps_tables("bench", "fuzz")
+    missing = []
+    seen = 0
+    for path in python_files():
+        for prog, line in sorted(commands_run(path).items()):
+            seen += 1
+            if prog == "/usr/bin/python3":
+                continue  # install-deps's module check runs it
+            if os.path.basename(prog) in commands:
+                continue
+            exe = prog if os.path.isabs(prog) else shutil.which(prog)
+            if exe and essential(dpkg_owner(exe)):
+                continue  # dpkg, coreutils, ...: on every Debian system
+            missing.append("%s (%s:%d)" % (prog, os.path.relpath(path, ROOT), line))
+    assert seen, "no program found: the check checks nothing"
+    assert not missing, ("run but not in the COMMANDS table of tools/install-deps: %s"
+                         % ", ".join(missing))
+
+
+@test
+def test_every_table_program_comes_from_its_listed_package():
+    pkgs, _, commands = install_deps_tables("bench", "fuzz")
+    wrong = []
+    checked = 0
+    for prog, pkg in sorted(commands.items()):
+        if pkg not in pkgs:
+            wrong.append("%s: package %s is not on the list" % (prog, pkg))
+        exe = shutil.which(prog, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if exe is None:
+            base, _, _ = install_deps_tables()
+            assert pkg not in base, "%s (package %s) is not installed" % (prog, pkg)
+            continue  # a bench or fuzz program, not installed here
+        checked += 1
+        owner = dpkg_owner(exe)
+        if owner != pkg:
+            wrong.append("COMMANDS table: %s (%s) is from %s, not %s" % (prog, exe, owner, pkg))
+    assert checked, "no program of the table is installed: the check checks nothing"
+    assert not wrong, "\n".join(wrong)
 
 
 @test
