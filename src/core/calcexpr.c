@@ -31,7 +31,8 @@ int calc_parse(const char *text, struct calc_term *terms, char *err, size_t errl
 			digits++;
 		}
 		if (!digits || v > 16 || (*p >= '0' && *p <= '9')) {
-			snprintf(err, errlen, "at '%.8s': expected a device index 0…16", p - digits);
+			snprintf(err, errlen, "at '%.8s': expected a device index 0…16",
+				 p - digits);
 			return -EINVAL;
 		}
 		if (n == CALC_TERMS_MAX) {

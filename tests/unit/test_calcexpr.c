@@ -46,19 +46,17 @@ static void test_good(void **state)
 		}
 	}
 	/* 17 terms fit (every device), 18 do not */
-	assert_int_equal(calc_parse("0+1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16", t, err,
-				    sizeof(err)),
-			 17);
-	assert_int_equal(calc_parse("0+1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16+0", t, err,
-				    sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+	    calc_parse("0+1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16", t, err, sizeof(err)), 17);
+	assert_int_equal(
+	    calc_parse("0+1+2+3+4+5+6+7+8+9+10+11+12+13+14+15+16+0", t, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "at most"));
 }
 
 static void test_bad(void **state)
 {
-	static const char *const bad[] = {"17", "1+", "+", "-", "1 2", "1++2", "a", "1-x",
-					  "0017", "1*2", "99", "1,2", "1 -", "+-1"};
+	static const char *const bad[] = {"17",	 "1+",	 "+",	"-",  "1 2", "1++2", "a",
+					  "1-x", "0017", "1*2", "99", "1,2", "1 -",  "+-1"};
 	struct calc_term t[CALC_TERMS_MAX];
 	char err[96];
 
