@@ -3,6 +3,7 @@
 #   make demo       install missing packages, build, run the demo
 #   make check      install missing packages, build, run every test (+ASan/UBSan run)
 #   make bench      benchmarks (figures as ratios against a reference run)
+#   make fuzz       run each libFuzzer harness of tests/fuzz for FUZZ_TIME s (clang)
 #   make clean
 
 BUILD ?= build
@@ -14,6 +15,9 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_BASE := -std=gnu11 -O2 -g $(WARN) -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
 	-D_GNU_SOURCE -fstack-protector-strong -fPIE
 LDFLAGS_BASE := -pie -Wl,-z,relro,-z,now
+ifeq ($(FUZZ),1)
+CFLAGS_BASE += -fsanitize=fuzzer-no-link
+endif
 ifeq ($(SAN),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
 LDFLAGS_BASE += -fsanitize=address,undefined
@@ -86,6 +90,43 @@ bench:
 	$(MAKE) all bench-bin
 	./bench/run-all $(BUILD)
 
+# ---- fuzzing (tests/fuzz, README "Fuzzing") ----
+# Each tests/fuzz/fuzz_<name>.c is a libFuzzer harness. make check builds each
+# with the ordinary compiler and replay.c as build/tests/fuzz_<name>, which
+# tests/run-all runs over the committed seeds tests/fuzz/corpus/<name>/ (under
+# ASan/UBSan in build-asan). make fuzz builds them with clang and libFuzzer in
+# build-fuzz and runs each for FUZZ_TIME seconds, growing a working corpus in
+# FUZZ_DIR (outside git).
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/fuzz_%,$(FUZZ_NAMES))
+FUZZ_HELP := $(BUILD)/obj/tests/fuzz/app.o $(BUILD)/obj/tests/fuzz/util.o
+FUZZ_TIME ?= 60
+FUZZ_DIR ?= .fuzz
+
+$(BUILD)/fuzzhelp.a: $(FUZZ_HELP)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tests/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o \
+		$(BUILD)/fuzzhelp.a $(BUILD)/libsg.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_BASE) -o $@ $^ $(LIBS)
+
+unit: $(FUZZ_REPLAY)
+
+# libFuzzer binaries (BUILD=build-fuzz FUZZ=1 SAN=1 CC=clang, from make fuzz).
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzzhelp.a $(BUILD)/libsg.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_BASE) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-bin: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+
+fuzz:
+	@./tests/fuzz/have-clang
+	$(MAKE) BUILD=build-fuzz SAN=1 FUZZ=1 CC=clang fuzz-bin
+	./tests/fuzz/run build-fuzz $(FUZZ_TIME) $(FUZZ_DIR) $(FUZZ_NAMES)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -95,7 +136,7 @@ format-check:
 	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') && echo "format-check: ok"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all unit bench-bin deps demo check bench clean format format-check
+.PHONY: all unit bench-bin deps demo check bench clean format format-check fuzz fuzz-bin
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
