@@ -29,6 +29,7 @@ struct op {
 	const struct desc *d;
 	/* scan */
 	int cur, last;
+	bool retry; /* cur is being asked a second time */
 	struct bus_params line;
 	json_t *found;
 	struct desc_block probe;
@@ -352,12 +353,21 @@ static void scan_probed(struct bus_txn *t, void *arg)
 		op_finish(o, -ECANCELED, "cancelled", NULL);
 		return;
 	}
+	if ((t->err == -ETIMEDOUT || t->err == -EBADMSG) && !o->retry) {
+		/* silence or a mangled reply may be noise on the line or a
+		 * device busy for a moment: ask once more before calling the
+		 * address empty */
+		o->retry = true;
+		scan_next(o);
+		return;
+	}
 	if (t->err == 0)
 		json_array_append_new(o->found, scan_entry(o, t));
 	else if (t->err <= -BUS_EXCEPTION_BASE) /* answered, but not an Iskra layout */
 		json_array_append_new(o->found, json_pack("{s:i, s:s, s:s}", "address", t->unit,
 							  "model", "", "serial", ""));
 	o->cur++;
+	o->retry = false;
 	scan_next(o);
 }
 

@@ -616,10 +616,12 @@ def test_late_reply_not_mixed():
     problems = []
     try:
         for trial in range(3):
-            # rs485_timeout_ms is 100: the reply comes 80 ms after the gateway
-            # gave up, inside the one-timeout window in which the line drops
-            # late replies (a reply later than that cannot be told apart)
-            r.rs485.ctl("fault 4 slow 180")
+            # rs485_timeout_ms is 100: the reply comes 50 ms after the gateway
+            # gave up, in the middle of the one-timeout window in which the
+            # line drops late replies (a reply later than that cannot be told
+            # apart), so a 50 ms stall of either process on a loaded machine
+            # neither makes it an answer nor pushes it past the window
+            r.rs485.ctl("fault 4 slow 150")
             try:
                 assert c.exception(4, read_pdu(4, 1, 13)) == 0x0B
             finally:

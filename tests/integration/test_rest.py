@@ -1262,13 +1262,21 @@ def test_bicom_scan_unimplemented():
         is_error(st, data, (503, 504), "Bicom that does not answer")
         sim.ctl("fault 3 none")
         assert sim.ctl("relay 3")["relay"] == "off"
-        # scan
+        # scan; a probe lost once (noise, a busy device, a loaded machine)
+        # is asked again: units 1 and 4 ignore their first probe (the
+        # identification registers are read by nothing else once all is ok)
+        sim.ctl("fault 1 noanswer 1 input 1 13")
+        sim.ctl("fault 4 noanswer 1 input 1 13")
         st, _, data = sgd.http("GET", "/api/rs485/scan-devices?from=1&to=5", timeout=60)
         assert st == 200, (st, data)
         found = {d.get("address", d.get("modbus_address")): d for d in data["devices"]}
         assert sorted(found) == [1, 2, 3, 4], data
         assert found[1]["model"] == "WM3M4C" and found[2]["model"] == "MC750"
         assert found[3]["model"] == "Bicom" and found[4]["model"] == "IE14"
+        # ... once only: a device that misses both asks is not there
+        sim.ctl("fault 2 noanswer 2 input 1 13")
+        st, _, data = sgd.http("GET", "/api/rs485/scan-devices?from=2&to=2", timeout=60)
+        assert st == 200 and data["devices"] == [], (st, data)
         for q in ("from=0&to=5", "from=5&to=1", "from=x", "from=1&to=300"):
             st, _, data = sgd.http("GET", "/api/rs485/scan-devices?" + q)
             is_error(st, data, 400, "scan-devices?" + q)

@@ -226,6 +226,9 @@ static int parse_fault(char **av, int ac, struct sim_dev *r)
 					     r->fault == FAULT_SLOW ? 600000 : 255, &arg) < 0)
 			return -EINVAL;
 		base = 4;
+	} else if (r->fault == FAULT_NOANSWER && ac >= 4 &&
+		   sim_parse_long(av[3], 1, 1000000, &arg) == 0) {
+		base = 4; /* noanswer N: the next N requests only, then none */
 	}
 	r->fault_arg = (int)arg;
 	r->fault_ranged = false;
@@ -242,8 +245,9 @@ static char *cmd_fault(struct sim_bus *b, char **av, int ac)
 	struct sim_dev r = {0};
 
 	if (!dv || parse_fault(av, ac, &r) < 0)
-		return error("usage: fault ADDR none|noanswer|crc|garbage|exception CODE|slow MS "
-			     "[coil|discrete|input|holding FIRST LAST]");
+		return error(
+		    "usage: fault ADDR none|noanswer [N]|crc|garbage|exception CODE|slow MS "
+		    "[coil|discrete|input|holding FIRST LAST]");
 	dv->fault = r.fault;
 	dv->fault_arg = r.fault_arg;
 	dv->fault_ranged = r.fault_ranged;

@@ -242,8 +242,11 @@ static void answer(struct sim_bus *b, struct sim_dev *dv, const uint8_t *f, size
 	enum sim_fault fault = fault_for(dv, f + 1, len - 3);
 
 	dv->requests++;
-	if (fault == FAULT_NOANSWER)
+	if (fault == FAULT_NOANSWER) {
+		if (dv->fault_arg > 0 && --dv->fault_arg == 0)
+			dv->fault = FAULT_NONE; /* noanswer N: that many ignored */
 		return;
+	}
 	if (fault == FAULT_EXCEPTION) {
 		resp[0] = (uint8_t)(f[1] | 0x80);
 		resp[1] = (uint8_t)dv->fault_arg;

@@ -43,7 +43,7 @@ struct sim_dev {
 	char serial[DESC_NAME_MAX];
 
 	enum sim_fault fault;
-	int fault_arg; /* exception code or delay in ms */
+	int fault_arg; /* exception code, delay in ms, or requests left to ignore */
 	/* A fault limited to registers fault_first…fault_last of fault_space hits
 	 * only the requests touching them; the others are served normally. */
 	bool fault_ranged;

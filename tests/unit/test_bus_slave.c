@@ -446,19 +446,34 @@ static void test_back_to_back(void **state)
 }
 
 /* At 9600 baud t3.5 is about 3.6 ms (the listener waits 4): a frame split
- * by a 1 ms pause is one frame; split by 30 ms it is two bits of noise. */
+ * by a 1 ms pause is one frame; split by 30 ms it is two bits of noise.
+ * Whether the pause stays under the gap is up to the scheduler (of this
+ * thread and of the worker's), so a split that went unanswered is tried
+ * again, up to SPLIT_TRIES times: a listener that cuts frames at every
+ * read never answers and still fails; a stalled machine only costs a try. */
+#define SPLIT_TRIES 20
 static void test_split_frame(void **state)
 {
 	static struct env e;
 	uint8_t f[8], got[64];
+	size_t n;
+	int tries;
 
 	(void)state;
 	env_setup(&e, 9600);
 	frame_read(f, OWN, 3, 5, 1);
-	put(&e, f, 3);
-	sleep_ms(1);
-	put(&e, f + 3, 5);
-	assert_int_equal(collect(&e, got, sizeof(got), 7, 1000), 7);
+	for (tries = 1;; tries++) {
+		put(&e, f, 3);
+		sleep_ms(1);
+		put(&e, f + 3, 5);
+		n = collect(&e, got, sizeof(got), 7, 1000);
+		if (n || tries == SPLIT_TRIES)
+			break;
+	}
+	if (tries > 1)
+		print_message("split frame: %zu bytes back at try %d\n", n, tries);
+	assert_int_equal(n, 7);
+	assert_int_equal(e.rec.calls, 1); /* unanswered tries never reached the callback */
 	assert_int_equal(got[0], OWN);
 	assert_int_equal(got[4], 0x05);
 	assert_true(rtu_crc_ok(got, 7));

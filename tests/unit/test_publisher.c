@@ -262,6 +262,21 @@ static void run_ms(struct fx *f, int ms)
 	assert_int_equal(loop_run(f->a.loop), 0);
 }
 
+/* Run the loop in short pumps until cond holds (a macro, so a timeout names
+ * the caller's line): waits for what the push timers do, not for a span of
+ * real time, so a stalled machine neither misses nor adds a cycle. Each
+ * timer re-arms itself a full interval after it ran, so a pump sees at most
+ * one cycle of it. */
+#define RUN_UNTIL_MS 20000
+#define run_until(f, cond)                                                                         \
+	do {                                                                                       \
+		int64_t end_ = clock_mono_ms() + RUN_UNTIL_MS;                                     \
+		while (!(cond) && clock_mono_ms() < end_)                                          \
+			run_ms(f, 5);                                                              \
+		if (!(cond))                                                                       \
+			fail_msg("no %s within %d ms", #cond, RUN_UNTIL_MS);                       \
+	} while (0)
+
 /* The REST document of slot, in the zone of f's settings. */
 static char *rest(struct fx *f, int slot, bool counters)
 {
@@ -370,10 +385,13 @@ static void test_outage_replay(void **state)
 	setting(f, "push2_protocol=2");	  /* link 2 is Standard TCP */
 	f->m.tcp[1] = (struct stdtcp *)f; /* only passed to the fake stdtcp_push */
 	assert_int_equal(publisher_init(&f->m, &f->p), 0);
-	run_ms(f, 1100);
+	/* one push cycle: the pair buffered for link 1, one TCP push on link 2 */
+	run_until(f, f->o->n[1] >= 2 && tcp_pushes >= 1);
+	assert_int_equal(f->o->n[1], 2);
+	assert_int_equal(tcp_pushes, 1);
 	first = rest(f, DEV_SLOT_LEFT_IR, false);
 	meter(DEV_SLOT_LEFT_IR, 2);
-	run_ms(f, 1000);
+	run_until(f, f->o->n[1] >= 4 && tcp_pushes >= 2);
 	assert_int_equal(l->npub, 0);
 	assert_int_equal(f->o->n[1], 4);
 	assert_int_equal(f->o->n[2], 0);
@@ -387,7 +405,7 @@ static void test_outage_replay(void **state)
 	assert_string_equal(l->pub[0].sub, "device/0/measurements");
 	assert_string_equal(l->pub[1].sub, "device/0/counters");
 	meter(DEV_SLOT_LEFT_IR, 3);
-	run_ms(f, 1000);
+	run_until(f, f->o->n[1] >= 6 || l->npub > 4);
 	assert_int_equal(l->npub, 4); /* behind the replay */
 	assert_int_equal(f->o->n[1], 6);
 	ack_all(f, 1, 0);
@@ -397,7 +415,7 @@ static void test_outage_replay(void **state)
 	ack_all(f, 1, 4);
 	assert_int_equal(f->o->n[1], 0);
 	/* live again */
-	run_ms(f, 1000);
+	run_until(f, l->npub >= 8 || f->o->n[1] > 0);
 	assert_int_equal(l->npub, 8);
 	assert_int_equal(f->o->n[1], 0);
 	free(first);
