@@ -29,7 +29,7 @@ LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 # Everything except the programs' main files goes into one static library; each
 # program and unit test links only the objects it pulls from it.
-LIB_SRC := $(wildcard src/core/*.c src/bus/*.c src/dev/*.c src/ctl/*.c src/api/*.c src/mqtt/*.c src/modbus/*.c src/hist/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/ops/*.c src/bus/*.c src/dev/*.c src/ctl/*.c src/api/*.c src/mqtt/*.c src/modbus/*.c src/hist/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 SGD_SRC := $(wildcard src/sgd/*.c)
 SGCTL_SRC := $(wildcard src/sgctl/*.c)

@@ -19,6 +19,7 @@ struct http_server;
 struct modbus;
 struct mqtt;
 struct hist;
+struct ops;
 
 struct app {
 	char conf_path[CONF_PATH_MAX];
@@ -35,6 +36,7 @@ struct app {
 	struct mqtt *mqtt;
 	struct modbus *modbus;
 	struct hist *hist; /* NULL when history.db cannot be used */
+	struct ops *ops;   /* the one table of operations every front-end calls */
 	int sigfd;
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;

@@ -20,6 +20,7 @@
 #include "sg/log.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
+#include "sg/ops.h"
 #include "sg/version.h"
 
 #define IR_BAUD 19200
@@ -211,6 +212,22 @@ static void start_watchdog(struct app *a)
 	on_watchdog(a);
 }
 
+/* The operations every front-end calls, over the handles they act on. */
+static int start_ops(struct app *a)
+{
+	const struct ops_env env = {
+	    .loop = a->loop,
+	    .settings = a->settings,
+	    .store = a->store,
+	    .poll = a->poll,
+	    .hist = a->hist,
+	    .conf = &a->conf,
+	    .descs = &a->descs,
+	};
+
+	return ops_init(&a->ops, &env);
+}
+
 static int start(struct app *a)
 {
 	int r;
@@ -229,6 +246,8 @@ static int start(struct app *a)
 	poll_configure(a->poll, a->settings);
 	if (hist_init(&a->hist, a) < 0)
 		a->hist = NULL; /* logged; the gateway runs without history */
+	if ((r = start_ops(a)) < 0)
+		return r;
 	r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl);
 	if (r < 0) {
 		log_errno(LOG_ERR, -r, "control socket %s", a->conf.ctl_socket);
@@ -266,6 +285,7 @@ static void stop(struct app *a)
 	disc_fini(a->disc);
 	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);
+	ops_fini(a->ops); /* after the front-ends and the buses: no call can finish any more */
 	poll_fini(a->poll);
 	if (a->loop && a->sigfd > 0) {
 		loop_del_fd(a->loop, a->sigfd);

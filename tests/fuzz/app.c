@@ -26,6 +26,7 @@
 #include "sg/log.h"
 #include "sg/modbus.h"
 #include "sg/mqtt.h"
+#include "sg/ops.h"
 
 static struct app *app;
 static json_t *baseline;
@@ -72,6 +73,7 @@ static void stop(void)
 	disc_fini(a->disc);
 	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);
+	ops_fini(a->ops);
 	poll_fini(a->poll);
 	loop_fini(a->loop);
 	store_close(a->store);
@@ -95,6 +97,7 @@ static json_t *start_settings(void)
 static int start(struct app *a)
 {
 	char err[512], path[CONF_PATH_MAX + 16];
+	struct ops_env env;
 	json_t *set;
 	int r;
 
@@ -134,6 +137,15 @@ static int start(struct app *a)
 	poll_configure(a->poll, a->settings);
 	if (hist_init(&a->hist, a) < 0)
 		a->hist = NULL;
+	env = (struct ops_env){.loop = a->loop,
+			       .settings = a->settings,
+			       .store = a->store,
+			       .poll = a->poll,
+			       .hist = a->hist,
+			       .conf = &a->conf,
+			       .descs = &a->descs};
+	if ((r = ops_init(&a->ops, &env)) < 0)
+		return r;
 	if ((r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl)) < 0 ||
 	    (r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0 ||
 	    (r = mqtt_init(a, &a->mqtt)) < 0)

@@ -1,0 +1,12 @@
+/* Private to src/ops/: the command tables the core (ops.c) searches. Each
+ * file of src/ops/ exports one table for its commands, ended by {NULL};
+ * add a new table to tables[] in ops.c. */
+#ifndef SG_OPS_INT_H
+#define SG_OPS_INT_H
+
+#include "sg/ops.h"
+
+/* ops_core.c: about the gateway itself (version). */
+extern const struct ops_def ops_core_defs[];
+
+#endif
