@@ -258,6 +258,9 @@ static void test_subscribe_refused(void **state)
 	assert_int_equal(settings_subscribe(f->s, ok, on_change, &a), -ENOSPC);
 	assert_int_equal(set(f, "{\"http_port\": 8081}"), 0);
 	assert_int_equal(a.n, SETTINGS_SUBSCRIBERS_MAX);
+	/* An unsubscribed place is free again at once. */
+	assert_int_equal(settings_unsubscribe(f->s, on_change, &a), 0);
+	assert_int_equal(settings_subscribe(f->s, ok, on_change, &a), 0);
 }
 
 /* Factory reset tells everybody once; so does a load that took values from a
@@ -308,18 +311,21 @@ static void test_reset_and_load(void **state)
 static void test_callback_rules(void **state)
 {
 	struct fx *f = *state;
-	struct rec b = {.name = 'b'};
+	struct rec b = {.name = 'b'}, c = {.name = 'c'};
 	struct rec a = {.name = 'a', .f = f, .try_set = true, .drop = &b};
 	const char *const keys[] = {"http_port", NULL};
 	char err[SETTINGS_ERROR_MAX];
 
 	sub(f, &a, keys);
 	sub(f, &b, keys);
+	sub(f, &c, keys);
 	assert_int_equal(set(f, "{\"http_port\": 8080}"), 0);
 	assert_int_equal(a.n, 1);
 	assert_int_equal(a.set_rc, -EBUSY);
 	assert_int_equal(settings_int(f->s, "http_port"), 8080);
 	assert_int_equal(b.n, 0); /* dropped before its turn */
+	assert_int_equal(c.n, 1); /* the one after it: told, once */
+	assert_string_equal(order, "ac");
 	a.drop = NULL;
 	assert_int_equal(set(f, "{\"http_port\": 8081}"), 0);
 	assert_int_equal(a.n, 2);
