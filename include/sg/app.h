@@ -1,5 +1,8 @@
 /* The daemon's state, owned by the main thread; built by main.c in start-up
- * order and torn down in reverse. */
+ * order and torn down in reverse. Only src/sgd/ should include this: modules
+ * get the handles they use (hist_env, modbus_env, disc_env, status_env…),
+ * and follow settings through settings_subscribe(). (api/http.c, rest*,
+ * mqtt/ and ctl/ still take it until their own decoupling.) */
 #ifndef SG_APP_H
 #define SG_APP_H
 
@@ -11,6 +14,7 @@
 #include "sg/loop.h"
 #include "sg/poll.h"
 #include "sg/settings.h"
+#include "sg/status.h"
 #include "sg/store.h"
 
 struct ctl_server;
@@ -41,9 +45,7 @@ struct app {
 	int64_t start_mono_ms;
 	int64_t watchdog_timer;
 	int64_t watchdog_ms;
+	struct status_env status; /* the handles GET /api and sgctl status read */
 };
-
-/* Apply changed settings to every owner that depends on them. */
-void app_settings_changed(struct app *a);
 
 #endif

@@ -8,8 +8,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct app;
+struct conf;
 struct discovery;
+struct loop;
+struct settings;
+
+/* What discovery uses; every handle outlives it. */
+struct disc_env {
+	struct loop *loop;
+	struct settings *settings; /* udp_discovery; the reply's settings */
+	const struct conf *conf;   /* http_bind, discovery_port, identity */
+};
 
 #define DISC_PORT 33333
 #define DISC_REPLY_LEN 140 /* ≥ 137 as the contract requires */
@@ -33,14 +42,13 @@ bool disc_is_request(const uint8_t *buf, size_t len);
  * DISC_REPLY_LEN. Strings are cut to their fields; model, serial,
  * description and location are space padded, the SSID NUL padded. */
 size_t disc_build_reply(const struct disc_info *in, uint8_t *buf, size_t len);
-/* Fill info from the app (settings, board config, network). */
-void disc_info_from_app(struct app *a, struct disc_info *out);
+/* Fill info from settings, board configuration and network. */
+void disc_info_fill(const struct disc_env *env, struct disc_info *out);
 
 /* Create; listens on conf.http_bind : conf.discovery_port while the
- * udp_discovery setting is 1. 0 or -errno. */
-int disc_init(struct app *a, struct discovery **out);
-/* Follow the udp_discovery setting (open/close the socket). */
-void disc_configure(struct discovery *d);
+ * udp_discovery setting is 1, following it by a settings subscription (a
+ * failed bind is retried when udp_discovery is set again). 0 or -errno. */
+int disc_init(const struct disc_env *env, struct discovery **out);
 /* Close. */
 void disc_fini(struct discovery *d);
 

@@ -9,15 +9,26 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct app;
 struct hist;
+struct loop;
 struct mprof_stats;
+struct poll;
+struct settings;
+struct store;
 
-/* Open history.db and subscribe to the poller; 0 or -errno (the daemon runs
- * on without history when it cannot open: logged). */
-int hist_init(struct hist **out, struct app *a);
-/* Settings changed: time zone, recorder bindings. */
-void hist_configure(struct hist *h);
+/* What history uses; every handle outlives the hist. */
+struct hist_env {
+	const char *state_dir;	   /* history.db and tariffs.json (copied) */
+	struct settings *settings; /* time zone, recorders, calculate equations */
+	struct store *store;	   /* pulse counter for recorders; may be NULL */
+	struct loop *loop;
+	struct poll *poll; /* completed poll cycles feed history */
+};
+
+/* Open history.db, subscribe to the poller and to the settings it follows
+ * (timezone, dst_auto, rec*); 0 or -errno (the daemon runs on without
+ * history when it cannot open: logged). */
+int hist_init(struct hist **out, const struct hist_env *env);
 /* Save engine state and close. */
 void hist_fini(struct hist *h);
 

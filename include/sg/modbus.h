@@ -10,15 +10,30 @@
 #define SG_MODBUS_H
 
 #include <jansson.h>
+#include <stdint.h>
 
-struct app;
+struct bus;
+struct conf;
+struct loop;
 struct modbus;
+struct poll;
+struct settings;
 
-/* Create (listening per settings, slave role per the RS485 slots); 0 or -errno. */
-int modbus_init(struct modbus **out, struct app *a);
-/* Settings changed: re-read enable/port/own address/slave role. Takes effect
- * from the loop (never inside a caller's handler). */
-void modbus_configure(struct modbus *m);
+/* What the Modbus module uses; every handle outlives it. */
+struct modbus_env {
+	struct loop *loop;
+	struct settings *settings; /* also changed by writes to the own unit */
+	const struct conf *conf;   /* modbus_tcp_bind, identity of the own unit */
+	struct poll *poll;	   /* devices, register cache */
+	struct bus *const *buses;  /* CONF_BUS_COUNT entries, NULL where absent */
+	int64_t start_mono_ms;	   /* for the own unit's uptime */
+};
+
+/* Create (listening per settings, slave role per the RS485 slots). It
+ * follows its settings (enable, port, own address, cache limits, RS485 slot
+ * types) by a subscription; changes to sockets take effect from the loop,
+ * never inside the handler of the request that made them. 0 or -errno. */
+int modbus_init(struct modbus **out, const struct modbus_env *env);
 /* Close every connection, end the slave role; before the buses stop. */
 void modbus_fini(struct modbus *m);
 /* {"enabled","port","unit","clients","requests","forwarded","cache_hits",

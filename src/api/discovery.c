@@ -12,10 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sg/app.h"
 #include "sg/clock.h"
+#include "sg/conf.h"
 #include "sg/log.h"
+#include "sg/loop.h"
 #include "sg/netinfo.h"
+#include "sg/settings.h"
 #include "sg/version.h"
 
 /* Datagrams read per wake-up, so a flood cannot keep the loop here. */
@@ -43,7 +45,7 @@
 #define OFF_MBADDR 136
 
 struct discovery {
-	struct app *app;
+	struct disc_env env;
 	int fd;		   /* -1 while udp_discovery is off (or the bind failed) */
 	int64_t window_ms; /* start of the current one-second reply budget */
 	unsigned replies;  /* replies sent in that second */
@@ -112,10 +114,10 @@ static void copy_str(char *dst, size_t n, const char *src)
 	dst[len] = '\0';
 }
 
-void disc_info_from_app(struct app *a, struct disc_info *out)
+void disc_info_fill(const struct disc_env *env, struct disc_info *out)
 {
 	struct netinfo ni;
-	const struct settings *s = a->settings;
+	const struct settings *s = env->settings;
 
 	memset(out, 0, sizeof(*out));
 	if (netinfo_primary(&ni) == 0) {
@@ -125,10 +127,10 @@ void disc_info_from_app(struct app *a, struct disc_info *out)
 			copy_str(out->ssid, sizeof(out->ssid), settings_str(s, "wifi_ssid"));
 	}
 	out->modbus_tcp = settings_int(s, "modbus_tcp_enabled") == 1;
-	copy_str(out->model, sizeof(out->model), a->conf.model_type);
-	copy_str(out->serial, sizeof(out->serial), a->conf.serial_number);
+	copy_str(out->model, sizeof(out->model), env->conf->model_type);
+	copy_str(out->serial, sizeof(out->serial), env->conf->serial_number);
 	out->sw_ver_x100 = SGD_VERSION_X100;
-	out->hw_ver = a->conf.hw_version[0];
+	out->hw_ver = env->conf->hw_version[0];
 	copy_str(out->description, sizeof(out->description), settings_str(s, "description"));
 	copy_str(out->location, sizeof(out->location), settings_str(s, "location"));
 	out->modbus_addr = (int)settings_int(s, "sg_modbus_addr");
@@ -160,7 +162,7 @@ static void answer(struct discovery *d, const struct sockaddr_storage *from, soc
 	if (!*have) {
 		struct disc_info info;
 
-		disc_info_from_app(d->app, &info);
+		disc_info_fill(&d->env, &info);
 		disc_build_reply(&info, reply, DISC_REPLY_LEN);
 		*have = true;
 	}
@@ -223,7 +225,7 @@ static int bind_addr(const struct conf *c, struct sockaddr_storage *ss, socklen_
 
 static int open_socket(struct discovery *d)
 {
-	const struct conf *c = &d->app->conf;
+	const struct conf *c = d->env.conf;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	int one = 1, fd, rc;
@@ -246,7 +248,7 @@ static int open_socket(struct discovery *d)
 			  c->discovery_port);
 		goto out_close_fd;
 	}
-	rc = loop_add_fd(d->app->loop, fd, EPOLLIN, on_readable, d);
+	rc = loop_add_fd(d->env.loop, fd, EPOLLIN, on_readable, d);
 	if (rc < 0) {
 		log_errno(LOG_ERR, -rc, "discovery: loop_add_fd");
 		goto out_close_fd;
@@ -262,15 +264,17 @@ out_close_fd:
 
 static void close_socket(struct discovery *d)
 {
-	loop_del_fd(d->app->loop, d->fd);
+	loop_del_fd(d->env.loop, d->fd);
 	close(d->fd);
 	d->fd = -1;
 	log_info("discovery: stopped");
 }
 
-void disc_configure(struct discovery *d)
+/* Follow the udp_discovery setting (open/close the socket). */
+static void disc_configure(const struct settings *s, void *arg)
 {
-	bool want = settings_int(d->app->settings, "udp_discovery") == 1;
+	struct discovery *d = arg;
+	bool want = settings_int(s, "udp_discovery") == 1;
 
 	if (want && d->fd < 0)
 		open_socket(d); /* failure logged; discovery stays off, the daemon runs */
@@ -278,16 +282,23 @@ void disc_configure(struct discovery *d)
 		close_socket(d);
 }
 
-int disc_init(struct app *a, struct discovery **out)
+int disc_init(const struct disc_env *env, struct discovery **out)
 {
+	static const char *const keys[] = {"udp_discovery", NULL};
 	struct discovery *d = calloc(1, sizeof(*d));
+	int rc;
 
 	if (!d)
 		return -ENOMEM;
-	d->app = a;
+	d->env = *env;
 	d->fd = -1;
 	d->window_ms = clock_mono_ms();
-	disc_configure(d);
+	rc = settings_subscribe(env->settings, keys, disc_configure, d);
+	if (rc < 0) {
+		free(d);
+		return rc;
+	}
+	disc_configure(env->settings, d);
 	*out = d;
 	return 0;
 }
@@ -296,8 +307,9 @@ void disc_fini(struct discovery *d)
 {
 	if (!d)
 		return;
+	settings_unsubscribe(d->env.settings, disc_configure, d);
 	if (d->fd >= 0) {
-		loop_del_fd(d->app->loop, d->fd);
+		loop_del_fd(d->env.loop, d->fd);
 		close(d->fd);
 	}
 	free(d);

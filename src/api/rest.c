@@ -158,7 +158,7 @@ static void get_devices(struct http_req *r, const char *param)
 static void get_status(struct http_req *r, const char *param)
 {
 	(void)param;
-	reply_doc(r, status_json(http_req_app(r)));
+	reply_doc(r, status_json(&http_req_app(r)->status));
 }
 
 /* Secrets are left out entirely (settings_to_json without them). */

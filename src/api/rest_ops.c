@@ -235,7 +235,6 @@ void rest_post_settings(struct http_req *r, const char *param)
 		http_reply_error(r, rc == -EINVAL ? 400 : 500, "%s", err[0] ? err : strerror(-rc));
 		return;
 	}
-	app_settings_changed(a);
 	http_reply_json(r, 200, json_pack("{s:s, s:o}", "result", "ok", "changed", changed));
 }
 

@@ -10,12 +10,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sg/app.h"
+#include "sg/bus.h"
 #include "sg/busjson.h"
 #include "sg/clock.h"
+#include "sg/conf.h"
+#include "sg/desc.h"
 #include "sg/legacy.h"
 #include "sg/localtime.h"
 #include "sg/netinfo.h"
+#include "sg/poll.h"
+#include "sg/settings.h"
+#include "sg/store.h"
 #include "sg/version.h"
 
 /* error_flags bits ("0x%08X"); the Iskra firmware does not document its own,
@@ -41,13 +46,13 @@ static json_t *text_or_null(const char *s)
 }
 
 /* (HA) reads model_type, serial_number, description, location, sw_ver. */
-static json_t *device_json(struct app *a, const struct netinfo *ni)
+static json_t *device_json(const struct status_env *e, const struct netinfo *ni)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "model_type",
-			 a->conf.model_type, "serial_number", a->conf.serial_number, "description",
-			 settings_str(a->settings, "description"), "location",
-			 settings_str(a->settings, "location"), "sw_ver", SGD_VERSION, "hw_ver",
-			 a->conf.hw_version, "fs_ver", SGD_VERSION, "mac",
+			 e->conf->model_type, "serial_number", e->conf->serial_number,
+			 "description", settings_str(e->settings, "description"), "location",
+			 settings_str(e->settings, "location"), "sw_ver", SGD_VERSION, "hw_ver",
+			 e->conf->hw_version, "fs_ver", SGD_VERSION, "mac",
 			 text_or_null(ni->mac_text));
 }
 
@@ -82,43 +87,43 @@ static json_t *temperature(void)
 	return n == 1 ? json_real((double)milli / 1000) : json_null();
 }
 
-static json_t *pulse_counter(struct app *a)
+static json_t *pulse_counter(const struct status_env *e)
 {
 	uint64_t n = 0;
 
-	if (a->store && store_pulse_get(a->store, &n) < 0)
+	if (e->store && store_pulse_get(e->store, &n) < 0)
 		return json_null();
 	return json_integer((json_int_t)n);
 }
 
-static const char *link_status(struct app *a, int n)
+static const char *link_status(const struct status_env *e, int n)
 {
-	return a->mqtt ? mqtt_link_status_text(a->mqtt, n) : "Disabled";
+	return e->mqtt ? mqtt_link_status_text(e->mqtt, n) : "Disabled";
 }
 
-static json_t *links_json(struct app *a)
+static json_t *links_json(const struct status_env *e)
 {
-	return a->mqtt ? mqtt_status_json(a->mqtt) : json_array();
+	return e->mqtt ? mqtt_status_json(e->mqtt) : json_array();
 }
 
 /* A bus counts as down for a device when the board lacks it, or when it
  * tried and could not open its port (before any attempt it is just closed). */
-static bool bus_down(struct app *a, enum conf_bus b)
+static bool bus_down(const struct status_env *e, enum conf_bus b)
 {
 	struct bus_stats st = {0};
 
-	if (!a->buses[b])
+	if (!e->buses[b])
 		return true;
-	bus_get_stats(a->buses[b], &st);
+	bus_get_stats(e->buses[b], &st);
 	return !st.open && st.transactions > 0;
 }
 
-static unsigned error_flags(struct app *a)
+static unsigned error_flags(const struct status_env *e)
 {
 	unsigned f = 0;
 
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = poll_dev(e->poll, s);
 
 		if (d->health == DEV_DISABLED)
 			continue;
@@ -126,30 +131,30 @@ static unsigned error_flags(struct app *a)
 			f |= ERRF_DEVICE_DOWN;
 		if (d->health == DEV_READ_ERROR)
 			f |= ERRF_READ_ERROR;
-		if (bus_down(a, d->bus))
+		if (bus_down(e, d->bus))
 			f |= ERRF_BUS_DOWN;
 	}
-	if (settings_load_error(a->settings)[0])
+	if (settings_load_error(e->settings)[0])
 		f |= ERRF_SETTINGS_FILE;
-	if (a->descs.nbroken)
+	if (e->descs->nbroken)
 		f |= ERRF_DESCRIPTIONS;
 	return f;
 }
 
-json_t *status_settings_file_json(struct app *a)
+json_t *status_settings_file_json(const struct settings *s)
 {
-	const char *err = settings_load_error(a->settings);
+	const char *err = settings_load_error(s);
 
-	return json_pack("{s:s, s:o}", "source", settings_origin_name(settings_origin(a->settings)),
-			 "error", err[0] ? json_string(err) : json_null());
+	return json_pack("{s:s, s:o}", "source", settings_origin_name(settings_origin(s)), "error",
+			 err[0] ? json_string(err) : json_null());
 }
 
-json_t *status_desc_errors_json(struct app *a)
+json_t *status_desc_errors_json(const struct desc_set *descs)
 {
 	json_t *list = json_array();
 
-	for (unsigned i = 0; i < a->descs.nerr; i++) {
-		const struct desc_error *e = &a->descs.errs[i];
+	for (unsigned i = 0; i < descs->nerr; i++) {
+		const struct desc_error *e = &descs->errs[i];
 
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "file", e->file, "path",
 						      e->member, "reason", e->reason));
@@ -164,39 +169,39 @@ static void uptime_text(int64_t s, char *buf, size_t len)
 }
 
 /* 1-based like the status page ("Tariff 1"), null without a calendar. */
-static json_t *active_tariff(struct app *a)
+static json_t *active_tariff(const struct status_env *e)
 {
-	int t = hist_active_tariff(a->hist);
+	int t = hist_active_tariff(e->hist);
 
 	return t >= 0 ? json_integer(t + 1) : json_null();
 }
 
 /* Connection, identity on the network and health: the status page's rows. */
-static json_t *status_part(struct app *a, const struct netinfo *ni)
+static json_t *status_part(const struct status_env *e, const struct netinfo *ni)
 {
 	char crc[16], flags[16];
 
-	snprintf(crc, sizeof(crc), "0x%08X", settings_crc(a->settings));
-	snprintf(flags, sizeof(flags), "0x%08X", error_flags(a));
+	snprintf(crc, sizeof(crc), "0x%08X", settings_crc(e->settings));
+	snprintf(flags, sizeof(flags), "0x%08X", error_flags(e));
 	return json_pack(
 	    "{s:o, s:o, s:o, s:o*, s:n, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}",
 	    "connection_mode",
 	    ni->ifname[0] ? json_string(ni->wifi ? "WiFi" : "Ethernet") : json_null(), "ip_address",
 	    text_or_null(ni->ip), "mac_address", text_or_null(ni->mac_text), "wifi_ssid",
-	    ni->wifi ? json_string(settings_str(a->settings, "wifi_ssid")) : NULL,
+	    ni->wifi ? json_string(settings_str(e->settings, "wifi_ssid")) : NULL,
 	    /* not measured yet */
 	    "wifi_signal_dbm", "app_status", "Normal", "upgrade_status", "N/A", "link1_status",
-	    link_status(a, 1), "link2_status", link_status(a, 2), "settings_crc", crc,
+	    link_status(e, 1), "link2_status", link_status(e, 2), "settings_crc", crc,
 	    "free_memory", free_memory(), "error_flags", flags, "temperature", temperature(),
-	    "pulse_counter", pulse_counter(a), "active_tariff", active_tariff(a));
+	    "pulse_counter", pulse_counter(e), "active_tariff", active_tariff(e));
 }
 
 /* Uptime and clock go into the status object after status_part(). */
-static void add_times(struct app *a, json_t *st)
+static void add_times(const struct status_env *e, json_t *st)
 {
-	int64_t up = (clock_mono_ms() - a->start_mono_ms) / 1000;
+	int64_t up = (clock_mono_ms() - e->start_mono_ms) / 1000;
 	char up_txt[48], now[TZ_TEXT_LEN];
-	struct sg_tz z = tz_from_settings(a->settings);
+	struct sg_tz z = tz_from_settings(e->settings);
 
 	uptime_text(up, up_txt, sizeof(up_txt));
 	tz_text(&z, clock_wall(), now, sizeof(now));
@@ -213,15 +218,15 @@ static json_t *network_json(const struct netinfo *ni)
 }
 
 /* Per device with a load profile of its own: what filling from it did. */
-static json_t *profile_fill_json(struct app *a)
+static json_t *profile_fill_json(const struct status_env *e)
 {
 	json_t *list = json_array();
 
-	for (int s = 0; a->hist && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+	for (int s = 0; e->hist && s < DEV_SLOTS; s++) {
+		const struct dev *d = poll_dev(e->poll, s);
 		struct mprof_stats ms;
 
-		if (!d->d || !d->d->lprof.present || hist_lp_fill_stats(a->hist, s, &ms) < 0)
+		if (!d->d || !d->d->lprof.present || hist_lp_fill_stats(e->hist, s, &ms) < 0)
 			continue;
 		json_array_append_new(
 		    list, json_pack("{s:i, s:s, s:I, s:I, s:I, s:s}", "index", dev_ha_index(s),
@@ -232,7 +237,7 @@ static json_t *profile_fill_json(struct app *a)
 	return list;
 }
 
-json_t *status_json(struct app *a)
+json_t *status_json(const struct status_env *e)
 {
 	struct netinfo ni;
 	json_t *buses = json_array(), *st;
@@ -243,22 +248,22 @@ json_t *status_json(struct app *a)
 	if (netinfo_primary(&ni) < 0)
 		memset(&ni, 0, sizeof(ni));
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
-		json_array_append_new(buses, busjson_status(bus_names[i], a->buses[i]));
+		json_array_append_new(buses, busjson_status(bus_names[i], e->buses[i]));
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = poll_dev(e->poll, s);
 
 		enabled += d->health != DEV_DISABLED;
 		ok += d->health == DEV_OK;
 	}
-	st = status_part(a, &ni);
+	st = status_part(e, &ni);
 	if (st)
-		add_times(a, st);
+		add_times(e, st);
 	return json_pack(
 	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
-	    device_json(a, &ni), "status", st, "network", network_json(&ni), "links", links_json(a),
-	    "modbus", modbus_status_json(a->modbus), "buses", buses, "devices_enabled", enabled,
-	    "devices_responding", ok, "rs485_scanning", poll_scanning(a->poll), "profile_fill",
-	    profile_fill_json(a), "settings_file", status_settings_file_json(a), "descriptions",
-	    "loaded", (int)a->descs.n, "broken", (int)a->descs.nbroken, "errors",
-	    status_desc_errors_json(a));
+	    device_json(e, &ni), "status", st, "network", network_json(&ni), "links", links_json(e),
+	    "modbus", modbus_status_json(e->modbus), "buses", buses, "devices_enabled", enabled,
+	    "devices_responding", ok, "rs485_scanning", poll_scanning(e->poll), "profile_fill",
+	    profile_fill_json(e), "settings_file", status_settings_file_json(e->settings),
+	    "descriptions", "loaded", (int)e->descs->n, "broken", (int)e->descs->nbroken, "errors",
+	    status_desc_errors_json(e->descs));
 }

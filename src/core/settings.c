@@ -181,6 +181,13 @@ struct vals {
 	char *str[NKEYS];
 };
 
+/* One subscription: keys[i] is true when defs[i] is one of its keys. */
+struct sub {
+	settings_cb cb; /* NULL: unsubscribed while the list was being walked */
+	void *arg;
+	bool keys[NKEYS];
+};
+
 struct settings {
 	char *state_dir; /* NULL: nothing is persisted */
 	char serial[17];
@@ -190,6 +197,9 @@ struct settings {
 	struct vals v;
 	enum settings_origin origin;
 	char load_error[SETTINGS_ERROR_MAX]; /* "" after a clean load */
+	struct sub subs[SETTINGS_SUBSCRIBERS_MAX];
+	size_t nsubs;
+	bool notifying; /* subscribers are being told: no change may start */
 };
 
 /* ---- CRC-32/ISO-HDLC (poly 0xEDB88320 reflected, init/xorout ~0) ---- */
@@ -523,7 +533,7 @@ static bool unchanged(const struct vals *v, size_t i, json_t *jv)
 
 /* Validate a user's change set into v; unknown keys and changes of read-only
  * keys refused. */
-static int check_changes(struct vals *v, json_t *obj, char *err, size_t errlen)
+static int check_changes(struct vals *v, json_t *obj, bool *touched, char *err, size_t errlen)
 {
 	const char *key;
 	json_t *jv;
@@ -546,6 +556,7 @@ static int check_changes(struct vals *v, json_t *obj, char *err, size_t errlen)
 		rc = check_one(v, (size_t)i, jv, err, errlen);
 		if (rc)
 			return rc;
+		touched[i] = true;
 	}
 	return 0;
 }
@@ -698,13 +709,112 @@ static int persist(const struct settings *s, const struct vals *v)
 	return rc;
 }
 
-/* Validated v becomes current, persisted first so memory never runs ahead of disk. */
-static int commit(struct settings *s, struct vals *v)
+/* ---- subscriptions ---- */
+
+/* Drop the entries unsubscribed while subscribers were being told. */
+static void subs_compact(struct settings *s)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < s->nsubs; k++)
+		if (s->subs[k].cb)
+			s->subs[n++] = s->subs[k];
+	s->nsubs = n;
+}
+
+static bool sub_wants(const struct sub *u, const bool *touched)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (touched[i] && u->keys[i])
+			return true;
+	return false;
+}
+
+/* Tell each subscriber of a touched key, once. One added meanwhile waits
+ * for the next change; one removed meanwhile is skipped. */
+static void notify(struct settings *s, const bool *touched)
+{
+	size_t n = s->nsubs;
+
+	s->notifying = true;
+	for (size_t k = 0; k < n; k++) {
+		const struct sub *u = &s->subs[k];
+
+		if (u->cb && sub_wants(u, touched))
+			u->cb(s, u->arg);
+	}
+	s->notifying = false;
+	subs_compact(s);
+}
+
+static void notify_all(struct settings *s)
+{
+	bool all[NKEYS];
+
+	memset(all, 1, sizeof(all));
+	notify(s, all);
+}
+
+/* Mark the keys pattern names in keys[]; false if it names none. */
+static bool mark_keys(const char *pattern, bool *keys)
+{
+	size_t len = strlen(pattern);
+	bool any = false;
+
+	if (len && pattern[len - 1] == '*') {
+		for (size_t i = 0; i < NKEYS; i++)
+			if (!strncmp(defs[i].key, pattern, len - 1))
+				keys[i] = any = true;
+		return any;
+	}
+	long i = key_index(pattern);
+
+	if (i >= 0)
+		keys[i] = true;
+	return i >= 0;
+}
+
+int settings_subscribe(struct settings *s, const char *const *keys, settings_cb cb, void *arg)
+{
+	struct sub *u;
+
+	if (!cb || !keys || !keys[0])
+		return -EINVAL;
+	if (s->nsubs >= SETTINGS_SUBSCRIBERS_MAX)
+		return -ENOSPC;
+	u = &s->subs[s->nsubs];
+	memset(u, 0, sizeof(*u));
+	for (size_t k = 0; keys[k]; k++)
+		if (!mark_keys(keys[k], u->keys))
+			return -EINVAL;
+	u->cb = cb;
+	u->arg = arg;
+	s->nsubs++;
+	return 0;
+}
+
+int settings_unsubscribe(struct settings *s, settings_cb cb, void *arg)
+{
+	for (size_t k = 0; k < s->nsubs; k++) {
+		if (s->subs[k].cb != cb || s->subs[k].arg != arg)
+			continue;
+		s->subs[k].cb = NULL;
+		if (!s->notifying)
+			subs_compact(s);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Validated v becomes current, persisted first so memory never runs ahead of
+ * disk; then the subscribers of the touched keys are told. */
+static int commit(struct settings *s, struct vals *v, const bool *touched)
 {
 	int rc;
 
 	if (vals_equal(&s->v, v)) {
 		vals_free(v);
+		notify(s, touched);
 		return 0;
 	}
 	rc = persist(s, v);
@@ -715,14 +825,20 @@ static int commit(struct settings *s, struct vals *v)
 	vals_free(&s->v);
 	s->v = *v;
 	s->generation++;
+	notify(s, touched);
 	return 0;
 }
 
 int settings_set_json(struct settings *s, json_t *obj, char *err, size_t errlen)
 {
+	bool touched[NKEYS] = {false};
 	struct vals v;
 	int rc;
 
+	if (s->notifying) {
+		err_set(err, errlen, "settings cannot change while owners apply a change");
+		return -EBUSY;
+	}
 	if (!json_is_object(obj)) {
 		err_set(err, errlen, "expected a JSON object of settings");
 		return -EINVAL;
@@ -730,12 +846,12 @@ int settings_set_json(struct settings *s, json_t *obj, char *err, size_t errlen)
 	rc = vals_copy(&v, &s->v);
 	if (rc)
 		return rc;
-	rc = check_changes(&v, obj, err, errlen);
+	rc = check_changes(&v, obj, touched, err, errlen);
 	if (rc) {
 		vals_free(&v);
 		return rc;
 	}
-	rc = commit(s, &v);
+	rc = commit(s, &v, touched);
 	if (rc)
 		err_set(err, errlen, "saving settings: %s", strerror(-rc));
 	return rc;
@@ -952,14 +1068,12 @@ static int recover(struct settings *s, const char *path, const char *why, char *
 	return -EBADMSG;
 }
 
-int settings_load(struct settings *s, char *err, size_t errlen)
+static int load(struct settings *s, char *err, size_t errlen)
 {
 	char path[4096], why[256];
 	struct vals v;
 	int rc;
 
-	if (!s->state_dir)
-		return 0;
 	/* A leftover .tmp is a write cut short: the old file is still whole. */
 	state_path(s, ".tmp", path, sizeof(path));
 	unlink(path);
@@ -981,6 +1095,24 @@ int settings_load(struct settings *s, char *err, size_t errlen)
 	adopt(s, &v, SETTINGS_FROM_FILE);
 	prev_refresh(s, &s->v);
 	return 0;
+}
+
+int settings_load(struct settings *s, char *err, size_t errlen)
+{
+	unsigned gen = s->generation;
+	int rc;
+
+	if (!s->state_dir)
+		return 0;
+	if (s->notifying) {
+		err_set(err, errlen, "settings cannot change while owners apply a change");
+		return -EBUSY;
+	}
+	rc = load(s, err, errlen);
+	/* Values were taken from a file (settings.json or its last good copy). */
+	if (s->generation != gen)
+		notify_all(s);
+	return rc;
 }
 
 /* ---- lifecycle and access ---- */
@@ -1049,8 +1181,11 @@ const char *settings_str(const struct settings *s, const char *key)
 int settings_factory_reset(struct settings *s)
 {
 	struct vals v;
-	int rc = vals_defaults(s, &v);
+	int rc;
 
+	if (s->notifying)
+		return -EBUSY;
+	rc = vals_defaults(s, &v);
 	if (rc)
 		return rc;
 	rc = persist(s, &v);
@@ -1061,6 +1196,7 @@ int settings_factory_reset(struct settings *s)
 	vals_free(&s->v);
 	s->v = v;
 	s->generation++;
+	notify_all(s);
 	return 0;
 }
 

@@ -62,7 +62,7 @@ static void add_file_problems(struct app *a, json_t *d)
 	json_object_set_new(d, "settings_error", err[0] ? json_string(err) : json_null());
 	json_object_set_new(d, "descriptions_loaded", json_integer(a->descs.n));
 	json_object_set_new(d, "descriptions_broken", json_integer(a->descs.nbroken));
-	json_object_set_new(d, "description_errors", status_desc_errors_json(a));
+	json_object_set_new(d, "description_errors", status_desc_errors_json(&a->descs));
 }
 
 static void cmd_status(struct app *a, struct ctl_client *c, int argc, const char *const *argv)
@@ -246,7 +246,6 @@ static void cmd_set(struct app *a, struct ctl_client *c, int argc, const char *c
 		ctl_reply_err(c, "%s", err);
 		return;
 	}
-	app_settings_changed(a);
 	ctl_reply_ok(c, json_pack("{s:o}", "changed", changed));
 }
 
@@ -264,7 +263,6 @@ static void cmd_factory_reset(struct app *a, struct ctl_client *c, int argc,
 		ctl_reply_err(c, "factory reset failed: %s", strerror(-r));
 		return;
 	}
-	app_settings_changed(a);
 	ctl_reply_ok(c, json_pack("{s:s}", "result", "settings restored to defaults"));
 }
 

@@ -123,7 +123,6 @@ static void scan_add_done(int err, const char *msg, json_t *res, void *arg)
 		ctl_reply_err(sa->c, "add all: %s", emsg);
 		json_decref(added);
 	} else {
-		app_settings_changed(sa->app);
 		json_object_set_new(res, "added", added);
 		ctl_reply_ok(sa->c, json_incref(res));
 	}

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg/app.h"
 #include "sg/calcexpr.h"
 #include "sg/clock.h"
 #include "sg/files.h"
@@ -25,7 +24,10 @@
 #include "sg/log.h"
 #include "sg/lpstore.h"
 #include "sg/mprofile.h"
+#include "sg/poll.h"
 #include "sg/recorder.h"
+#include "sg/settings.h"
+#include "sg/store.h"
 #include "sg/tariffs.h"
 
 #define TARIFFS_MAX 5
@@ -41,7 +43,11 @@ static const char *const tctr_migrations[] = {
 };
 
 struct hist {
-	struct app *app;
+	char *state_dir;
+	struct settings *settings;
+	struct store *store;
+	struct loop *loop;
+	struct poll *poll;
 	struct histdb *db;
 	struct lpstore *lp;
 	struct recorders *rec;
@@ -69,7 +75,7 @@ static int offset_cb(time_t utc, void *arg)
 
 static void tariffs_path(const struct hist *h, char *buf, size_t len)
 {
-	if (files_path(h->app->conf.state_dir, "tariffs.json", buf, len) < 0)
+	if (files_path(h->state_dir, "tariffs.json", buf, len) < 0)
 		buf[0] = 0;
 }
 
@@ -165,8 +171,8 @@ static void capture_pulse(struct hist *h)
 
 		if (!c || !c->enabled || c->source != REC_SRC_PULSE)
 			continue;
-		if (rec_pending(h->rec, r, today(h), &day) == 1 && h->app->store &&
-		    store_pulse_get(h->app->store, &pulses) == 0)
+		if (rec_pending(h->rec, r, today(h), &day) == 1 && h->store &&
+		    store_pulse_get(h->store, &pulses) == 0)
 			rec_capture(h->rec, r, day, (double)pulses, clock_wall());
 	}
 }
@@ -176,7 +182,7 @@ static void capture_pulse(struct hist *h)
  * the other meters have no such setting and always count. */
 static bool tctr_enabled(const struct hist *h, int slot)
 {
-	return slot != DEV_SLOT_LEFT_IR || settings_int(h->app->settings, "leftir_tariffs") != 0;
+	return slot != DEV_SLOT_LEFT_IR || settings_int(h->settings, "leftir_tariffs") != 0;
 }
 
 static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *s)
@@ -204,7 +210,7 @@ static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *
 static int mp_submit(void *arg, int slot, struct bus_txn *t)
 {
 	struct hist *h = arg;
-	struct poll *p = h->app->poll;
+	struct poll *p = h->poll;
 	struct bus *b = poll_slot_bus(p, slot);
 	const struct dev *d = poll_dev(p, slot);
 
@@ -221,7 +227,7 @@ static const struct dev *mp_dev(void *arg, int slot)
 {
 	struct hist *h = arg;
 
-	return poll_dev(h->app->poll, slot);
+	return poll_dev(h->poll, slot);
 }
 
 static bool has_lprof(const struct dev *d)
@@ -270,7 +276,7 @@ static void lp_recheck(struct hist *h)
 	int64_t now = clock_wall(), starts[RECHECK_MAX];
 
 	for (int slot = 0; slot < DEV_SLOTS && h->mp; slot++) {
-		const struct dev *d = poll_dev(h->app->poll, slot);
+		const struct dev *d = poll_dev(h->poll, slot);
 		const struct lp_engine *e = &h->eng[slot];
 		struct mprof_stats st;
 		int64_t lo, hi, depth;
@@ -338,20 +344,19 @@ static void on_tick(void *arg)
 {
 	struct hist *h = arg;
 
-	h->tick = loop_timer_add(h->app->loop, TICK_MS, on_tick, h);
+	h->tick = loop_timer_add(h->loop, TICK_MS, on_tick, h);
 	tctr_flush(h);
 	capture_pulse(h);
 	lp_recheck(h);
 }
 
-void hist_configure(struct hist *h)
+/* The settings hist_configure reads. */
+static const char *const hist_keys[] = {"timezone", "dst_auto", "rec*", NULL};
+
+static void hist_configure(struct hist *h, const struct settings *s)
 {
-	const struct settings *s;
 	char key[32], err[160];
 
-	if (!h)
-		return;
-	s = h->app->settings;
 	h->tz = tz_from_settings(s);
 	for (int r = 0; r < REC_COUNT; r++) {
 		struct rec_cfg c = {.slot = 0};
@@ -374,7 +379,12 @@ void hist_configure(struct hist *h)
 	}
 }
 
-int hist_init(struct hist **out, struct app *a)
+static void on_settings(const struct settings *s, void *arg)
+{
+	hist_configure(arg, s);
+}
+
+int hist_init(struct hist **out, const struct hist_env *env)
 {
 	struct hist *h = calloc(1, sizeof(*h));
 	char path[512], err[256];
@@ -382,12 +392,20 @@ int hist_init(struct hist **out, struct app *a)
 
 	if (!h)
 		return -ENOMEM;
-	h->app = a;
-	h->tz = tz_from_settings(a->settings);
+	h->settings = env->settings;
+	h->store = env->store;
+	h->loop = env->loop;
+	h->poll = env->poll;
+	h->state_dir = strdup(env->state_dir);
+	if (!h->state_dir) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->tz = tz_from_settings(h->settings);
 	lp_params_default(&h->par);
 	h->par.offset_s = offset_cb;
 	h->par.offset_arg = h;
-	snprintf(path, sizeof(path), "%s/history.db", a->conf.state_dir);
+	snprintf(path, sizeof(path), "%s/history.db", h->state_dir);
 	r = histdb_open(path, &h->db, err, sizeof(err));
 	if (r == 0)
 		r = lpstore_open(h->db, &h->lp, err, sizeof(err));
@@ -410,9 +428,15 @@ int hist_init(struct hist **out, struct app *a)
 		log_warn("history: %s (no filling from meters' own load profiles)", strerror(-r));
 	tctr_load(h);
 	load_tariffs(h);
-	hist_configure(h);
-	poll_add_notify(a->poll, on_cycle, h);
-	h->tick = loop_timer_add(a->loop, TICK_MS, on_tick, h);
+	hist_configure(h, h->settings);
+	r = settings_subscribe(h->settings, hist_keys, on_settings, h);
+	if (r < 0) {
+		log_err("history: cannot follow settings: %s", strerror(-r));
+		hist_fini(h);
+		return r;
+	}
+	poll_add_notify(h->poll, on_cycle, h);
+	h->tick = loop_timer_add(h->loop, TICK_MS, on_tick, h);
 	*out = h;
 	return 0;
 }
@@ -421,10 +445,11 @@ void hist_fini(struct hist *h)
 {
 	if (!h)
 		return;
-	if (h->app->poll)
-		poll_del_notify(h->app->poll, on_cycle, h);
+	settings_unsubscribe(h->settings, on_settings, h);
+	if (h->poll)
+		poll_del_notify(h->poll, on_cycle, h);
 	if (h->tick)
-		loop_timer_cancel(h->app->loop, h->tick);
+		loop_timer_cancel(h->loop, h->tick);
 	mprof_free(h->mp); /* after bus_stop: nothing is in flight any more */
 	if (h->lp) {
 		for (int s = 0; s < DEV_SLOTS; s++)
@@ -436,6 +461,7 @@ void hist_fini(struct hist *h)
 		rec_close(h->rec);
 	histdb_close(h->db);
 	tariffs_free(h->cal);
+	free(h->state_dir);
 	free(h);
 }
 
@@ -452,7 +478,7 @@ json_t *hist_tariffs_json(struct hist *h)
 	int act = hist_active_tariff(h);
 
 	for (int s = 0; h && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(h->app->poll, s);
+		const struct dev *d = poll_dev(h->poll, s);
 		json_t *per = json_array();
 		bool any = false;
 
@@ -492,7 +518,7 @@ int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, si
 
 	if (r < 0)
 		return r;
-	r = files_write(h->app->conf.state_dir, "tariffs.json", text, len);
+	r = files_write(h->state_dir, "tariffs.json", text, len);
 	if (r < 0) {
 		snprintf(err, errlen, "tariffs.json: %s", strerror(-r));
 		tariffs_free(c);
@@ -716,7 +742,7 @@ static int calc_series(struct hist *h, int n_calc, int64_t from, int64_t to,
 	uint16_t *seen;
 
 	snprintf(key, sizeof(key), "calc%d_expr", n_calc);
-	nt = calc_parse(settings_str(h->app->settings, key), t, err, errlen);
+	nt = calc_parse(settings_str(h->settings, key), t, err, errlen);
 	if (nt <= 0) {
 		if (nt == 0)
 			snprintf(err, errlen, "calculate %d: no equation set (%s)", n_calc, key);
@@ -787,9 +813,9 @@ json_t *hist_calc_json(struct hist *h, int n_calc, int64_t from, int64_t to, cha
 	free(iv);
 	snprintf(key, sizeof(key), "calc%d_name", n_calc);
 	json_object_set_new(doc, "calculate", json_integer(n_calc));
-	json_object_set_new(doc, "name", json_string(settings_str(h->app->settings, key)));
+	json_object_set_new(doc, "name", json_string(settings_str(h->settings, key)));
 	snprintf(key, sizeof(key), "calc%d_expr", n_calc);
-	json_object_set_new(doc, "equation", json_string(settings_str(h->app->settings, key)));
+	json_object_set_new(doc, "equation", json_string(settings_str(h->settings, key)));
 	return doc;
 }
 

@@ -32,7 +32,7 @@ static void answer_exc(struct mbconn *c, uint16_t tid, uint8_t unit, uint8_t fc,
 
 static bool from_cache(struct modbus *m, struct mbconn *c, struct gwreq *r)
 {
-	const struct dev *d = poll_dev(m->app->poll, r->slot);
+	const struct dev *d = poll_dev(m->ctx.poll, r->slot);
 	int ms = m->cache_ms[r->slot];
 	uint8_t pdu[MB_PDU_MAX];
 
@@ -100,7 +100,7 @@ static struct gwreq *leader_for(struct modbus *m, const struct gwreq *r)
 /* Move waiting requests of a line into its bus queue. */
 static void dispatch(struct modbus *m, int bus)
 {
-	struct bus *b = m->app->buses[bus];
+	struct bus *b = m->ctx.buses[bus];
 
 	while (m->line[bus].head && m->line[bus].inflight < MB_BUS_DEPTH) {
 		struct gwreq *r = m->line[bus].head;
@@ -154,9 +154,9 @@ static void on_done(struct bus_txn *t, void *arg)
 		}
 	/* A write may have happened even when the answer was lost. */
 	if (is_write(r->fc))
-		poll_cache_clear(m->app->poll, r->slot);
+		poll_cache_clear(m->ctx.poll, r->slot);
 	if (r->txn.err == 0 && (r->fc == 3 || r->fc == 4))
-		poll_cache_put(m->app->poll, r->slot, r->fc == 3 ? SPACE_HOLDING : SPACE_INPUT,
+		poll_cache_put(m->ctx.poll, r->slot, r->fc == 3 ? SPACE_HOLDING : SPACE_INPUT,
 			       r->txn.addr, r->txn.count, r->txn.regs);
 	answer_followers(r, &r->txn);
 	if (c) {
@@ -179,8 +179,8 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 	struct gwreq *r;
 	int slot, code, bus;
 
-	slot = unit == 0 ? -1 : poll_slot_of_unit(m->app->poll, unit);
-	if (slot < 0 || !poll_slot_bus(m->app->poll, slot)) {
+	slot = unit == 0 ? -1 : poll_slot_of_unit(m->ctx.poll, unit);
+	if (slot < 0 || !poll_slot_bus(m->ctx.poll, slot)) {
 		answer_exc(c, tid, unit, fc, MB_EX_GW_PATH);
 		return true;
 	}
@@ -195,7 +195,7 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 		answer_exc(c, tid, unit, fc, (uint8_t)code);
 		return true;
 	}
-	bus = poll_dev(m->app->poll, slot)->bus;
+	bus = poll_dev(m->ctx.poll, slot)->bus;
 	r->m = m;
 	r->conn = c;
 	r->slot = slot;
@@ -208,7 +208,7 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 		free(r);
 		return true;
 	}
-	if (bus == CONF_BUS_RS485 && poll_scanning(m->app->poll)) {
+	if (bus == CONF_BUS_RS485 && poll_scanning(m->ctx.poll)) {
 		free(r);
 		answer_exc(c, tid, unit, fc, MB_EX_BUSY);
 		return true;

@@ -11,13 +11,6 @@
 
 #include "sg/log.h"
 
-static void settings_changed(void *arg)
-{
-	struct modbus *m = arg;
-
-	app_settings_changed(m->app);
-}
-
 static size_t slave_answer(const uint8_t *req, size_t len, uint8_t *rsp, void *arg)
 {
 	struct modbus *m = arg;
@@ -52,7 +45,7 @@ static void read_cache_limits(struct modbus *m, const struct settings *s)
 
 static void apply_slave_role(struct modbus *m, const struct settings *s)
 {
-	struct bus *b = m->app->buses[CONF_BUS_RS485];
+	struct bus *b = m->ctx.buses[CONF_BUS_RS485];
 	bool slave = b && !rs485_in_use(s);
 
 	if (!b)
@@ -71,7 +64,7 @@ static void apply_slave_role(struct modbus *m, const struct settings *s)
 static void apply(void *arg)
 {
 	struct modbus *m = arg;
-	const struct settings *s = m->app->settings;
+	const struct settings *s = m->ctx.settings;
 	bool enabled = settings_int(s, "modbus_tcp_enabled") != 0;
 	int port = (int)settings_int(s, "tcp_port");
 
@@ -98,52 +91,65 @@ static void apply(void *arg)
 		log_info("modbus tcp: listening on %s:%d, own unit %d", m->bind, port, m->own_unit);
 }
 
-int modbus_init(struct modbus **out, struct app *a)
+/* Settings changed (also by a client writing the own unit's registers, from
+ * inside its request's handler): what the next request sees applies now (a
+ * client that changed the cache limit gets it on its next request); sockets
+ * change from the loop. */
+static void modbus_configure(const struct settings *s, void *arg)
 {
+	struct modbus *m = arg;
+
+	m->own_unit = (uint8_t)settings_int(s, "sg_modbus_addr");
+	read_cache_limits(m, s);
+	apply_slave_role(m, s);
+	if (!m->apply_timer)
+		m->apply_timer = loop_timer_add(m->ctx.loop, 0, apply, m);
+}
+
+int modbus_init(struct modbus **out, const struct modbus_env *env)
+{
+	/* What apply(), read_cache_limits() and apply_slave_role() read. */
+	static const char *const keys[] = {
+	    "modbus_tcp_enabled", "tcp_port",	      "sg_modbus_addr", "leftir_cache_ms",
+	    "ir_relay_cache_ms",  "rs485_cache_ms_*", "rs485_type_*",	NULL};
 	struct modbus *m = calloc(1, sizeof(*m));
+	int r;
 
 	if (!m)
 		return -ENOMEM;
-	m->app = a;
+	m->ctx = *env;
 	m->lfd = -1;
 	m->port = -1;
-	snprintf(m->bind, sizeof(m->bind), "%s", a->conf.modbus_tcp_bind);
-	m->env = (struct ownunit_env){.settings = a->settings,
-				      .conf = &a->conf,
-				      .poll = a->poll,
-				      .buses = a->buses,
-				      .start_mono_ms = a->start_mono_ms,
-				      .changed = settings_changed,
-				      .changed_arg = m};
+	snprintf(m->bind, sizeof(m->bind), "%s", env->conf->modbus_tcp_bind);
+	/* Writes to the own unit go through settings_set_json, whose
+	 * subscribers (this module among them) are told by the settings. */
+	m->env = (struct ownunit_env){.settings = env->settings,
+				      .conf = env->conf,
+				      .poll = env->poll,
+				      .buses = env->buses,
+				      .start_mono_ms = env->start_mono_ms};
+	r = settings_subscribe(env->settings, keys, modbus_configure, m);
+	if (r < 0) {
+		free(m);
+		return r;
+	}
 	apply(m);
-	m->sweep_timer = loop_timer_add(a->loop, 1000, mb_sweep, m);
+	m->sweep_timer = loop_timer_add(env->loop, 1000, mb_sweep, m);
 	*out = m;
 	return 0;
-}
-
-void modbus_configure(struct modbus *m)
-{
-	if (!m)
-		return;
-	/* What the next request sees applies now (a client that changed the
-	 * cache limit gets it on its next request); sockets change from the loop. */
-	m->own_unit = (uint8_t)settings_int(m->app->settings, "sg_modbus_addr");
-	read_cache_limits(m, m->app->settings);
-	apply_slave_role(m, m->app->settings);
-	if (!m->apply_timer)
-		m->apply_timer = loop_timer_add(m->app->loop, 0, apply, m);
 }
 
 void modbus_fini(struct modbus *m)
 {
 	if (!m)
 		return;
+	settings_unsubscribe(m->ctx.settings, modbus_configure, m);
 	if (m->apply_timer)
-		loop_timer_cancel(m->app->loop, m->apply_timer);
+		loop_timer_cancel(m->ctx.loop, m->apply_timer);
 	if (m->sweep_timer)
-		loop_timer_cancel(m->app->loop, m->sweep_timer);
-	if (m->app->buses[CONF_BUS_RS485])
-		bus_set_slave(m->app->buses[CONF_BUS_RS485], 0, NULL, NULL);
+		loop_timer_cancel(m->ctx.loop, m->sweep_timer);
+	if (m->ctx.buses[CONF_BUS_RS485])
+		bus_set_slave(m->ctx.buses[CONF_BUS_RS485], 0, NULL, NULL);
 	mb_server_close(m);
 	mb_server_close_all(m);
 	mb_gateway_fini(m);

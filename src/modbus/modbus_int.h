@@ -7,10 +7,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sg/app.h"
+#include "sg/bus.h"
+#include "sg/conf.h"
+#include "sg/dev.h"
+#include "sg/loop.h"
 #include "sg/mbproto.h"
 #include "sg/modbus.h"
 #include "sg/ownunit.h"
+#include "sg/poll.h"
+#include "sg/settings.h"
 
 #define MB_CLIENTS_MAX 128
 #define MB_PER_ADDR_MAX 32	/* connections of one client address at once */
@@ -61,7 +66,7 @@ struct mb_counters {
 };
 
 struct modbus {
-	struct app *app;
+	struct modbus_env ctx; /* the handles it uses */
 	int lfd;
 	int port;
 	char bind[64];

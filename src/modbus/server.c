@@ -28,7 +28,7 @@ static void conn_close(struct mbconn *c)
 
 	if (c->req)
 		mb_gateway_forget(c->req);
-	loop_del_fd(m->app->loop, c->fd);
+	loop_del_fd(m->ctx.loop, c->fd);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -50,7 +50,7 @@ static void conn_want(struct mbconn *c)
 	/* Stop reading while the input buffer is full or answers pile up. */
 	if (c->inlen < sizeof(c->in) && c->outlen - c->outoff < MB_OUT_MAX)
 		ev |= EPOLLIN;
-	if (ev != c->events && loop_mod_fd(c->m->app->loop, c->fd, ev) == 0)
+	if (ev != c->events && loop_mod_fd(c->m->ctx.loop, c->fd, ev) == 0)
 		c->events = ev;
 }
 
@@ -261,7 +261,7 @@ static void on_accept(int fd, uint32_t events, void *arg)
 		c->events = EPOLLIN;
 		c->last_active = clock_mono_ms();
 		memcpy(c->peer, key, 16);
-		if (loop_add_fd(m->app->loop, cfd, EPOLLIN, on_conn, c) < 0) {
+		if (loop_add_fd(m->ctx.loop, cfd, EPOLLIN, on_conn, c) < 0) {
 			close(cfd);
 			free(c);
 			continue;
@@ -279,7 +279,7 @@ void mb_sweep(void *arg)
 	struct modbus *m = arg;
 	int64_t now = clock_mono_ms();
 
-	m->sweep_timer = loop_timer_add(m->app->loop, 1000, mb_sweep, m);
+	m->sweep_timer = loop_timer_add(m->ctx.loop, 1000, mb_sweep, m);
 	for (struct mbconn *c = m->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->req)
@@ -299,7 +299,7 @@ int mb_server_listen(struct modbus *m)
 
 	if (fd < 0)
 		return fd;
-	r = loop_add_fd(m->app->loop, fd, EPOLLIN, on_accept, m);
+	r = loop_add_fd(m->ctx.loop, fd, EPOLLIN, on_accept, m);
 	if (r < 0) {
 		close(fd);
 		return r;
@@ -312,7 +312,7 @@ void mb_server_close(struct modbus *m)
 {
 	if (m->lfd < 0)
 		return;
-	loop_del_fd(m->app->loop, m->lfd);
+	loop_del_fd(m->ctx.loop, m->lfd);
 	close(m->lfd);
 	m->lfd = -1;
 }

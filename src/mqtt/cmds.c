@@ -37,8 +37,7 @@ struct cmd {
 	char name[CMD_NAME_MAX];
 	char what[64]; /* what failed, for error texts: "Bicom 3", "modbus address 33" */
 	char err[CMD_ERR_MAX];
-	json_t *reply;	     /* the success document of a command done at once */
-	bool apply_settings; /* set_settings: apply after the reply has left */
+	json_t *reply; /* the success document of a command done at once */
 	cmd_done_fn done;
 	int addr; /* bicom */
 	struct cmd_mb mb;
@@ -191,9 +190,6 @@ static void finish(struct cmd *c, struct mqtt_link *l, int r)
 	} else {
 		reply_ok(l, c->name, c->reply);
 	}
-	/* After the reply: applying may reconfigure this very link. */
-	if (r >= 0 && c->apply_settings)
-		app_settings_changed(c->app);
 	free(c);
 }
 
@@ -604,7 +600,6 @@ static int run_set_settings(struct cmd *c, json_t *data)
 		return r;
 	}
 	c->reply = json_pack("{s:s, s:o}", "result", "ok", "changed", changed);
-	c->apply_settings = true;
 	return 0;
 }
 

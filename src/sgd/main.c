@@ -34,23 +34,92 @@ static void usage(FILE *f)
 		   "  -V         print version\n");
 }
 
+/* ---- settings owners ----
+ * Owners that do not hold the settings handle themselves are subscribed
+ * here, each to the keys it reads when it configures; history, UDP discovery
+ * and Modbus subscribe themselves in their init. The settings module tells
+ * each owner once per accepted change touching its keys (settings.h). */
+
+static const char *const log_keys[] = {"log_disable1", "log_disable2", NULL};
+/* poll_configure and poll_cfg.c. */
+static const char *const poll_keys[] = {"poll_meas_interval",
+					"poll_counter_interval",
+					"left_ir_enabled",
+					"ir_counter_addr",
+					"ir_ext_rel_mode",
+					"ir_relay_desc",
+					"rs485_type_*",
+					"rs485_addr_*",
+					"rs485_desc_*",
+					"rs485_baud_rate",
+					"rs485_parity",
+					"rs485_stop_bits",
+					NULL};
+/* Only the port: authentication is read per request. */
+static const char *const http_keys[] = {"http_port", NULL};
+/* The links (link.c, stdtcp.c) and what the publisher pushes where. */
+static const char *const mqtt_keys[] = {"push1_*",
+					"push2_*",
+					"mqtt1_*",
+					"mqtt2_*",
+					"leftir_pushlink",
+					"leftir_pushintv",
+					"ir_relay_pushlink",
+					"ir_relay_pushintv",
+					"rs485_pushlnk*",
+					"rs485_pushint*",
+					NULL};
+
 /* Per-module logging (log_disable1/2), from the first settings on. */
-static void log_configure(const struct app *a)
+static void log_configure(const struct settings *s, void *arg)
 {
-	log_set_disabled((unsigned)settings_int(a->settings, "log_disable1"),
-			 (unsigned)settings_int(a->settings, "log_disable2"));
+	(void)arg;
+	log_set_disabled((unsigned)settings_int(s, "log_disable1"),
+			 (unsigned)settings_int(s, "log_disable2"));
 }
 
-void app_settings_changed(struct app *a)
+static void on_poll_settings(const struct settings *s, void *arg)
 {
-	log_configure(a);
-	poll_configure(a->poll, a->settings);
-	http_server_configure(a->http);
-	disc_configure(a->disc);
-	if (a->mqtt)
-		mqtt_configure(a->mqtt);
-	modbus_configure(a->modbus);
-	hist_configure(a->hist);
+	poll_configure(arg, s);
+}
+
+static void on_http_settings(const struct settings *s, void *arg)
+{
+	(void)s;
+	http_server_configure(arg);
+}
+
+static void on_mqtt_settings(const struct settings *s, void *arg)
+{
+	(void)s;
+	mqtt_configure(arg);
+}
+
+/* A refused subscription is a wrong key name: caught by the first test run. */
+static int follow(struct app *a, const char *const *keys, settings_cb cb, void *arg,
+		  const char *who)
+{
+	int r = settings_subscribe(a->settings, keys, cb, arg);
+
+	if (r < 0)
+		log_errno(LOG_ERR, -r, "%s cannot follow settings", who);
+	return r;
+}
+
+/* What GET /api and sgctl status read, once the modules exist. */
+static void fill_status_env(struct app *a)
+{
+	a->status = (struct status_env){.conf = &a->conf,
+					.descs = &a->descs,
+					.settings = a->settings,
+					.store = a->store,
+					.buses = a->buses,
+					.poll = a->poll,
+					.loop = a->loop,
+					.mqtt = a->mqtt,
+					.modbus = a->modbus,
+					.hist = a->hist,
+					.start_mono_ms = a->start_mono_ms};
 }
 
 /* A broken description costs only its own model: the others load, and
@@ -109,7 +178,9 @@ static int open_state(struct app *a)
 	r = settings_load(a->settings, err, sizeof(err));
 	if (r < 0)
 		log_err("settings: %s", err);
-	log_configure(a);
+	log_configure(a->settings, NULL);
+	if ((r = follow(a, log_keys, log_configure, NULL, "logging")) < 0)
+		return r;
 	snprintf(path, sizeof(path), "%s/sgd.db", a->conf.state_dir);
 	r = store_open(path, &a->store, err, sizeof(err));
 	if (r < 0)
@@ -153,9 +224,9 @@ static void reload(struct app *a)
 	char err[512];
 
 	log_notice("SIGHUP: reloading settings");
+	/* Every owner is told by the settings when values were loaded. */
 	if (settings_load(a->settings, err, sizeof(err)) < 0)
 		log_err("settings: %s", err);
-	app_settings_changed(a);
 }
 
 static void on_signal(int fd, uint32_t events, void *arg)
@@ -244,7 +315,15 @@ static int start(struct app *a)
 		return r;
 	}
 	poll_configure(a->poll, a->settings);
-	if (hist_init(&a->hist, a) < 0)
+	if ((r = follow(a, poll_keys, on_poll_settings, a->poll, "poller")) < 0)
+		return r;
+	struct hist_env he = {.state_dir = a->conf.state_dir,
+			      .settings = a->settings,
+			      .store = a->store,
+			      .loop = a->loop,
+			      .poll = a->poll};
+
+	if (hist_init(&a->hist, &he) < 0)
 		a->hist = NULL; /* logged; the gateway runs without history */
 	if ((r = start_ops(a)) < 0)
 		return r;
@@ -255,12 +334,24 @@ static int start(struct app *a)
 	}
 	/* A port that cannot be bound is logged and retried on the next settings
 	 * change; the gateway keeps polling either way. */
-	if ((r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0 ||
-	    (r = mqtt_init(a, &a->mqtt)) < 0)
+	struct disc_env de = {.loop = a->loop, .settings = a->settings, .conf = &a->conf};
+
+	if ((r = http_server_init(a, &a->http)) < 0 ||
+	    (r = follow(a, http_keys, on_http_settings, a->http, "http")) < 0 ||
+	    (r = disc_init(&de, &a->disc)) < 0 || (r = mqtt_init(a, &a->mqtt)) < 0 ||
+	    (r = follow(a, mqtt_keys, on_mqtt_settings, a->mqtt, "mqtt")) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
-	if ((r = modbus_init(&a->modbus, a)) < 0)
+	struct modbus_env me = {.loop = a->loop,
+				.settings = a->settings,
+				.conf = &a->conf,
+				.poll = a->poll,
+				.buses = a->buses,
+				.start_mono_ms = a->start_mono_ms};
+
+	if ((r = modbus_init(&a->modbus, &me)) < 0)
 		return r;
+	fill_status_env(a);
 	start_watchdog(a);
 	sd_notify(0, "READY=1");
 	log_notice("sgd %s ready: %s %s, control socket %s", SGD_VERSION, a->conf.model_type,
@@ -272,6 +363,12 @@ static int start(struct app *a)
  * server so pending operations are answered (cancelled) while clients exist. */
 static void stop(struct app *a)
 {
+	memset(&a->status, 0, sizeof(a->status));
+	if (a->settings) {
+		settings_unsubscribe(a->settings, on_mqtt_settings, a->mqtt);
+		settings_unsubscribe(a->settings, on_http_settings, a->http);
+		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
+	}
 	if (a->poll)
 		poll_quiesce(a->poll);
 	modbus_fini(a->modbus); /* before the buses: its running requests become orphans */

@@ -32,16 +32,29 @@ static struct app *app;
 static json_t *baseline;
 static unsigned baseline_gen;
 
-/* As in main.c: the harness is the daemon's main here. */
-void app_settings_changed(struct app *a)
+/* As in main.c: the harness is the daemon's main here. History, discovery
+ * and Modbus follow their settings themselves; these are wired by main. */
+static void on_poll_settings(const struct settings *s, void *arg)
 {
-	poll_configure(a->poll, a->settings);
-	http_server_configure(a->http);
-	disc_configure(a->disc);
-	if (a->mqtt)
-		mqtt_configure(a->mqtt);
-	modbus_configure(a->modbus);
-	hist_configure(a->hist);
+	poll_configure(arg, s);
+}
+
+static void on_http_settings(const struct settings *s, void *arg)
+{
+	(void)s;
+	http_server_configure(arg);
+}
+
+static void on_mqtt_settings(const struct settings *s, void *arg)
+{
+	(void)s;
+	mqtt_configure(arg);
+}
+
+static int follow(struct app *a, settings_cb cb, void *arg)
+{
+	/* Every key: a harness may over-apply, never miss a change. */
+	return settings_subscribe(a->settings, (const char *const[]){"*", NULL}, cb, arg);
 }
 
 /* A loopback TCP port nobody listens on now. */
@@ -65,6 +78,11 @@ static void stop(void)
 
 	if (!a)
 		return;
+	if (a->settings) {
+		settings_unsubscribe(a->settings, on_mqtt_settings, a->mqtt);
+		settings_unsubscribe(a->settings, on_http_settings, a->http);
+		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
+	}
 	if (a->poll)
 		poll_quiesce(a->poll);
 	modbus_fini(a->modbus);
@@ -135,7 +153,13 @@ static int start(struct app *a)
 	if (r < 0)
 		return r;
 	poll_configure(a->poll, a->settings);
-	if (hist_init(&a->hist, a) < 0)
+	if ((r = follow(a, on_poll_settings, a->poll)) < 0)
+		return r;
+	if (hist_init(&a->hist, &(struct hist_env){.state_dir = a->conf.state_dir,
+						   .settings = a->settings,
+						   .store = a->store,
+						   .loop = a->loop,
+						   .poll = a->poll}) < 0)
 		a->hist = NULL;
 	env = (struct ops_env){.loop = a->loop,
 			       .settings = a->settings,
@@ -147,11 +171,32 @@ static int start(struct app *a)
 	if ((r = ops_init(&a->ops, &env)) < 0)
 		return r;
 	if ((r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl)) < 0 ||
-	    (r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0 ||
-	    (r = mqtt_init(a, &a->mqtt)) < 0)
+	    (r = http_server_init(a, &a->http)) < 0 ||
+	    (r = follow(a, on_http_settings, a->http)) < 0 ||
+	    (r = disc_init(
+		 &(struct disc_env){.loop = a->loop, .settings = a->settings, .conf = &a->conf},
+		 &a->disc)) < 0 ||
+	    (r = mqtt_init(a, &a->mqtt)) < 0 || (r = follow(a, on_mqtt_settings, a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
-	return modbus_init(&a->modbus, a);
+	r = modbus_init(&a->modbus, &(struct modbus_env){.loop = a->loop,
+							 .settings = a->settings,
+							 .conf = &a->conf,
+							 .poll = a->poll,
+							 .buses = a->buses,
+							 .start_mono_ms = a->start_mono_ms});
+	a->status = (struct status_env){.conf = &a->conf,
+					.descs = &a->descs,
+					.settings = a->settings,
+					.store = a->store,
+					.buses = a->buses,
+					.poll = a->poll,
+					.loop = a->loop,
+					.mqtt = a->mqtt,
+					.modbus = a->modbus,
+					.hist = a->hist,
+					.start_mono_ms = a->start_mono_ms};
+	return r;
 }
 
 struct app *fuzz_app(void)
@@ -187,7 +232,6 @@ void fuzz_app_restore(void)
 		fprintf(stderr, "fuzz: restoring settings: %s\n", err);
 		abort();
 	}
-	app_settings_changed(app);
 	baseline_gen = settings_generation(app->settings);
 }
 

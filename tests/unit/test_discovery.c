@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "sg/app.h"
+#include "sg/conf.h"
 #include "sg/discovery.h"
 #include "sg/loop.h"
 #include "sg/settings.h"
@@ -290,7 +290,19 @@ static void rm_tree(const char *dir)
 	assert_int_equal(rmdir(dir), 0);
 }
 
-static void set_discovery(struct app *a, const char *kv)
+/* The handles discovery is given (what main.c passes in its disc_env). */
+struct world {
+	struct conf conf;
+	struct loop *loop;
+	struct settings *settings;
+};
+
+static struct disc_env env_of(struct world *w)
+{
+	return (struct disc_env){.loop = w->loop, .settings = w->settings, .conf = &w->conf};
+}
+
+static void set_discovery(struct world *a, const char *kv)
 {
 	char err[256];
 	char *args[1] = {(char *)kv};
@@ -302,8 +314,9 @@ static void set_discovery(struct app *a, const char *kv)
 static void test_socket(void **state)
 {
 	char dir[] = "/tmp/sgd-test-disc-XXXXXX";
-	struct app a;
+	struct world a;
 	struct discovery *d = NULL;
+	struct disc_env env;
 	struct client c = {0};
 	uint16_t port = free_port();
 	int fd, probe;
@@ -318,7 +331,8 @@ static void test_socket(void **state)
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(loop_init(&a.loop), 0);
 	assert_int_equal(settings_init(&a.settings, dir, "SG123456", "SG-E1"), 0);
-	assert_int_equal(disc_init(&a, &d), 0);
+	env = env_of(&a);
+	assert_int_equal(disc_init(&env, &d), 0);
 
 	fd = udp_socket(0);
 	assert_true(fd >= 0);
@@ -342,13 +356,11 @@ static void test_socket(void **state)
 	assert_int_equal(errno, EAGAIN);
 
 	/* Off: the port is released; on again: answered again. */
-	set_discovery(&a, "udp_discovery=0");
-	disc_configure(d);
+	set_discovery(&a, "udp_discovery=0"); /* told through its settings subscription */
 	probe = udp_socket(port);
 	assert_true(probe >= 0);
 	close(probe);
 	set_discovery(&a, "udp_discovery=1");
-	disc_configure(d);
 	send_to(fd, port, request, sizeof(request));
 	run_once(&c);
 	assert_int_equal(c.n, DISC_REPLY_LEN);
@@ -366,8 +378,9 @@ static void test_socket(void **state)
 static void test_bind_failure(void **state)
 {
 	char dir[] = "/tmp/sgd-test-disc-XXXXXX";
-	struct app a;
+	struct world a;
 	struct discovery *d = NULL;
+	struct disc_env env;
 	int taken = udp_socket(0);
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
@@ -382,12 +395,14 @@ static void test_bind_failure(void **state)
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(loop_init(&a.loop), 0);
 	assert_int_equal(settings_init(&a.settings, dir, "SG123456", "SG-E1"), 0);
-	assert_int_equal(disc_init(&a, &d), 0);
+	env = env_of(&a);
+	assert_int_equal(disc_init(&env, &d), 0);
 	assert_non_null(d);
 	disc_fini(d);
 	/* Neither is a bind address that is not an IP literal. */
 	strcpy(a.conf.http_bind, "localhost");
-	assert_int_equal(disc_init(&a, &d), 0);
+	env = env_of(&a);
+	assert_int_equal(disc_init(&env, &d), 0);
 	disc_fini(d);
 	close(taken);
 	settings_fini(a.settings);

@@ -105,9 +105,11 @@ bool link_connected(const struct mqtt_link *l)
 static unsigned settings_applied;
 static char errbuf[256];
 
-void app_settings_changed(struct app *a)
+/* Counts the accepted changes the settings announce to their subscribers. */
+static void on_settings_applied(const struct settings *s, void *arg)
 {
-	(void)a;
+	(void)s;
+	(void)arg;
 	settings_applied++;
 }
 
@@ -321,7 +323,9 @@ static int each_setup(void **state)
 
 	snprintf(path, sizeof(path), "%s/settings.json", dir);
 	unlink(path);
-	if (settings_init(&app.settings, dir, "IS001093", "SG-E1") < 0)
+	if (settings_init(&app.settings, dir, "IS001093", "SG-E1") < 0 ||
+	    settings_subscribe(app.settings, (const char *const[]){"*", NULL}, on_settings_applied,
+			       NULL) < 0)
 		return -1;
 	devices();
 	memset(&pend, 0, sizeof(pend));
