@@ -21,8 +21,16 @@ its arrival time.
   and the publish part (read_at_ms -> message at the observer). Reference:
   the 1 s poll interval plus the 1 s publish interval, the worst case a
   change can wait (p99 target <= 2 s), and the 1 s interval itself for p50.
+- Publish part, before and after publish-when-fresh (issue 13): targets
+  p50 < 20 ms and p99 < 100 ms. The reference ("before") is the same binary
+  restarted with SGD_TEST_HOOKS=1 SGD_TEST_PUSH_ON_TICK=1, which makes the
+  publisher push at each due time (the 1-s tick) without waiting for the
+  poll cycle, as before; only this bench selects it. The latency samples are
+  taken again against it (--samples, same simulators, broker and settings),
+  and the publish part is reported as ratios after / before.
 
-Usage: bench/mqtt.py [--build DIR] [--seconds 20] [--baseline 10] [--samples 30].
+Usage: bench/mqtt.py [--build DIR] [--seconds 20] [--baseline 10] [--samples 30]
+                     [--no-reference].
 Reports, never fails on a missed target.
 """
 import argparse
@@ -38,6 +46,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUDGET_PCT = 5.0
 INTERVAL_S = 1.0
+PUB_P50_MS = 20.0  # targets of the publish part (read_at_ms -> broker)
+PUB_P99_MS = 100.0
 
 sys.dont_write_bytecode = True  # no __pycache__ in the work tree
 sys.path.insert(0, HERE)
@@ -49,6 +59,40 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
+def sample_latency(obs, base, targets, samples, seed=7, by_target=None):
+    """Pin a unique voltage, alternating over targets, and time it to the
+    broker: (total, poll part, publish part) lists in s, and the misses;
+    by_target[k] (when given) gets the publish parts of target k."""
+    lat, poll_part, pub_part, missed = [], [], [], 0
+    rnd = random.Random(seed)
+    for k in range(samples):
+        sim, addr, index = targets[k % 2]
+        marker = round(215.0 + 0.37 * k + 0.01 * (k % 2), 2)
+        topic = "%s/device/%d/measurements" % (base, index)
+        time.sleep(rnd.random() * INTERVAL_S)
+        m0 = obs.mark()
+        t_set = time.time()
+        sim.ctl("set %d U 1 %.2f" % (addr, marker))
+
+        def carries(m, marker=marker):
+            u = json.loads(m.payload)["measurements"]["Phases"][0]["U"]["value"]
+            return abs(u - marker) < 0.006
+        try:
+            m = obs.wait_msg(topic, m0, match=carries, timeout=10)
+        except AssertionError:
+            missed += 1
+            continue
+        lat.append(m.t - t_set)
+        ra = json.loads(m.payload)["header"]["read_at_ms"] / 1000.0
+        poll_part.append(ra - t_set)
+        pub_part.append(m.t - ra)
+        if by_target is not None:
+            by_target.setdefault(k % 2, []).append(m.t - ra)
+    for sim, addr, _ in targets:
+        sim.ctl("unpin %d" % addr)
+    return lat, poll_part, pub_part, missed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -56,6 +100,8 @@ def main():
     ap.add_argument("--baseline", type=float, default=10.0)
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the before (push on the 1-s tick) reference run")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     os.environ["SG_BUILD"] = os.path.relpath(build, ROOT) if build.startswith(ROOT) else build
@@ -133,36 +179,33 @@ def main():
 
         # latency: value change in the simulator -> MQTT message carrying it
         targets = [(rs485, 1, 1), (left, cpu.IR_ADDR, 0)]  # (sim, address, device index)
-        lat, poll_part, pub_part, missed = [], [], [], 0
-        rnd = random.Random(7)
-        for k in range(a.samples):
-            sim, addr, index = targets[k % 2]
-            marker = round(215.0 + 0.37 * k + 0.01 * (k % 2), 2)
-            topic = "%s/device/%d/measurements" % (base, index)
-            time.sleep(rnd.random() * INTERVAL_S)
-            m0 = obs.mark()
-            t_set = time.time()
-            sim.ctl("set %d U 1 %.2f" % (addr, marker))
-
-            def carries(m, marker=marker):
-                u = json.loads(m.payload)["measurements"]["Phases"][0]["U"]["value"]
-                return abs(u - marker) < 0.006
-            try:
-                m = obs.wait_msg(topic, m0, match=carries, timeout=10)
-            except AssertionError:
-                missed += 1
-                continue
-            lat.append(m.t - t_set)
-            ra = json.loads(m.payload)["header"]["read_at_ms"] / 1000.0
-            poll_part.append(ra - t_set)
-            pub_part.append(m.t - ra)
-        for sim, addr, _ in targets:
-            sim.ctl("unpin %d" % addr)
+        per_target = {}
+        lat, poll_part, pub_part, missed = sample_latency(obs, base, targets, a.samples,
+                                                          by_target=per_target)
         if not lat:
             raise RuntimeError("no marker value arrived over MQTT")
 
         devs = sgd.ok("devices")["devices"]
         not_ok = [d for d in devs if d["status"] not in ("ok", "disabled")]
+
+        # before: the same binary restarted with the push on the 1-s tick
+        ref = None
+        if not a.no_reference:
+            m0 = obs.mark()
+            sgd.stop()
+            os.environ["SGD_TEST_HOOKS"] = "1"
+            os.environ["SGD_TEST_PUSH_ON_TICK"] = "1"
+            try:
+                sgd.start()
+            finally:
+                del os.environ["SGD_TEST_PUSH_ON_TICK"]
+                del os.environ["SGD_TEST_HOOKS"]
+            harness.wait_until(all_ok, 60, "all 18 devices ok (reference)", interval=0.25)
+            obs.wait_msg(base + "/status/hello", m0, timeout=20, what="sgd's hello (reference)")
+            time.sleep(a.settle)
+            ref = sample_latency(obs, base, targets, a.samples)
+            if not ref[0]:
+                raise RuntimeError("no marker value arrived over MQTT (reference)")
         p50, p99 = pct(lat, 50) * 1000, pct(lat, 99) * 1000
         print("all 18 devices ok after %.1f s; link 1 MQTT to mosquitto 127.0.0.1:%d, %s "
               "(buffered %s, dropped %s)" % (t_ok, broker.plain, link["status"],
@@ -183,16 +226,40 @@ def main():
               "(read_at_ms -> observer) p50 %.0f ms, p99 %.0f ms" % (
                   pct(poll_part, 50) * 1000, pct(poll_part, 99) * 1000,
                   pct(pub_part, 50) * 1000, pct(pub_part, 99) * 1000))
+        pub50, pub99 = pct(pub_part, 50) * 1000, pct(pub_part, 99) * 1000
+        print("  publish part vs targets: p50 / %.0f ms %.3f, p99 / %.0f ms %.3f" % (
+            PUB_P50_MS, pub50 / PUB_P50_MS, PUB_P99_MS, pub99 / PUB_P99_MS))
+        print("  publish part per device: RS485 1 (WM3M4C, 115200 baud) p50 %.0f ms, p99 %.0f ms; "
+              "Left IR (IE38MD, 19200 baud) p50 %.0f ms, p99 %.0f ms" % (
+                  pct(per_target.get(0, [0]), 50) * 1000, pct(per_target.get(0, [0]), 99) * 1000,
+                  pct(per_target.get(1, [0]), 50) * 1000, pct(per_target.get(1, [0]), 99) * 1000))
+        ref_fields = ""
+        if ref:
+            rlat, rpoll, rpub, rmissed = ref
+            r50, r99 = pct(rpub, 50) * 1000, pct(rpub, 99) * 1000
+            print("before (reference, same binary, SGD_TEST_PUSH_ON_TICK=1: push on the 1-s tick), "
+                  "%d samples (%d missed):" % (len(rlat), rmissed))
+            print("  change -> observer p50 %.0f ms, p99 %.0f ms; publish part p50 %.0f ms, "
+                  "p99 %.0f ms; after / before: publish p50 %.3f, p99 %.3f, total p50 %.3f" % (
+                      pct(rlat, 50) * 1000, pct(rlat, 99) * 1000, r50, r99,
+                      pub50 / r50 if r50 else 0, pub99 / r99 if r99 else 0,
+                      p50 / (pct(rlat, 50) * 1000)))
+            ref_fields = (" ref_lat_p50_ms=%.0f ref_lat_p99_ms=%.0f ref_pub_p50_ms=%.0f "
+                          "ref_pub_p99_ms=%.0f ref_samples=%d ref_missed=%d pub_p50_vs_ref=%.3f "
+                          "pub_p99_vs_ref=%.3f" % (
+                              pct(rlat, 50) * 1000, pct(rlat, 99) * 1000, r50, r99, len(rlat),
+                              rmissed, pub50 / r50 if r50 else 0, pub99 / r99 if r99 else 0))
         if not_ok:
             print("devices not ok at the end: %s" % ", ".join(
                 "%s %s" % (d["interface"], d["status"]) for d in not_ok))
         print("RESULT lat_p50_ms=%.0f lat_p99_ms=%.0f lat_ratio=%.3f lat_p99_ratio=%.3f "
               "poll_p50_ms=%.0f pub_p50_ms=%.0f pub_p99_ms=%.0f samples=%d missed=%d "
               "cpu_pct=%.2f cpu_base_pct=%.2f cpu_ratio=%.3f msgs_per_s=%.1f topic_rate=%.3f "
-              "devices=18 devices_not_ok=%d" % (
+              "devices=18 devices_not_ok=%d pub_p50_ratio=%.3f pub_p99_ratio=%.3f%s" % (
                   p50, p99, p50 / 1000 / INTERVAL_S, p99 / 2000, pct(poll_part, 50) * 1000,
-                  pct(pub_part, 50) * 1000, pct(pub_part, 99) * 1000, len(lat), missed, cpu_pct,
-                  base_pct, cpu_pct / BUDGET_PCT, msgs_s, topic_rate, len(not_ok)))
+                  pub50, pub99, len(lat), missed, cpu_pct,
+                  base_pct, cpu_pct / BUDGET_PCT, msgs_s, topic_rate, len(not_ok),
+                  pub50 / PUB_P50_MS, pub99 / PUB_P99_MS, ref_fields))
     except Exception as e:  # report, don't fail `make bench`
         print("mqtt.py: %s" % e)
         if sgd and os.path.exists(sgd.logpath):

@@ -3,7 +3,15 @@
  * Each slot has a push-link mask (0 none, 1 link 1, 2 link 2, 3 both) and an
  * interval: leftir_pushlink/intv (slot 0), ir_relay_pushlink/intv (slot 1,
  * the Right IR Bicom), rs485_pushlnkN/pushintN (slot 1+N). One loop timer per
- * slot fires every interval; at each due time every link of the mask gets:
+ * slot fires every interval. Publish when fresh: once the interval has passed,
+ * a device that is ok is published when its next poll cycle completes (the
+ * poller's notification), so a reading reaches the broker milliseconds after
+ * it was read instead of waiting for the next tick. A device that is not ok
+ * has no cycle to wait for: its error is said at the due time, as before;
+ * and a due time that no completed cycle answered by the next one is
+ * published then with what there is (a device polled less often than it is
+ * pushed still gets one push per interval). At each publication every link
+ * of the mask gets:
  *
  *   meter / PQ analyser with a reading   device/<index>/measurements and
  *                                        device/<index>/counters, the REST
@@ -53,6 +61,7 @@ struct pslot {
 	int links;  /* bit 0 link 1, bit 1 link 2 */
 	int intv_s; /* interval the timer runs at */
 	int64_t timer;
+	bool due;  /* the interval passed: publish at the next completed poll cycle */
 	bool down; /* not responding at the last due time */
 	bool err_sent[MQTT_LINKS];
 };
@@ -72,6 +81,7 @@ struct publisher {
 	enum avail avail[MQTT_LINKS][DEV_SLOTS];
 	int64_t sent_ms[MQTT_LINKS][DEV_SLOTS]; /* read time of the last reading handed to a link */
 	int64_t avail_timer;
+	bool on_tick; /* bench reference only: publish at the due time, never wait for a cycle */
 };
 
 static struct loop *loop_of(const struct publisher *p)
@@ -414,6 +424,22 @@ int publisher_links(const struct publisher *p, int slot)
 
 static void on_due(void *arg);
 
+/* The poller completed a cycle of d (or d's health changed): a slot that is
+ * due publishes now, with the values just read. */
+static void on_cycle(const struct dev *d, void *arg)
+{
+	struct publisher *p = arg;
+	struct pslot *s;
+
+	if (!d || d->slot < 0 || d->slot >= DEV_SLOTS)
+		return;
+	s = &p->slot[d->slot];
+	if (!s->due || !s->links)
+		return;
+	s->due = false;
+	publish_slot(p, s);
+}
+
 static void arm(struct publisher *p, struct pslot *s)
 {
 	int64_t id = loop_timer_add(loop_of(p), (int64_t)s->intv_s * 1000, on_due, s);
@@ -426,15 +452,24 @@ static void disarm(struct publisher *p, struct pslot *s)
 	if (s->timer > 0 && loop_of(p))
 		loop_timer_cancel(loop_of(p), s->timer);
 	s->timer = 0;
+	s->due = false;
 }
 
 static void on_due(void *arg)
 {
 	struct pslot *s = arg;
+	struct publisher *p = s->p;
+	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, s->idx) : NULL;
 
 	s->timer = 0;
-	arm(s->p, s); /* first, so the period does not stretch by the publishing time */
-	publish_slot(s->p, s);
+	arm(p, s); /* first, so the period does not stretch by the publishing time */
+	/* Not ok (its error now), or a whole interval without a completed cycle
+	 * (what there is, and still due for the next cycle): at the tick. */
+	if (p->on_tick || !d || d->health != DEV_OK || s->due) {
+		publish_slot(p, s);
+		return;
+	}
+	s->due = true;
 }
 
 static void slot_keys(int idx, char *lk, char *ik, size_t len)
@@ -482,9 +517,20 @@ void publisher_configure(struct publisher *p)
 	}
 }
 
+/* The reference of bench/mqtt.py: the behaviour before publish-when-fresh,
+ * selected by SGD_TEST_PUSH_ON_TICK=1 only when sgd runs with
+ * SGD_TEST_HOOKS=1. */
+static bool bench_on_tick(void)
+{
+	const char *hooks = getenv("SGD_TEST_HOOKS"), *v = getenv("SGD_TEST_PUSH_ON_TICK");
+
+	return hooks && !strcmp(hooks, "1") && v && !strcmp(v, "1");
+}
+
 int publisher_init(struct mqtt *m, struct publisher **out)
 {
 	struct publisher *p = calloc(1, sizeof(*p));
+	int r;
 
 	if (!p)
 		return -ENOMEM;
@@ -492,6 +538,11 @@ int publisher_init(struct mqtt *m, struct publisher **out)
 	for (int i = 0; i < DEV_SLOTS; i++) {
 		p->slot[i].p = p;
 		p->slot[i].idx = i;
+	}
+	p->on_tick = bench_on_tick();
+	if (m->app && m->app->poll && (r = poll_add_notify(m->app->poll, on_cycle, p)) < 0) {
+		free(p);
+		return r;
 	}
 	publisher_configure(p);
 	if (loop_of(p))
@@ -504,6 +555,8 @@ void publisher_fini(struct publisher *p)
 {
 	if (!p)
 		return;
+	if (p->m && p->m->app && p->m->app->poll)
+		poll_del_notify(p->m->app->poll, on_cycle, p);
 	for (int i = 0; i < DEV_SLOTS; i++)
 		disarm(p, &p->slot[i]);
 	if (p->avail_timer > 0 && loop_of(p))

@@ -1,10 +1,13 @@
-/* Publisher (src/mqtt/publisher.c) against fake links, an in-memory outbox
- * and fake devices, driven by the real loop and settings: live publications
- * equal the REST JSON; while a link is down they are buffered and replayed in
- * order in batches of 100 once acknowledged; publications made during a
- * replay queue behind it; not-responding errors once per transition; Bicom
- * states retained and never buffered; timers kept across unrelated settings
- * changes. */
+/* Publisher (src/mqtt/publisher.c) against fake links, an in-memory outbox,
+ * fake devices, a fake poller (its cycle notifications) and a fake loop whose
+ * timers run on virtual time (no real-time waits), with the real settings:
+ * live publications equal the REST JSON; a due push goes out when the
+ * device's poll cycle completes, never before it is due, and at the next due
+ * time when no cycle completed; while a link is down they are buffered and
+ * replayed in order in batches of 100 once acknowledged; publications made
+ * during a replay, or after a paused one, queue behind it; not-responding
+ * errors once per transition; Bicom states retained and never buffered;
+ * timers kept across unrelated settings changes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +48,7 @@ struct mqtt_link {
 	int next_mid;
 	struct pubrec pub[MAXPUB];
 	int npub;
+	int refuse_at; /* > 0: publications beyond this many fail (-EIO), as a full queue */
 	/* per-device availability, kept apart so the reading tests count readings */
 	char av_sub[64][64], av_payload[64][16];
 	bool av_retain[64];
@@ -58,6 +62,8 @@ int link_publish(struct mqtt_link *l, const char *subtopic, const void *payload,
 
 	if (!l->up)
 		return -ENOTCONN;
+	if (l->refuse_at > 0 && l->npub >= l->refuse_at)
+		return -EIO;
 	if (strstr(subtopic, "/availability")) {
 		assert_true(l->nav < 64);
 		snprintf(l->av_sub[l->nav], sizeof(l->av_sub[0]), "%s", subtopic);
@@ -164,6 +170,120 @@ const struct dev *poll_dev(const struct poll *p, int slot)
 	return &devs[slot];
 }
 
+/* ---- fake poller: the cycle notifications the publisher subscribes to ---- */
+
+static poll_notify_cb notify_cb;
+static void *notify_arg;
+static bool stalled[DEV_SLOTS]; /* this device's cycles never complete */
+static bool manual_cycles;	/* no periodic cycles: the test calls cycle() */
+
+int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg)
+{
+	(void)p;
+	assert_null(notify_cb);
+	notify_cb = cb;
+	notify_arg = arg;
+	return 0;
+}
+
+void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg)
+{
+	(void)p;
+	assert_ptr_equal(cb, notify_cb);
+	assert_ptr_equal(arg, notify_arg);
+	notify_cb = NULL;
+}
+
+/* A completed poll cycle of slot's device. */
+static void cycle(int slot)
+{
+	if (notify_cb)
+		notify_cb(&devs[slot], notify_arg);
+}
+
+/* ---- fake loop: timers on virtual time (all the publisher uses) ---- */
+
+#define TIMERS 256
+
+struct ftimer {
+	int64_t id, due_ms;
+	loop_timer_cb cb;
+	void *arg;
+};
+
+struct loop {
+	int64_t now_ms; /* virtual milliseconds since loop_init */
+	int64_t next_id;
+	struct ftimer t[TIMERS];
+	int n;
+};
+
+int loop_init(struct loop **out)
+{
+	*out = calloc(1, sizeof(**out));
+	assert_non_null(*out);
+	(*out)->next_id = 1;
+	return 0;
+}
+
+void loop_fini(struct loop *l)
+{
+	free(l);
+}
+
+int64_t loop_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void *arg)
+{
+	assert_true(l->n < TIMERS);
+	l->t[l->n++] = (struct ftimer){l->next_id, l->now_ms + delay_ms, cb, arg};
+	return l->next_id++;
+}
+
+void loop_timer_cancel(struct loop *l, int64_t id)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->t[i].id == id) {
+			l->t[i] = l->t[--l->n];
+			return;
+		}
+}
+
+/* Run the earliest timer due by until_ms (first added first among equal
+ * due times, as the real loop), moving virtual time to it; false if none. */
+static bool loop_step(struct loop *l, int64_t until_ms)
+{
+	int b = -1;
+	struct ftimer t;
+
+	for (int i = 0; i < l->n; i++)
+		if (l->t[i].due_ms <= until_ms &&
+		    (b < 0 || l->t[i].due_ms < l->t[b].due_ms ||
+		     (l->t[i].due_ms == l->t[b].due_ms && l->t[i].id < l->t[b].id)))
+			b = i;
+	if (b < 0)
+		return false;
+	t = l->t[b];
+	l->t[b] = l->t[--l->n];
+	if (t.due_ms > l->now_ms)
+		l->now_ms = t.due_ms;
+	t.cb(t.arg);
+	return true;
+}
+
+/* The poller's cycles: every second, 50 ms after each whole second, every
+ * device that answers (ok or read error) completes one, unless stalled. */
+#define CYCLE_MS 1000
+#define CYCLE_PHASE_MS 50
+
+static void on_fake_cycles(void *arg)
+{
+	struct loop *l = arg;
+
+	loop_timer_add(l, CYCLE_MS, on_fake_cycles, l);
+	for (int i = 0; i < DEV_SLOTS && !manual_cycles; i++)
+		if (!stalled[i] && (devs[i].health == DEV_OK || devs[i].health == DEV_READ_ERROR))
+			cycle(i);
+}
+
 /* No history here: the documents carry "active_tariff": null. */
 int hist_active_tariff(struct hist *h)
 {
@@ -214,7 +334,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(loop_init(&f->a.loop), 0);
 	assert_int_equal(settings_init(&f->a.settings, f->dir, "SG123456", "SG-E1"), 0);
-	f->a.poll = (struct poll *)f; /* only passed to the fake poll_dev */
+	f->a.poll = (struct poll *)f; /* only passed to the fake poll_* */
 	f->o = calloc(1, sizeof(*f->o));
 	f->m.app = &f->a;
 	f->m.outbox = f->o;
@@ -226,6 +346,10 @@ static int setup(void **state)
 	for (int i = 0; i < DEV_SLOTS; i++)
 		dev_reset(&devs[i], i);
 	tcp_pushes = 0;
+	notify_cb = NULL;
+	memset(stalled, 0, sizeof(stalled));
+	manual_cycles = false;
+	loop_timer_add(f->a.loop, CYCLE_PHASE_MS, on_fake_cycles, f->a.loop);
 	*state = f;
 	return 0;
 }
@@ -251,30 +375,26 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void on_quit(void *arg)
-{
-	loop_quit(arg);
-}
-
+/* Let ms of virtual time pass, running every timer due in it. */
 static void run_ms(struct fx *f, int ms)
 {
-	loop_timer_add(f->a.loop, ms, on_quit, f->a.loop);
-	assert_int_equal(loop_run(f->a.loop), 0);
+	int64_t until = f->a.loop->now_ms + ms;
+
+	while (loop_step(f->a.loop, until))
+		;
+	f->a.loop->now_ms = until;
 }
 
-/* Run the loop in short pumps until cond holds (a macro, so a timeout names
- * the caller's line): waits for what the push timers do, not for a span of
- * real time, so a stalled machine neither misses nor adds a cycle. Each
- * timer re-arms itself a full interval after it ran, so a pump sees at most
- * one cycle of it. */
+/* Run timers one at a time until cond holds (a macro, so a timeout names the
+ * caller's line): stops right after the timer that made it true. */
 #define RUN_UNTIL_MS 20000
 #define run_until(f, cond)                                                                         \
 	do {                                                                                       \
-		int64_t end_ = clock_mono_ms() + RUN_UNTIL_MS;                                     \
-		while (!(cond) && clock_mono_ms() < end_)                                          \
-			run_ms(f, 5);                                                              \
+		int64_t end_ = (f)->a.loop->now_ms + RUN_UNTIL_MS;                                 \
+		while (!(cond) && loop_step((f)->a.loop, end_))                                    \
+			;                                                                          \
 		if (!(cond))                                                                       \
-			fail_msg("no %s within %d ms", #cond, RUN_UNTIL_MS);                       \
+			fail_msg("no %s within %d virtual ms", #cond, RUN_UNTIL_MS);               \
 	} while (0)
 
 /* The REST document of slot, in the zone of f's settings. */
@@ -596,6 +716,166 @@ static void test_null(void **state)
 	publisher_configure(NULL);
 }
 
+/* ---- publish when fresh ---- */
+
+/* A due push goes out the moment the device's poll cycle completes, with the
+ * values that cycle read; cycles before the due time publish nothing. */
+static void test_fresh_at_cycle(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	struct dev *d = &devs[DEV_SLOT_RS485(4)];
+	char *m;
+
+	manual_cycles = true;
+	l->up = true;
+	meter(DEV_SLOT_RS485(4), 230.0);
+	setting(f, "rs485_pushlnk4=1");
+	setting(f, "rs485_pushint4=2");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1000);
+	cycle(DEV_SLOT_RS485(4)); /* not due yet */
+	run_ms(f, 999);
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 0);
+	run_ms(f, 1); /* due at 2 s: waits for the cycle */
+	assert_int_equal(l->npub, 0);
+	run_ms(f, 300);
+	assert_int_equal(l->npub, 0);
+	meter(DEV_SLOT_RS485(4), 240.0); /* what the cycle read */
+	d->meas_ms = d->ctr_ms = 1700000000123;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 2);
+	m = rest(f, DEV_SLOT_RS485(4), false);
+	assert_string_equal(l->pub[0].sub, "device/4/measurements");
+	assert_string_equal(l->pub[0].payload, m);
+	free(m);
+	assert_non_null(strstr(l->pub[0].payload, "\"read_at_ms\":1700000000123"));
+	/* once per due time: the next cycles wait for the next one (4 s) */
+	cycle(DEV_SLOT_RS485(4));
+	run_ms(f, 1000);
+	cycle(DEV_SLOT_RS485(4));
+	run_ms(f, 600); /* 3.9 s */
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 2);
+	run_ms(f, 150); /* 4.05 s */
+	assert_int_equal(l->npub, 2);
+	d->health = DEV_READ_ERROR; /* a cycle that read with errors: the error, not the reading */
+	snprintf(d->last_error, sizeof(d->last_error), "timeout on input 1");
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 3);
+	assert_string_equal(l->pub[2].sub, "error");
+	assert_string_equal(l->pub[2].payload,
+			    "Error: RS485 4 Energy meter read error (timeout on input 1)");
+}
+
+/* With the fake poller's cycles every second, a 5 s push goes out at the
+ * first cycle after each due time, and only then. */
+static void test_not_before_due(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+
+	l->up = true;
+	meter(DEV_SLOT_LEFT_IR, 230.0);
+	setting(f, "leftir_pushlink=1");
+	setting(f, "leftir_pushintv=5");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 5000 + CYCLE_PHASE_MS - 1);
+	assert_int_equal(l->npub, 0);
+	run_ms(f, 1);
+	assert_int_equal(l->npub, 2);
+	run_ms(f, 5000 - 1);
+	assert_int_equal(l->npub, 2);
+	run_ms(f, 1);
+	assert_int_equal(l->npub, 4);
+	assert_int_equal(f->o->n[1], 0);
+}
+
+/* A device whose cycles never complete: not responding, its error at the due
+ * time; ok but stalled, its reading at the next due time (a whole interval
+ * without a cycle), as on every tick before, and fresh again once a cycle
+ * completes. */
+static void test_cycle_never_completes(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+
+	l->up = true;
+	meter(DEV_SLOT_RS485(1), 230.0);
+	stalled[DEV_SLOT_RS485(1)] = true;
+	dev_reset(&devs[DEV_SLOT_RS485(2)], DEV_SLOT_RS485(2));
+	devs[DEV_SLOT_RS485(2)].cls = CLASS_METER;
+	devs[DEV_SLOT_RS485(2)].health = DEV_NOT_RESPONDING;
+	setting(f, "rs485_pushlnk1=1");
+	setting(f, "rs485_pushint1=1");
+	setting(f, "rs485_pushlnk2=1");
+	setting(f, "rs485_pushint2=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 1); /* the error, at the due time */
+	assert_string_equal(l->pub[0].payload, "Error: RS485 2 Energy meter not responding");
+	run_ms(f, 999);
+	assert_int_equal(l->npub, 1); /* slot 1 still waits for its cycle */
+	run_ms(f, 1);
+	assert_int_equal(l->npub, 3); /* 2 s: no cycle for a whole interval */
+	assert_string_equal(l->pub[1].sub, "device/1/measurements");
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 5);
+	stalled[DEV_SLOT_RS485(1)] = false;
+	run_ms(f, CYCLE_PHASE_MS);
+	assert_int_equal(l->npub, 7); /* still due: the completed cycle publishes */
+	run_ms(f, 1000);
+	assert_int_equal(l->npub, 9);
+	assert_string_equal(l->pub[8].sub, "device/1/counters");
+	assert_int_equal(f->o->n[1], 0);
+}
+
+/* A replay the link refuses half way (its queue full, still connected)
+ * pauses with its rows kept; what is published next queues behind them, and
+ * the broker gets everything, each in the order it was made. */
+static void test_paused_replay_order(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	char p[16];
+	int k;
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "old%d", i);
+		outbox_push(f->o, 1, i, "device/0/measurements", p, strlen(p));
+	}
+	manual_cycles = true;
+	meter(DEV_SLOT_LEFT_IR, 230.0);
+	setting(f, "leftir_pushlink=1");
+	setting(f, "leftir_pushintv=1");
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	l->up = true;
+	l->refuse_at = 3;
+	publisher_link_up(f->p, 1); /* old0…old2 go, old3 is refused: paused */
+	assert_int_equal(l->npub, 3);
+	assert_int_equal(f->o->n[1], 5);
+	l->refuse_at = 0;
+	run_ms(f, 1000);
+	cycle(DEV_SLOT_LEFT_IR); /* a live reading while the rows wait */
+	ack_all(f, 1, 0);
+	run_ms(f, 1000);
+	cycle(DEV_SLOT_LEFT_IR);
+	for (k = 0; k < 4 && f->o->n[1]; k++) /* each acknowledged batch sends the next */
+		ack_all(f, 1, 0);
+	assert_int_equal(f->o->n[1], 0);
+	/* after the pause: old0…old4, then the two readings, each pair in order */
+	assert_int_equal(l->npub, 3 + 5 + 4);
+	for (k = 0; k < 5; k++) {
+		snprintf(p, sizeof(p), "old%d", k);
+		assert_string_equal(l->pub[3 + k].payload, p);
+	}
+	assert_string_equal(l->pub[8].sub, "device/0/measurements");
+	assert_string_equal(l->pub[9].sub, "device/0/counters");
+	assert_string_equal(l->pub[10].sub, "device/0/measurements");
+	assert_string_equal(l->pub[11].sub, "device/0/counters");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +889,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bicom, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_timer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fresh_at_cycle, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_before_due, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cycle_never_completes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_paused_replay_order, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
