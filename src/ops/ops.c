@@ -33,6 +33,8 @@ struct ops {
 /* Every command of every table; a table ends with {NULL}. */
 static const struct ops_def *const tables[] = {
     ops_core_defs,
+    ops_dev_defs,
+    ops_settings_defs,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
