@@ -14,6 +14,7 @@
 #include "sg/devop.h"
 #include "sg/files.h"
 #include "sg/hist.h"
+#include "sg/ops.h"
 #include "sg/reading.h"
 #include "sg/settings.h"
 #include "sg/version.h"
@@ -186,6 +187,14 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 	return start(OP_SCAN, cb, arg);
 }
 
+int poll_set_parameters(struct poll *p, int addr, const char *model, int new_addr, int baud_code,
+			int parity, int stop_code, poll_result_cb cb, void *arg)
+{
+	(void)p, (void)addr, (void)model, (void)new_addr, (void)baud_code, (void)parity,
+	    (void)stop_code;
+	return start(OP_SCAN, cb, arg);
+}
+
 bool poll_scanning(const struct poll *p)
 {
 	(void)p;
@@ -313,6 +322,17 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The operations over the fixture's handles (again when they change). */
+static void ops_start(void)
+{
+	struct ops_env env = {
+	    .settings = app.settings, .hist = app.hist, .conf = &app.conf, .descs = &set};
+
+	ops_fini(app.ops);
+	app.ops = NULL;
+	assert_int_equal(ops_init(&app.ops, &env), 0);
+}
+
 /* Fresh settings, devices and records for each test. */
 static int each_setup(void **state)
 {
@@ -324,6 +344,7 @@ static int each_setup(void **state)
 	if (settings_init(&app.settings, dir, "IS001093", "SG-E1") < 0)
 		return -1;
 	devices();
+	ops_start();
 	memset(&pend, 0, sizeof(pend));
 	poll_ret = 0;
 	scanning = false;
@@ -336,6 +357,8 @@ static int each_teardown(void **state)
 {
 	(void)state;
 	pubs_clear();
+	ops_fini(app.ops);
+	app.ops = NULL;
 	settings_fini(app.settings);
 	app.settings = NULL;
 	return 0;
@@ -520,6 +543,7 @@ static void test_tariffs(void **state)
 
 	(void)state;
 	app.hist = (struct hist *)&app; /* any non-NULL: the fakes ignore it */
+	ops_start();
 	tariffs_text[0] = 0;
 	run(&link1, "{\"data\": {\"cmd\": \"set_tariffs\", \"tariffs\": {\"tariffs\": [1]}}}");
 	j = status();
@@ -547,6 +571,7 @@ static void test_tariffs(void **state)
 	    json_integer_value(json_object_get(json_object_get(j, "header"), "active_tariff")), 3);
 	json_decref(j);
 	app.hist = NULL;
+	ops_start();
 	run(&link1, "{\"data\": {\"cmd\": \"get_tariffs\"}}");
 	assert_non_null(find(BASE "/error"));
 }
