@@ -106,7 +106,7 @@ static void run_devices(struct ops_call *c, json_t *args)
 	(void)args;
 	for (int s = 0; s < DEV_SLOTS; s++)
 		json_array_append_new(list, dev_device_json(poll_dev(poller(c), s)));
-	ops_reply(c, json_pack("{s:o}", "devices", list));
+	ops_reply_doc(c, json_pack("{s:o}", "devices", list));
 }
 
 /* Slot of a device by Modbus address as the manual means it: 0 the Left IR
@@ -135,7 +135,6 @@ static void run_reading(struct ops_call *c, json_t *args, bool counters)
 	json_t *addr = json_object_get(args, "addr"), *index = json_object_get(args, "index");
 	char why[OPS_MSG_MAX];
 	const struct dev *d;
-	json_t *doc;
 	int slot;
 
 	if (!addr == !index) {
@@ -157,11 +156,7 @@ static void run_reading(struct ops_call *c, json_t *args, bool counters)
 		ops_fail(c, d->health == DEV_DISABLED ? OPS_NOT_FOUND : OPS_UNAVAILABLE, "%s", why);
 		return;
 	}
-	doc = reading_json(e->hist, e->settings, d, counters);
-	if (doc)
-		ops_reply(c, doc);
-	else
-		ops_fail(c, OPS_INTERNAL, "out of memory");
+	ops_reply_doc(c, reading_json(e->hist, e->settings, d, counters));
 }
 
 static void run_measurements(struct ops_call *c, json_t *args)
@@ -396,10 +391,7 @@ static void run_set_parameters(struct ops_call *c, json_t *args)
 	struct bus_call *b;
 	int r;
 
-	snprintf(clip, sizeof(clip), "%s", model);
-	for (char *q = clip; *q; q++)
-		if (*q < 0x20 || *q >= 0x7F)
-			*q = '?';
+	ops_clip(model, clip, sizeof(clip));
 	if (!ds) {
 		ops_fail(c, OPS_BAD_REQUEST, "model '%s': no device description matches it", clip);
 		return;
@@ -426,14 +418,6 @@ static void run_set_parameters(struct ops_call *c, json_t *args)
 }
 
 /* ---- raw Modbus ---- */
-
-static bool printable(const char *s)
-{
-	for (; *s; s++)
-		if (*s <= 0x20 || *s >= 0x7F)
-			return false;
-	return true;
-}
 
 /* The Modbus address of the polled device with serial number sn. */
 static enum ops_status addr_of_serial(const struct poll *p, struct bus_call *b, char *msg,
@@ -589,7 +573,7 @@ static void mb_finish(struct ops_call *c, json_t *res)
 
 	json_decref(res);
 	if (!r) {
-		ops_fail(c, OPS_INTERNAL, "out of memory");
+		ops_reply_doc(c, NULL);
 		return;
 	}
 	if (b->serial[0])
@@ -621,7 +605,7 @@ static void run_modbus(struct ops_call *c, json_t *args)
 			 "give either modbus_address 0 (Left IR device) … 247, or serial_number");
 		return;
 	}
-	if (sn && !printable(json_string_value(sn))) {
+	if (sn && !ops_printable(json_string_value(sn))) {
 		ops_fail(c, OPS_BAD_REQUEST,
 			 "serial_number: expected a device's serial number (1…%d printable "
 			 "characters)",

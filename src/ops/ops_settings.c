@@ -65,7 +65,7 @@ static void run_set_settings(struct ops_call *c, json_t *args)
 			 err[0] ? err : strerror(-r));
 		return;
 	}
-	ops_reply(c, json_pack("{s:s, s:o}", "result", "ok", "changed", changed));
+	ops_reply_doc(c, json_pack("{s:s, s:o}", "result", "ok", "changed", changed));
 }
 
 /* Every setting back to its default; only when the caller confirms. */
@@ -83,7 +83,7 @@ static void run_factory_reset(struct ops_call *c, json_t *args)
 		ops_fail(c, OPS_INTERNAL, "factory reset failed: %s", strerror(-r));
 		return;
 	}
-	ops_reply(c, json_pack("{s:s}", "result", "settings restored to defaults"));
+	ops_reply_doc(c, json_pack("{s:s}", "result", "settings restored to defaults"));
 }
 
 /* ---- the gateway ---- */
@@ -128,17 +128,6 @@ static bool pem_ok(const char *text)
 	return strstr(dash + 5, end) != NULL;
 }
 
-/* Client text safe to quote in a message. */
-static const char *clip(const char *s, char buf[40])
-{
-	size_t i = 0;
-
-	for (; s[i] && i < 39; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 /* Certificates and keys go to the file-manager folder only, by plain name. */
 static void run_write_cert(struct ops_call *c, json_t *args)
 {
@@ -149,7 +138,7 @@ static void run_write_cert(struct ops_call *c, json_t *args)
 
 	if (!cert_name_ok(name)) {
 		ops_fail(c, OPS_BAD_REQUEST, "name '%s': expected %s ending in .pem, .crt or .key",
-			 clip(name, clipped), FILE_HELP);
+			 ops_clip(name, clipped, sizeof(clipped)), FILE_HELP);
 		return;
 	}
 	if (!pem_ok(cert)) {
@@ -164,7 +153,7 @@ static void run_write_cert(struct ops_call *c, json_t *args)
 		return;
 	}
 	log_notice("%s written to the file folder", name);
-	ops_reply(c, json_pack("{s:s, s:s}", "result", "ok", "name", name));
+	ops_reply_doc(c, json_pack("{s:s, s:s}", "result", "ok", "name", name));
 }
 
 static bool file_present(const char *state_dir, const char *name)
@@ -176,14 +165,6 @@ static bool file_present(const char *state_dir, const char *name)
 	       S_ISREG(st.st_mode);
 }
 
-static bool printable(const char *s)
-{
-	for (; *s; s++)
-		if (*s <= 0x20 || *s >= 0x7F)
-			return false;
-	return true;
-}
-
 /* Arguments are checked so a client learns about its mistakes; the upgrade
  * itself does not exist yet and says so. */
 static void run_upgrade(struct ops_call *c, json_t *args)
@@ -192,13 +173,13 @@ static void run_upgrade(struct ops_call *c, json_t *args)
 	const char *cert = json_string_value(json_object_get(args, "cert"));
 	char clipped[40];
 
-	if (strncmp(uri, "https://", 8) || !uri[8] || !printable(uri))
+	if (strncmp(uri, "https://", 8) || !uri[8] || !ops_printable(uri))
 		ops_fail(c, OPS_BAD_REQUEST, "uri: expected an https:// URI of the image");
 	else if (!files_name_ok(cert))
 		ops_fail(c, OPS_BAD_REQUEST, "cert: expected %s", FILE_HELP);
 	else if (!file_present(ops_call_env(c)->conf->state_dir, cert))
 		ops_fail(c, OPS_BAD_REQUEST, "cert: %s is not in the file folder",
-			 clip(cert, clipped));
+			 ops_clip(cert, clipped, sizeof(clipped)));
 	else
 		ops_fail(c, OPS_NOT_IMPLEMENTED, "upgrade is not built yet");
 }
