@@ -1,11 +1,12 @@
 /* A fake poller for unit tests of the operations and their front-ends:
  * records which on-demand operation was started (pend), returns poll_ret
  * from the start, and the test completes the operation with complete().
- * devs[] are the slots poll_dev serves. Included by one test file each. */
+ * devs[] are the slots poll_dev serves, set up with dev_setup. Included by one test file each. */
 #ifndef SG_TEST_FAKE_POLL_H
 #define SG_TEST_FAKE_POLL_H
 
 #include "sg/poll.h"
+
 enum op_kind { OP_NONE, OP_BICOM, OP_MODBUS, OP_SCAN, OP_SETPARAM };
 
 static struct {
@@ -21,6 +22,7 @@ static struct {
 static int poll_ret; /* what the next operation start returns */
 static bool scanning;
 static struct dev devs[DEV_SLOTS];
+static struct desc_set set; /* the descriptions of etc/devices, loaded by the test */
 
 const struct dev *poll_dev(const struct poll *p, int slot)
 {
@@ -107,6 +109,23 @@ static void complete(int err, const char *msg, json_t *res)
 	assert_int_not_equal(pend.kind, OP_NONE);
 	pend.kind = OP_NONE;
 	cb(err, msg, res, arg);
+}
+
+/* Slot slot as an identified device of description desc (NULL: none). */
+static void dev_setup(int slot, enum desc_class cls, const char *desc, const char *model,
+		      const char *serial, int addr, enum dev_health h)
+{
+	struct dev *d = &devs[slot];
+
+	dev_reset(d, slot);
+	d->cls = cls;
+	d->addr = (uint8_t)addr;
+	d->health = h;
+	d->d = desc ? desc_find(&set, desc) : NULL;
+	assert_true(!desc || d->d);
+	snprintf(d->model, sizeof(d->model), "%s", model);
+	snprintf(d->serial, sizeof(d->serial), "%s", serial);
+	d->sw_ver = 105;
 }
 
 #endif

@@ -118,7 +118,6 @@ void app_settings_changed(struct app *a)
 
 /* ---- fixture ---- */
 
-static struct desc_set set;
 static char dir[64];
 static struct app app;
 
@@ -151,22 +150,6 @@ int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, si
 }
 static struct mqtt mq;
 static struct mqtt_link link1 = {1, true}, link2 = {2, true};
-
-static void dev_setup(int slot, enum desc_class cls, const char *desc, const char *model,
-		      const char *serial, int addr, enum dev_health h)
-{
-	struct dev *d = &devs[slot];
-
-	dev_reset(d, slot);
-	d->cls = cls;
-	d->addr = (uint8_t)addr;
-	d->health = h;
-	d->d = desc ? desc_find(&set, desc) : NULL;
-	assert_true(!desc || d->d);
-	snprintf(d->model, sizeof(d->model), "%s", model);
-	snprintf(d->serial, sizeof(d->serial), "%s", serial);
-	d->sw_ver = 105;
-}
 
 /* Left IR IE38 at 33, Right IR Bicom (on), RS485 1 WM3M4C at 1, RS485 2 MC
  * at 2 not responding, RS485 3 Bicom at 3. */

@@ -39,27 +39,11 @@ int hist_active_tariff(struct hist *h)
 
 /* ---- fixture ---- */
 
-static struct desc_set set;
 static char dir[64];
 static struct conf cf;
 static struct settings *st;
 static struct ops *ops;
 static char errbuf[256];
-
-static void dev_setup(int slot, enum desc_class cls, const char *desc, const char *model,
-		      const char *serial, int addr, enum dev_health h)
-{
-	struct dev *d = &devs[slot];
-
-	dev_reset(d, slot);
-	d->cls = cls;
-	d->addr = (uint8_t)addr;
-	d->health = h;
-	d->d = desc ? desc_find(&set, desc) : NULL;
-	assert_true(!desc || d->d);
-	snprintf(d->model, sizeof(d->model), "%s", model);
-	snprintf(d->serial, sizeof(d->serial), "%s", serial);
-}
 
 /* Left IR IE38 at 33, Right IR Bicom, RS485 1 WM3M4C at 1, RS485 2 MC at 2
  * not responding, RS485 3 Bicom at 3. */
