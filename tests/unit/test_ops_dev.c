@@ -390,6 +390,7 @@ static void test_scan(void **state)
 	refused("{\"cmd\":\"detect_485_devices\",\"baud_rate\":[1]}", "baud_rate: expected");
 	refused("{\"cmd\":\"detect_485_devices\",\"parity\":\"mark\"}", "parity: expected");
 	refused("{\"cmd\":\"detect_485_devices\",\"from\":9,\"to\":3}", "from 9 is after to 3");
+	refused("{\"cmd\":\"detect_485_devices\",\"from\":4,\"to\":3}", "from 4 is after to 3");
 	started("{\"cmd\":\"detect_485_devices\",\"from\":9,\"to\":9}", OP_SCAN);
 	complete(0, NULL, json_pack("{s:[]}", "devices"));
 	scanning = true;
@@ -423,13 +424,23 @@ static void test_scan_add_all(void **state)
 	assert_string_equal(settings_str(st, "rs485_desc_4"), "MC750 MC000007");
 	assert_int_equal(settings_int(st, "rs485_parity"), 2);
 	assert_int_equal(settings_int(st, "rs485_type_5"), 0); /* one new device, one slot */
+	/* two new devices in one scan take two slots (the poller has applied slot 4) */
+	dev_setup(DEV_SLOT_RS485(4), CLASS_METER, "MC", "MC750", "MC000007", 7, DEV_IDENTIFYING);
+	started("{\"cmd\":\"detect_485_devices\",\"add_all\":true}", OP_SCAN);
+	complete(0, NULL,
+		 json_pack("{s:[{s:i, s:s, s:s}, {s:i, s:s, s:s}]}", "devices", "address", 8, "model",
+			   "MC750", "serial", "MC000008", "address", 9, "model", "MC750", "serial",
+			   "MC000009"));
+	assert_int_equal(json_array_size(json_object_get(seen.res, "added")), 2);
+	assert_int_equal(settings_int(st, "rs485_addr_5"), 8);
+	assert_int_equal(settings_int(st, "rs485_addr_6"), 9);
 	/* without add_all nothing changes */
 	started("{\"cmd\":\"detect_485_devices\",\"add_all\":false}", OP_SCAN);
 	complete(0, NULL,
-		 json_pack("{s:[{s:i, s:s, s:s}]}", "devices", "address", 9, "model", "MC750",
-			   "serial", "MC000009"));
+		 json_pack("{s:[{s:i, s:s, s:s}]}", "devices", "address", 10, "model", "MC750",
+			   "serial", "MC000010"));
 	assert_null(json_object_get(seen.res, "added"));
-	assert_int_equal(settings_int(st, "rs485_type_5"), 0);
+	assert_int_equal(settings_int(st, "rs485_type_7"), 0);
 }
 
 /* ---- set-parameters ---- */
