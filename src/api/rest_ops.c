@@ -17,11 +17,6 @@
 
 /* ---- operations ---- */
 
-unsigned rest_ops_status(enum ops_status st)
-{
-	return st == OPS_FORBIDDEN ? 409 : ops_http_status(st);
-}
-
 void rest_ops_reply(struct http_req *r, enum ops_status st, const char *msg, json_t *res)
 {
 	if (st == OPS_OK)

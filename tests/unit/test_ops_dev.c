@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "../../src/api/rest_int.h"
 #include "sg/desc.h"
 #include "sg/files.h"
 #include "sg/hist.h"
@@ -325,7 +326,7 @@ static void test_bicom(void **state)
 }
 
 /* The Right IR Bicom in relay mode 2 follows the IR counter: whoever asks
- * (any origin) may read it, not switch it. */
+ * (any origin) may read it, not switch it; REST answers 409 as before. */
 static void test_bicom_right_ir_rule(void **state)
 {
 	static const char *const sw[] = {"on", "off", "toggle"};
@@ -351,6 +352,10 @@ static void test_bicom_right_ir_rule(void **state)
 	    0);
 	started("{\"cmd\":\"bicom\",\"addr\":0,\"val\":\"off\"}", OP_BICOM);
 	complete(0, NULL, NULL);
+	/* REST keeps the 409 it gave before (403 is "log in" to Home Assistant) */
+	assert_int_equal(rest_ops_status(OPS_FORBIDDEN), 409);
+	assert_int_equal(rest_ops_status(OPS_BUSY), 409);
+	assert_int_equal(rest_ops_status(OPS_NOT_FOUND), 404);
 }
 
 /* ---- RS485 scan ---- */
@@ -428,9 +433,9 @@ static void test_scan_add_all(void **state)
 	dev_setup(DEV_SLOT_RS485(4), CLASS_METER, "MC", "MC750", "MC000007", 7, DEV_IDENTIFYING);
 	started("{\"cmd\":\"detect_485_devices\",\"add_all\":true}", OP_SCAN);
 	complete(0, NULL,
-		 json_pack("{s:[{s:i, s:s, s:s}, {s:i, s:s, s:s}]}", "devices", "address", 8, "model",
-			   "MC750", "serial", "MC000008", "address", 9, "model", "MC750", "serial",
-			   "MC000009"));
+		 json_pack("{s:[{s:i, s:s, s:s}, {s:i, s:s, s:s}]}", "devices", "address", 8,
+			   "model", "MC750", "serial", "MC000008", "address", 9, "model", "MC750",
+			   "serial", "MC000009"));
 	assert_int_equal(json_array_size(json_object_get(seen.res, "added")), 2);
 	assert_int_equal(settings_int(st, "rs485_addr_5"), 8);
 	assert_int_equal(settings_int(st, "rs485_addr_6"), 9);
