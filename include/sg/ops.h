@@ -153,5 +153,9 @@ void ops_reply_doc(struct ops_call *c, json_t *doc);
 const char *ops_clip(const char *s, char *buf, size_t len);
 /* True when s has only printable ASCII and no space (serial numbers, URIs). */
 bool ops_printable(const char *s);
+/* True when the gateway may switch the Bicom in slot: the Right IR Bicom
+ * follows the IR counter in relay mode 2 (the bicom command's rule, for
+ * documents that show it, such as GET /api/bicoms' "controllable"). */
+bool ops_bicom_switchable(const struct settings *s, int slot);
 
 #endif

@@ -190,11 +190,11 @@ static json_t *bicom_json(struct app *a, const struct dev *d)
 			    : d->relay				? "on"
 								: "off";
 
-	return json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "address", right ? 0 : d->addr, "interface",
-	    d->ifname, "description", d->cfg_description[0] ? d->cfg_description : d->description,
-	    "model", d->model, "state", state, "status", dev_health_name(d->health), "controllable",
-	    !(right && settings_int(a->settings, "ir_ext_rel_mode") == 2));
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "address", right ? 0 : d->addr,
+			 "interface", d->ifname, "description",
+			 d->cfg_description[0] ? d->cfg_description : d->description, "model",
+			 d->model, "state", state, "status", dev_health_name(d->health),
+			 "controllable", ops_bicom_switchable(a->settings, d->slot));
 }
 
 static void get_bicoms(struct http_req *r, const char *param)

@@ -173,10 +173,9 @@ static void run_counters(struct ops_call *c, json_t *args)
 
 /* The Right IR Bicom follows the IR counter in relay mode 2: only its state
  * may be read. Here, so that no caller (automation included) can bypass it. */
-static bool bicom_switchable(const struct ops_env *e, int slot, enum bicom_op op)
+bool ops_bicom_switchable(const struct settings *s, int slot)
 {
-	return op == BICOM_STATE || slot != DEV_SLOT_RIGHT_IR ||
-	       settings_int(e->settings, "ir_ext_rel_mode") != 2;
+	return slot != DEV_SLOT_RIGHT_IR || settings_int(s, "ir_ext_rel_mode") != 2;
 }
 
 /* {"bicom": addr, "state": "on"|"off"}. */
@@ -203,7 +202,7 @@ static void run_bicom(struct ops_call *c, json_t *args)
 			 addr);
 		return;
 	}
-	if (!bicom_switchable(ops_call_env(c), slot, (enum bicom_op)op)) {
+	if (op != BICOM_STATE && !ops_bicom_switchable(ops_call_env(c)->settings, slot)) {
 		ops_fail(c, OPS_FORBIDDEN,
 			 "Bicom %ld: Right IR Bicom is controlled by the IR counter, not by the "
 			 "gateway",
