@@ -145,4 +145,17 @@ const char *ops_status_name(enum ops_status st);
 /* The status class of a bus / reader error (< 0) of an on-demand operation. */
 enum ops_status ops_status_of_err(int err);
 
+/* ---- helpers for handlers (appended by ops-a) ---- */
+
+/* Finish with doc (stolen), or with OPS_INTERNAL when it could not be built (NULL). */
+void ops_reply_doc(struct ops_call *c, json_t *doc);
+/* Client text made safe to quote in one line: printable ASCII, at most len-1 bytes. */
+const char *ops_clip(const char *s, char *buf, size_t len);
+/* True when s has only printable ASCII and no space (serial numbers, URIs). */
+bool ops_printable(const char *s);
+/* True when the gateway may switch the Bicom in slot: the Right IR Bicom
+ * follows the IR counter in relay mode 2 (the bicom command's rule, for
+ * documents that show it, such as GET /api/bicoms' "controllable"). */
+bool ops_bicom_switchable(const struct settings *s, int slot);
+
 #endif

@@ -100,57 +100,67 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index)
 	return d;
 }
 
-/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s; the
- * tag changes with the values (a partial read leaves the read time, the
- * oldest of the blocks shown, where it was). */
-static void reply_dev(struct http_req *r, const struct dev *d, bool counters)
+/* The document of a finished measurements / counters operation: cached
+ * when it has a read time; a device that cannot be read is a 503 with its
+ * health (its last values may be old, and a client must not take them for
+ * current ones). */
+static void reading_done(struct rest_call *rc, enum ops_status st, const char *msg, json_t *res)
 {
-	unsigned key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
-	int64_t read_ms = counters ? d->ctr_ms : d->meas_ms;
+	struct http_req *r = rc->r;
+
+	if (st == OPS_OK && rc->cache)
+		http_reply_json_cache(r, rc->key, rc->tag, res);
+	else if (st == OPS_UNAVAILABLE)
+		/* http_reply_json answers a NULL body (no memory) with a 500 itself. */
+		http_reply_json(
+		    r, 503,
+		    json_pack("{s:s, s:i, s:s}", "error", msg, "status", 503, "device_status",
+			      dev_health_name(poll_dev(http_req_app(r)->poll, rc->slot)->health)));
+	else
+		rest_ops_reply(r, st, msg, res);
+}
+
+/* Cache keys: measurements of slot s at s, counters at DEV_SLOTS + s. The
+ * cache sits in front of the operation (the fast path) and serves only what
+ * it would: the current document of a readable device. */
+static void get_reading(struct http_req *r, const char *param, bool counters)
+{
+	const struct dev *d = index_dev(r, param);
+	char why[160];
+	struct rest_call how = {.reply = reading_done};
+
+	if (!d)
+		return;
+	how.slot = d->slot;
+	how.key = (unsigned)d->slot + (counters ? DEV_SLOTS : 0);
 	/* The document changes with the values (a partial read changes values
 	 * without moving the oldest read time) and with the settings
 	 * (read_time's zone). The generation takes the bits above 42. */
-	uint64_t tag = (counters ? d->ctr_seq : d->meas_seq) ^
-		       (uint64_t)settings_generation(http_req_app(r)->settings) << 42;
-	json_t *doc;
-
-	if (read_ms && http_reply_cached(r, key, tag))
+	how.tag = (counters ? d->ctr_seq : d->meas_seq) ^
+		  (uint64_t)settings_generation(http_req_app(r)->settings) << 42;
+	how.cache = (counters ? d->ctr_ms : d->meas_ms) != 0;
+	if (how.cache && !devop_unreadable(d, why, sizeof(why)) &&
+	    http_reply_cached(r, how.key, how.tag))
 		return;
-	doc = reading_json(http_req_app(r)->hist, http_req_app(r)->settings, d, counters);
-	if (!doc)
-		http_reply_error(r, 500, "out of memory");
-	else if (read_ms)
-		http_reply_json_cache(r, key, tag, doc);
-	else
-		http_reply_json(r, 200, doc);
+	rest_ops_run(r, counters ? "counters" : "measurements",
+		     json_pack("{s:i}", "index", dev_ha_index(d->slot)), &how);
 }
 
 static void get_measurements(struct http_req *r, const char *param)
 {
-	const struct dev *d = rest_dev_arg(r, param);
-
-	if (d)
-		reply_dev(r, d, false);
+	get_reading(r, param, false);
 }
 
 static void get_counters(struct http_req *r, const char *param)
 {
-	const struct dev *d = rest_dev_arg(r, param);
-
-	if (d)
-		reply_dev(r, d, true);
+	get_reading(r, param, true);
 }
 
 /* (HA) one entry per slot in slot order: Left IR, Right IR, RS485 1…16. */
 static void get_devices(struct http_req *r, const char *param)
 {
-	struct app *a = http_req_app(r);
-	json_t *list = json_array();
-
 	(void)param;
-	for (int s = 0; s < DEV_SLOTS; s++)
-		json_array_append_new(list, dev_device_json(poll_dev(a->poll, s)));
-	reply_doc(r, json_pack("{s:o}", "devices", list));
+	rest_ops_run(r, "devices", json_object(), NULL);
 }
 
 /* ---- gateway ---- */
@@ -161,12 +171,11 @@ static void get_status(struct http_req *r, const char *param)
 	reply_doc(r, status_json(&http_req_app(r)->status));
 }
 
-/* Secrets are left out entirely (settings_to_json without them). */
+/* Secrets are left out entirely. */
 static void get_settings(struct http_req *r, const char *param)
 {
 	(void)param;
-	reply_doc(
-	    r, json_pack("{s:o}", "settings", settings_to_json(http_req_app(r)->settings, false)));
+	rest_ops_run(r, "get_settings", json_object(), NULL);
 }
 
 /* ---- Bicoms ---- */
@@ -181,11 +190,11 @@ static json_t *bicom_json(struct app *a, const struct dev *d)
 			    : d->relay				? "on"
 								: "off";
 
-	return json_pack(
-	    "{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "address", right ? 0 : d->addr, "interface",
-	    d->ifname, "description", d->cfg_description[0] ? d->cfg_description : d->description,
-	    "model", d->model, "state", state, "status", dev_health_name(d->health), "controllable",
-	    !(right && settings_int(a->settings, "ir_ext_rel_mode") == 2));
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:b}", "address", right ? 0 : d->addr,
+			 "interface", d->ifname, "description",
+			 d->cfg_description[0] ? d->cfg_description : d->description, "model",
+			 d->model, "state", state, "status", dev_health_name(d->health),
+			 "controllable", ops_bicom_switchable(a->settings, d->slot));
 }
 
 static void get_bicoms(struct http_req *r, const char *param)

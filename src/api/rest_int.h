@@ -8,6 +8,7 @@
 #include "sg/app.h"
 #include "sg/dev.h"
 #include "sg/http.h"
+#include "sg/ops.h"
 
 #define REST_CLIP_LEN 36
 
@@ -22,12 +23,33 @@ const struct dev *rest_dev_arg(struct http_req *r, const char *index);
 /* Check an HA index text for routes that do not read the device yet: true,
  * or false after replying 400/404. */
 bool rest_index_ok(struct http_req *r, const char *index);
-/* HTTP status for an on-demand operation that failed with err (< 0): the one
- * mapping every asynchronous route uses. */
-unsigned rest_err_status(int err);
-/* poll_result_cb of deferred requests (arg = the struct http_req): 200 with
- * the result, else rest_err_status(err) with the message. */
-void rest_op_done(int err, const char *msg, json_t *res, void *arg);
+/* A REST request running an operation (src/ops/): how it is answered. */
+struct rest_call;
+typedef void (*rest_reply_fn)(struct rest_call *rc, enum ops_status st, const char *msg,
+			      json_t *res);
+struct rest_call {
+	struct http_req *r;
+	rest_reply_fn reply; /* NULL: rest_ops_reply */
+	bool in_run, finished;
+	/* GET measurement / counter: where the document is cached */
+	unsigned key;
+	uint64_t tag;
+	bool cache;
+	int slot;
+};
+/* REST's status of an operation's outcome: ops_http_status, except a rule's
+ * refusal, which is 409 (403 means "log in" to clients, CONTRACTS §1).
+ * Inline so unit tests of the operations check it without the HTTP server. */
+static inline unsigned rest_ops_status(enum ops_status st)
+{
+	return st == OPS_FORBIDDEN ? 409 : ops_http_status(st);
+}
+/* 200 with the result ({"result": "ok"} when none), else the error reply. */
+void rest_ops_reply(struct http_req *r, enum ops_status st, const char *msg, json_t *res);
+/* Run the command name with args (stolen; "cmd" is set) for r; the request
+ * is deferred only when the operation finishes later. how: NULL, or the
+ * route's reply and cache data (copied). */
+void rest_ops_run(struct http_req *r, const char *name, json_t *args, const struct rest_call *how);
 
 /* rest_ops.c */
 void rest_post_auth(struct http_req *r, const char *param);

@@ -1,5 +1,5 @@
 /* Private to cmds.c and hadisc.c: the parts that need no broker and no bus
- * (payload parsing, argument validation, reply documents, discovery configs),
+ * (payload parsing, the set_settings key mapping, discovery configs),
  * exported so tests/unit/test_mqtt_cmds.c can call them directly. */
 #ifndef SG_MQTT_CMDS_INT_H
 #define SG_MQTT_CMDS_INT_H
@@ -32,23 +32,6 @@ json_t *cmd_parse(const void *payload, size_t len, char name[CMD_NAME_MAX], char
  * when empty or when two members name the same setting. */
 json_t *cmd_settings_changes(json_t *data, int link, char *err, size_t errlen);
 
-/* Target and register of a Modbus command. */
-struct cmd_mb {
-	int addr;	 /* Modbus address given to poll_modbus (0 = Left IR device) */
-	char serial[16]; /* "" unless addressed by serial_number */
-	long reg;	 /* Iskra register number as asked */
-	long value;	 /* modbus_write_single */
-	struct bus_txn t;
-};
-/* Validate a modbus_read / modbus_write_single / modbus_write_multi command
- * and set mb->t up (addressing by serial_number is left to the caller:
- * mb->serial is set and mb->addr is -1). 0 or -EINVAL with err. */
-int cmd_mb_parse(const char *cmd, json_t *data, struct cmd_mb *mb, char *err, size_t errlen);
-/* The reply to a completed Modbus command (cmd, modbus_address, register, …). */
-json_t *cmd_mb_reply(const char *cmd, const struct cmd_mb *mb);
-/* The slot of the Bicom at addr that may do op (sgctl and REST check the
- * same); -1 with err when there is none or the gateway may not switch it. */
-int cmd_bicom_slot(struct app *a, long addr, enum bicom_op op, char *err, size_t errlen);
 /* Link n (1 or 2) if it is still connected, else NULL (logged): for replies
  * of operations that finished after the link may have gone. */
 struct mqtt_link *cmd_link_again(struct app *a, int n, const char *what);

@@ -18,6 +18,7 @@
 #include "cmds_int.h"
 #include "sg/devop.h"
 #include "sg/log.h"
+#include "sg/ops.h"
 #include "sg/version.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -439,18 +440,16 @@ static void sw_error(struct mqtt_link *l, const char *fmt, ...)
 	link_publish(l, SUB_ERROR, text, strlen(text), 1, false);
 }
 
-static void sw_done(int err, const char *msg, json_t *res, void *arg)
+static void sw_done(enum ops_status st, const char *msg, json_t *res, void *arg)
 {
 	struct sw_op *o = arg;
 	struct mqtt_link *l = cmd_link_again(o->app, o->link, "Bicom switch");
-	const char *st = json_string_value(json_object_get(res, "state"));
-	char text[CMD_ERR_MAX - 64];
+	const char *state = json_string_value(json_object_get(res, "state"));
 
-	if (l && err)
-		sw_error(l, "Error: Bicom %d: %s", o->addr,
-			 devop_err_text(err, msg, text, sizeof(text)));
+	if (l && st != OPS_OK)
+		sw_error(l, "Error: %s", msg);
 	else if (l)
-		hadisc_publish_state(l, o->addr, st && !strcmp(st, "on"));
+		hadisc_publish_state(l, o->addr, state && !strcmp(state, "on"));
 	json_decref(res);
 	free(o);
 }
@@ -495,10 +494,10 @@ static int switch_op(const void *payload, size_t len)
 bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, const void *payload,
 		    size_t len)
 {
-	char err[CMD_ERR_MAX - 32];
 	struct sw_op *o;
+	json_t *cmd;
 	long addr;
-	int r = switch_topic(subtopic, &addr), op, slot;
+	int r = switch_topic(subtopic, &addr), op;
 
 	if (r == -ENOENT)
 		return false;
@@ -511,19 +510,19 @@ bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, c
 		sw_error(l, "Error: Bicom %ld: expected ON or OFF", addr);
 		return true;
 	}
-	slot = cmd_bicom_slot(m->app, addr, (enum bicom_op)op, err, sizeof(err));
-	o = slot < 0 ? NULL : calloc(1, sizeof(*o));
-	if (slot >= 0 && !o)
-		snprintf(err, sizeof(err), "out of memory");
-	if (o) {
+	/* Through the operations table: its rules (the Right IR Bicom's relay
+	 * mode) hold for the switch entity too. */
+	o = calloc(1, sizeof(*o));
+	cmd = json_pack("{s:s, s:i, s:s}", "cmd", "bicom", "addr", (int)addr, "val",
+			op == BICOM_ON ? "on" : "off");
+	if (o && cmd) {
 		*o = (struct sw_op){m->app, link_number(l), (int)addr};
-		r = poll_bicom(m->app->poll, slot, (enum bicom_op)op, sw_done, o);
-		if (r == 0)
-			return true;
-		free(o);
-		snprintf(err, sizeof(err), "%s",
-			 r == -EBUSY ? "the bus is busy, try again" : strerror(-r));
+		ops_run(m->app->ops, cmd, OPS_FROM_MQTT, sw_done, o);
+		json_decref(cmd);
+		return true;
 	}
-	sw_error(l, "Error: Bicom %ld: %s", addr, err);
+	free(o);
+	json_decref(cmd);
+	sw_error(l, "Error: Bicom %ld: out of memory", addr);
 	return true;
 }

@@ -33,6 +33,8 @@ struct ops {
 /* Every command of every table; a table ends with {NULL}. */
 static const struct ops_def *const tables[] = {
     ops_core_defs,
+    ops_dev_defs,
+    ops_settings_defs,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -369,4 +371,32 @@ enum ops_status ops_status_of_err(int err)
 	};
 
 	return st[devop_classify(err)];
+}
+
+/* ---- helpers for handlers ---- */
+
+void ops_reply_doc(struct ops_call *c, json_t *doc)
+{
+	if (doc)
+		ops_reply(c, doc);
+	else
+		ops_fail(c, OPS_INTERNAL, "out of memory");
+}
+
+const char *ops_clip(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i + 1 < len; i++)
+		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+bool ops_printable(const char *s)
+{
+	for (; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7F)
+			return false;
+	return true;
 }

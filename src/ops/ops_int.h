@@ -8,5 +8,9 @@
 
 /* ops_core.c: about the gateway itself (version). */
 extern const struct ops_def ops_core_defs[];
+/* ops_dev.c: devices, readings, Bicom, RS485 scan, set-parameters, raw Modbus. */
+extern const struct ops_def ops_dev_defs[];
+/* ops_settings.c: settings, factory reset, files, reboot, upgrade. */
+extern const struct ops_def ops_settings_defs[];
 
 #endif

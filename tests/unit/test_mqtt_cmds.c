@@ -14,6 +14,7 @@
 #include "sg/devop.h"
 #include "sg/files.h"
 #include "sg/hist.h"
+#include "sg/ops.h"
 #include "sg/reading.h"
 #include "sg/settings.h"
 #include "sg/version.h"
@@ -25,6 +26,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "fake_poll.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define BASE "gw/publish"
@@ -113,100 +116,10 @@ static void on_settings_applied(const struct settings *s, void *arg)
 	settings_applied++;
 }
 
-/* ---- fakes: poller ---- */
-
-enum op_kind { OP_NONE, OP_BICOM, OP_MODBUS, OP_SCAN };
-
-static struct {
-	enum op_kind kind;
-	poll_result_cb cb;
-	void *arg;
-	int slot, addr, baud, stop, first, last;
-	enum bicom_op op;
-	char parity;
-	struct bus_txn *t;
-} pend;
-static int poll_ret; /* what the next operation start returns */
-static bool scanning;
-static struct dev devs[DEV_SLOTS];
-
-const struct dev *poll_dev(const struct poll *p, int slot)
-{
-	(void)p;
-	return &devs[slot];
-}
-
-int poll_bicom_slot(const struct poll *p, int addr)
-{
-	(void)p;
-	if (addr == 0)
-		return devs[DEV_SLOT_RIGHT_IR].cls == CLASS_BICOM ? DEV_SLOT_RIGHT_IR : -1;
-	for (int n = 1; n <= 16; n++)
-		if (devs[DEV_SLOT_RS485(n)].cls == CLASS_BICOM &&
-		    devs[DEV_SLOT_RS485(n)].addr == addr)
-			return DEV_SLOT_RS485(n);
-	return -1;
-}
-
-static int start(enum op_kind kind, poll_result_cb cb, void *arg)
-{
-	if (poll_ret)
-		return poll_ret;
-	assert_int_equal(pend.kind, OP_NONE);
-	pend.kind = kind;
-	pend.cb = cb;
-	pend.arg = arg;
-	return 0;
-}
-
-int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, void *arg)
-{
-	(void)p;
-	pend.slot = slot;
-	pend.op = op;
-	return start(OP_BICOM, cb, arg);
-}
-
-int poll_modbus(struct poll *p, int addr, struct bus_txn *t, poll_result_cb cb, void *arg)
-{
-	(void)p;
-	assert_int_equal(bus_txn_check(t), 0);
-	pend.addr = addr;
-	pend.t = t;
-	return start(OP_MODBUS, cb, arg);
-}
-
-int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, int last,
-	      poll_result_cb cb, void *arg)
-{
-	(void)p;
-	pend.baud = baud;
-	pend.parity = parity;
-	pend.stop = stop_bits;
-	pend.first = first;
-	pend.last = last;
-	return start(OP_SCAN, cb, arg);
-}
-
-bool poll_scanning(const struct poll *p)
-{
-	(void)p;
-	return scanning;
-}
-
-static void complete(int err, const char *msg, json_t *res)
-{
-	poll_result_cb cb = pend.cb;
-	void *arg = pend.arg;
-
-	assert_int_not_equal(pend.kind, OP_NONE);
-	pend.kind = OP_NONE;
-	cb(err, msg, res, arg);
-}
+/* ---- fakes: poller (fake_poll.h) ---- */
 
 /* ---- fixture ---- */
 
-static struct desc_set set;
 static char dir[64];
 static struct app app;
 
@@ -239,22 +152,6 @@ int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, si
 }
 static struct mqtt mq;
 static struct mqtt_link link1 = {1, true}, link2 = {2, true};
-
-static void dev_setup(int slot, enum desc_class cls, const char *desc, const char *model,
-		      const char *serial, int addr, enum dev_health h)
-{
-	struct dev *d = &devs[slot];
-
-	dev_reset(d, slot);
-	d->cls = cls;
-	d->addr = (uint8_t)addr;
-	d->health = h;
-	d->d = desc ? desc_find(&set, desc) : NULL;
-	assert_true(!desc || d->d);
-	snprintf(d->model, sizeof(d->model), "%s", model);
-	snprintf(d->serial, sizeof(d->serial), "%s", serial);
-	d->sw_ver = 105;
-}
 
 /* Left IR IE38 at 33, Right IR Bicom (on), RS485 1 WM3M4C at 1, RS485 2 MC
  * at 2 not responding, RS485 3 Bicom at 3. */
@@ -315,6 +212,17 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The operations over the fixture's handles (again when they change). */
+static void ops_start(void)
+{
+	struct ops_env env = {
+	    .settings = app.settings, .hist = app.hist, .conf = &app.conf, .descs = &set};
+
+	ops_fini(app.ops);
+	app.ops = NULL;
+	assert_int_equal(ops_init(&app.ops, &env), 0);
+}
+
 /* Fresh settings, devices and records for each test. */
 static int each_setup(void **state)
 {
@@ -328,6 +236,7 @@ static int each_setup(void **state)
 			       NULL) < 0)
 		return -1;
 	devices();
+	ops_start();
 	memset(&pend, 0, sizeof(pend));
 	poll_ret = 0;
 	scanning = false;
@@ -340,6 +249,8 @@ static int each_teardown(void **state)
 {
 	(void)state;
 	pubs_clear();
+	ops_fini(app.ops);
+	app.ops = NULL;
 	settings_fini(app.settings);
 	app.settings = NULL;
 	return 0;
@@ -524,6 +435,7 @@ static void test_tariffs(void **state)
 
 	(void)state;
 	app.hist = (struct hist *)&app; /* any non-NULL: the fakes ignore it */
+	ops_start();
 	tariffs_text[0] = 0;
 	run(&link1, "{\"data\": {\"cmd\": \"set_tariffs\", \"tariffs\": {\"tariffs\": [1]}}}");
 	j = status();
@@ -551,6 +463,7 @@ static void test_tariffs(void **state)
 	    json_integer_value(json_object_get(json_object_get(j, "header"), "active_tariff")), 3);
 	json_decref(j);
 	app.hist = NULL;
+	ops_start();
 	run(&link1, "{\"data\": {\"cmd\": \"get_tariffs\"}}");
 	assert_non_null(find(BASE "/error"));
 }
