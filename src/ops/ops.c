@@ -33,6 +33,8 @@ struct ops {
 /* Every command of every table; a table ends with {NULL}. */
 static const struct ops_def *const tables[] = {
     ops_core_defs,
+    ops_hist_defs,
+    ops_gw_defs,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -369,4 +371,9 @@ enum ops_status ops_status_of_err(int err)
 	};
 
 	return st[devop_classify(err)];
+}
+
+const char *ops_clip(const char *s, char buf[OPS_CLIP_LEN])
+{
+	return clip(s, buf);
 }

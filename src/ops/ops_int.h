@@ -8,5 +8,9 @@
 
 /* ops_core.c: about the gateway itself (version). */
 extern const struct ops_def ops_core_defs[];
+/* ops_hist.c: load profile, recorders, calculate, tariffs. */
+extern const struct ops_def ops_hist_defs[];
+/* ops_gw.c: the gateway's status document, events, the test clock. */
+extern const struct ops_def ops_gw_defs[];
 
 #endif

@@ -143,10 +143,12 @@ static int start(struct app *a)
 			       .poll = a->poll,
 			       .hist = a->hist,
 			       .conf = &a->conf,
-			       .descs = &a->descs};
+			       .descs = &a->descs,
+			       .buses = a->buses,
+			       .start_mono_ms = a->start_mono_ms};
 	if ((r = ops_init(&a->ops, &env)) < 0)
 		return r;
-	if ((r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl)) < 0 ||
+	if ((r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl)) < 0 ||
 	    (r = http_server_init(a, &a->http)) < 0 || (r = disc_init(a, &a->disc)) < 0 ||
 	    (r = mqtt_init(a, &a->mqtt)) < 0)
 		return r;
