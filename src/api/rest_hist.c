@@ -96,7 +96,8 @@ static long num_of(struct http_req *r, const char *what, const char *param)
 	long i;
 
 	if (legacy_parse_index(param, LONG_MAX, &i) == -EINVAL) {
-		http_reply_error(r, 400, "%s '%s': expected a number", what, rest_clip(param, clip));
+		http_reply_error(r, 400, "%s '%s': expected a number", what,
+				 rest_clip(param, clip));
 		return -1;
 	}
 	return i;

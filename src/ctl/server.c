@@ -1,9 +1,9 @@
 /* Control socket: line-delimited JSON over AF_UNIX, non-blocking, in the
  * loop. Each line is an operations command (sg/ops.h) handed to ops_run;
- * the completion becomes the reply line. A client whose request waits for the bus stays allocated until the
- * reply arrives, even if it hung up meanwhile. Silent clients cannot lock
- * sgctl out: one idle for CTL_IDLE_MS is closed, and when the table is full
- * the one idle the longest makes room for the newcomer. */
+ * the completion becomes the reply line. A client whose request waits for the bus stays allocated
+ * until the reply arrives, even if it hung up meanwhile. Silent clients cannot lock sgctl out: one
+ * idle for CTL_IDLE_MS is closed, and when the table is full the one idle the longest makes room
+ * for the newcomer. */
 #include "sg/ctlsrv.h"
 
 #include <errno.h>

@@ -49,7 +49,8 @@ static void run_status(struct ops_call *c, json_t *args)
 
 	(void)args;
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
-		json_array_append_new(buses, busjson_status(names[i], e->buses ? e->buses[i] : NULL));
+		json_array_append_new(buses,
+				      busjson_status(names[i], e->buses ? e->buses[i] : NULL));
 	for (int s = 0; s < DEV_SLOTS; s++) {
 		const struct dev *dv = poll_dev(e->poll, s);
 

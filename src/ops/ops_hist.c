@@ -60,8 +60,7 @@ static int csv_doc(int (*fill)(FILE *f, void *arg), void *arg, json_t **out)
 
 /* from/to of the range commands as hist_range wants them; false after
  * failing c. */
-static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t *from,
-		      int64_t *to)
+static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t *from, int64_t *to)
 {
 	const char *f = str_arg(args, "from"), *t = str_arg(args, "to");
 	char clip[OPS_CLIP_LEN], clip2[OPS_CLIP_LEN];
@@ -77,11 +76,23 @@ static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t 
 	return e == 0;
 }
 
-#define ARG_FROM {"from", OPS_T_STR, 0, 0, 16, "last24h, today, yesterday or YYYY-MM-DD"}
-#define ARG_TO {"to", OPS_T_STR, 0, 0, 16, "a date YYYY-MM-DD"}
-#define ARG_CSV {"csv", OPS_T_BOOL, 0, 0, 0, NULL}
-#define ARG_INDEX                                                                          \
-	{"index", OPS_T_INT, OPS_REQUIRED, 0, 16, "a device index 0 (Left IR) … 16 (RS485 16)"}
+#define ARG_FROM                                                                                   \
+	{                                                                                          \
+		"from", OPS_T_STR, 0, 0, 16, "last24h, today, yesterday or YYYY-MM-DD"             \
+	}
+#define ARG_TO                                                                                     \
+	{                                                                                          \
+		"to", OPS_T_STR, 0, 0, 16, "a date YYYY-MM-DD"                                     \
+	}
+#define ARG_CSV                                                                                    \
+	{                                                                                          \
+		"csv", OPS_T_BOOL, 0, 0, 0, NULL                                                   \
+	}
+#define ARG_INDEX                                                                                  \
+	{                                                                                          \
+		"index", OPS_T_INT, OPS_REQUIRED, 0, 16,                                           \
+		    "a device index 0 (Left IR) … 16 (RS485 16)"                                 \
+	}
 
 /* ---- load profile ---- */
 
@@ -206,8 +217,8 @@ static void run_recorder_show(struct ops_call *c, json_t *args)
 			ops_reply(c, doc);
 		return;
 	}
-	doc = hist_recorder_json(h, r.rec, str_arg(args, "view"), r.from, r.to, r.err,
-				 sizeof(r.err));
+	doc =
+	    hist_recorder_json(h, r.rec, str_arg(args, "view"), r.from, r.to, r.err, sizeof(r.err));
 	if (!doc)
 		ops_fail(c, OPS_BAD_REQUEST, "%s", r.err);
 	else
@@ -333,8 +344,7 @@ static const struct ops_arg rec_show_args[] = {
     ARG_CSV,
     {NULL}};
 static const struct ops_arg rec_clear_args[] = {
-    {"recorder", OPS_T_INT, OPS_REQUIRED, LONG_MIN, LONG_MAX, "a recorder number 1…8"},
-    {NULL}};
+    {"recorder", OPS_T_INT, OPS_REQUIRED, LONG_MIN, LONG_MAX, "a recorder number 1…8"}, {NULL}};
 static const struct ops_arg calc_args[] = {
     {"equation", OPS_T_INT, OPS_REQUIRED, LONG_MIN, LONG_MAX, "an equation number 1…4"},
     ARG_FROM,

@@ -310,9 +310,9 @@ static json_t *build_scan(int argc, char *const argv[])
 			i--;
 		} else if (!strcmp(k, "--baud")) {
 			/* a rate or a code: a number, else sgd names what is wrong */
-			json_object_set_new(o, "baud_rate", parse_num(v, 0, LONG_MAX, &n)
-								? json_integer(n)
-								: json_string(v));
+			json_object_set_new(o, "baud_rate",
+					    parse_num(v, 0, LONG_MAX, &n) ? json_integer(n)
+									  : json_string(v));
 		} else if (!strcmp(k, "--parity")) {
 			json_object_set_new(o, "parity", json_string(v));
 		} else {
@@ -363,8 +363,9 @@ static json_t *build_set_parameters(int argc, char *const argv[])
 static json_t *build_modbus(int argc, char *const argv[])
 {
 	bool rd = !strcmp(argv[1], "read");
-	const char *name = rd ? "modbus_read" : argc == 5 ? "modbus_write_single"
-							  : "modbus_write_multi";
+	const char *name = rd	       ? "modbus_read"
+			   : argc == 5 ? "modbus_write_single"
+				       : "modbus_write_multi";
 	json_t *o = json_pack("{s:s, s:o*, s:o*}", "cmd", name, "modbus_address", num_of(argv[2]),
 			      "reg", num_of(argv[3]));
 	json_t *words;
@@ -411,8 +412,8 @@ static void range_members(json_t *o, int first, int argc, char *const argv[])
 	}
 }
 
-static json_t *build_numbered(const char *name, const char *member, int argc,
-			      char *const argv[], int first)
+static json_t *build_numbered(const char *name, const char *member, int argc, char *const argv[],
+			      int first)
 {
 	json_t *o = json_pack("{s:s, s:o*}", "cmd", name, member, num_of(argv[first - 1]));
 
@@ -456,21 +457,25 @@ static const struct cmd cmds[] = {
     {"devices", "", "configured devices and their state", check_none, build_devices},
     {"measurements", "N", "latest measurements of device N", check_index, build_reading},
     {"counters", "N", "energy counters of device N", check_index, build_reading},
-    {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom, build_bicom},
+    {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom,
+     build_bicom},
     {"settings", "[KEY]", "all settings, or the value of one", check_settings, build_settings},
     {"set", "KEY=VALUE...", "change settings", check_set, build_set},
     {"scan",
      "[--baud CODE_OR_RATE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B] "
      "[--add-all]",
-     "search the RS-485 bus; --add-all puts every new device into a free slot", check_scan, build_scan},
+     "search the RS-485 bus; --add-all puts every new device into a free slot", check_scan,
+     build_scan},
     {"set-parameters", "ADDR MODEL [address=N] [baud=0..7] [parity=0..2] [stop_bits=0|1]",
-     "change a found RS-485 device's address or line settings", check_set_parameters, build_set_parameters},
+     "change a found RS-485 device's address or line settings", check_set_parameters,
+     build_set_parameters},
     {"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
      "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus, build_modbus},
     {"factory-reset", "--yes", "restore factory settings", check_factory, build_factory},
     {"events", "[N]", "device events, newest first (at most N)", check_events, build_events},
     {"load-profile", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
-     "15-minute load profile of device N with daily totals", check_load_profile, build_load_profile},
+     "15-minute load profile of device N with daily totals", check_load_profile,
+     build_load_profile},
     {"calculate", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
      "load-profile equation N (settings calcN_name, calcN_expr)", check_calculate, build_calculate},
     {"recorder", "list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N",

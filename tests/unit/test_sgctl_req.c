@@ -62,9 +62,10 @@ static void test_gateway(void **state)
 	sends("factory-reset", "{\"cmd\":\"factory_reset\",\"confirm\":true}"); /* global --yes */
 	sends("settings", "{\"cmd\":\"get_settings\"}");
 	sends("settings location", "{\"cmd\":\"get_settings\"}");
-	sends("set location=Roof http_port=8080",
-	      "{\"cmd\":\"set_settings\",\"settings\":{\"http_port\":\"8080\",\"location\":\"Roof\"}}");
-	sends("set description=a=b", "{\"cmd\":\"set_settings\",\"settings\":{\"description\":\"a=b\"}}");
+	sends("set location=Roof http_port=8080", "{\"cmd\":\"set_settings\",\"settings\":{\"http_"
+						  "port\":\"8080\",\"location\":\"Roof\"}}");
+	sends("set description=a=b",
+	      "{\"cmd\":\"set_settings\",\"settings\":{\"description\":\"a=b\"}}");
 	refused("status now");
 	refused("events 0");
 	refused("events x");
@@ -89,13 +90,16 @@ static void test_devices(void **state)
 	      "\"new_address\":5,\"parity\":2,\"stop_bits\":1}");
 	sends("set-parameters 1 WM3M4C parity=7",
 	      "{\"address\":1,\"cmd\":\"set_parameters\",\"model\":\"WM3M4C\",\"parity\":7}");
-	sends("modbus read 1 30002", "{\"cmd\":\"modbus_read\",\"modbus_address\":1,\"reg\":30002}");
+	sends("modbus read 1 30002",
+	      "{\"cmd\":\"modbus_read\",\"modbus_address\":1,\"reg\":30002}");
 	sends("modbus read 1 30002 4",
 	      "{\"cmd\":\"modbus_read\",\"modbus_address\":1,\"no_regs\":4,\"reg\":30002}");
-	sends("modbus write 1 40102 0x4142",
-	      "{\"cmd\":\"modbus_write_single\",\"modbus_address\":1,\"reg\":40102,\"value\":16706}");
-	sends("modbus write 1 40102 1 2",
-	      "{\"cmd\":\"modbus_write_multi\",\"modbus_address\":1,\"reg\":40102,\"words\":[1,2]}");
+	sends(
+	    "modbus write 1 40102 0x4142",
+	    "{\"cmd\":\"modbus_write_single\",\"modbus_address\":1,\"reg\":40102,\"value\":16706}");
+	sends(
+	    "modbus write 1 40102 1 2",
+	    "{\"cmd\":\"modbus_write_multi\",\"modbus_address\":1,\"reg\":40102,\"words\":[1,2]}");
 	refused("measurements");
 	refused("measurements -1");
 	refused("bicom 3 explode");
