@@ -208,6 +208,8 @@ static struct desc_set set;
 static char dir[64];
 static struct app app;
 
+#include "fake_hist_ops.h"
+
 /* ---- fakes: history (the calendar's own rules are test_tariffs') ---- */
 
 static char tariffs_text[512];

@@ -163,6 +163,12 @@ int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, si
 	return take_fail();
 }
 
+int hist_active_tariff(struct hist *h)
+{
+	(void)h;
+	return -1;
+}
+
 /* ---- running commands ---- */
 
 struct done {
