@@ -150,10 +150,13 @@ const char *ops_status_name(enum ops_status st);
 /* The status class of a bus / reader error (< 0) of an on-demand operation. */
 enum ops_status ops_status_of_err(int err);
 
-#define OPS_CLIP_LEN 36
+/* ---- helpers for handlers (appended by ops-a) ---- */
 
-/* Client text made safe to quote in a one-line message: at most
- * OPS_CLIP_LEN-1 bytes, anything but printable ASCII as '?'. Returns buf. */
-const char *ops_clip(const char *s, char buf[OPS_CLIP_LEN]);
+/* Finish with doc (stolen), or with OPS_INTERNAL when it could not be built (NULL). */
+void ops_reply_doc(struct ops_call *c, json_t *doc);
+/* Client text made safe to quote in one line: printable ASCII, at most len-1 bytes. */
+const char *ops_clip(const char *s, char *buf, size_t len);
+/* True when s has only printable ASCII and no space (serial numbers, URIs). */
+bool ops_printable(const char *s);
 
 #endif

@@ -373,7 +373,30 @@ enum ops_status ops_status_of_err(int err)
 	return st[devop_classify(err)];
 }
 
-const char *ops_clip(const char *s, char buf[OPS_CLIP_LEN])
+/* ---- helpers for handlers ---- */
+
+void ops_reply_doc(struct ops_call *c, json_t *doc)
 {
-	return clip(s, buf);
+	if (doc)
+		ops_reply(c, doc);
+	else
+		ops_fail(c, OPS_INTERNAL, "out of memory");
+}
+
+const char *ops_clip(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; s && s[i] && i + 1 < len; i++)
+		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+bool ops_printable(const char *s)
+{
+	for (; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7F)
+			return false;
+	return true;
 }

@@ -85,7 +85,7 @@ static void run_events(struct ops_call *c, json_t *args)
 	if (!ev)
 		ops_fail(c, OPS_INTERNAL, "cannot read the event log");
 	else
-		ops_reply(c, json_pack("{s:o}", "events", ev));
+		ops_reply_doc(c, json_pack("{s:o}", "events", ev));
 }
 
 static bool hooks_enabled(void)
@@ -122,8 +122,8 @@ static void run_clock(struct ops_call *c, json_t *args)
 	if (!strcmp(mode, "simulate") && wall && !json_object_get(args, "step_ms") &&
 	    !json_object_get(args, "until_ms")) {
 		clock_simulate(ms, rate ? (int)json_integer_value(rate) : 1);
-		ops_reply(c, json_pack("{s:I, s:i}", "wall_ms", (json_int_t)clock_wall_ms(), "rate",
-				       rate ? (int)json_integer_value(rate) : 1));
+		ops_reply_doc(c, json_pack("{s:I, s:i}", "wall_ms", (json_int_t)clock_wall_ms(),
+					   "rate", rate ? (int)json_integer_value(rate) : 1));
 		return;
 	}
 	if (!strcmp(mode, "hold") && !wall && !rate) {
@@ -140,8 +140,8 @@ static void run_clock(struct ops_call *c, json_t *args)
 		ops_fail(c, OPS_INTERNAL, "clock: %s: %s", mirror, strerror(-r));
 		return;
 	}
-	ops_reply(c, json_pack("{s:I, s:I}", "wall_ms", (json_int_t)clock_wall_ms(), "step_ms",
-			       (json_int_t)step));
+	ops_reply_doc(c, json_pack("{s:I, s:I}", "wall_ms", (json_int_t)clock_wall_ms(), "step_ms",
+				   (json_int_t)step));
 }
 
 static const struct ops_arg events_args[] = {

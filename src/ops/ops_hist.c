@@ -63,7 +63,7 @@ static int csv_doc(int (*fill)(FILE *f, void *arg), void *arg, json_t **out)
 static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t *from, int64_t *to)
 {
 	const char *f = str_arg(args, "from"), *t = str_arg(args, "to");
-	char clip[OPS_CLIP_LEN], clip2[OPS_CLIP_LEN];
+	char clip[36], clip2[36];
 	int e = hist_range(h, f, t, from, to);
 
 	if (e == -ERANGE)
@@ -72,7 +72,7 @@ static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t 
 		ops_fail(c, OPS_BAD_REQUEST,
 			 "from/to: expected last24h, today, yesterday or YYYY-MM-DD "
 			 "(got from '%s', to '%s')",
-			 ops_clip(f ? f : "", clip), ops_clip(t ? t : "", clip2));
+			 ops_clip(f, clip, sizeof(clip)), ops_clip(t, clip2, sizeof(clip2)));
 	return e == 0;
 }
 
@@ -151,7 +151,7 @@ static void run_load_profile_clear(struct ops_call *c, json_t *args)
 	if (e < 0)
 		ops_fail(c, OPS_INTERNAL, "clear: %s", strerror(-e));
 	else
-		ops_reply(c, json_pack("{s:s, s:i}", "cleared", "load_profile", "index", idx));
+		ops_reply_doc(c, json_pack("{s:s, s:i}", "cleared", "load_profile", "index", idx));
 }
 
 /* ---- recorders ---- */
@@ -174,7 +174,7 @@ static void run_recorder_list(struct ops_call *c, json_t *args)
 
 	(void)args;
 	if (h)
-		ops_reply(c, json_pack("{s:o}", "recorders", hist_recorders_json(h)));
+		ops_reply_doc(c, json_pack("{s:o}", "recorders", hist_recorders_json(h)));
 }
 
 struct rec_csv {
@@ -237,7 +237,8 @@ static void run_recorder_clear(struct ops_call *c, json_t *args)
 	if (e < 0)
 		ops_fail(c, OPS_INTERNAL, "clear: %s", strerror(-e));
 	else
-		ops_reply(c, json_pack("{s:s, s:i}", "cleared", "recorder", "recorder", rec + 1));
+		ops_reply_doc(c,
+			      json_pack("{s:s, s:i}", "cleared", "recorder", "recorder", rec + 1));
 }
 
 /* ---- calculate ---- */
@@ -297,16 +298,10 @@ static void run_calculate(struct ops_call *c, json_t *args)
 static void run_get_tariffs(struct ops_call *c, json_t *args)
 {
 	struct hist *h = need_hist(c);
-	json_t *doc;
 
 	(void)args;
-	if (!h)
-		return;
-	doc = hist_tariffs_json(h);
-	if (!doc)
-		ops_fail(c, OPS_INTERNAL, "out of memory");
-	else
-		ops_reply(c, doc);
+	if (h)
+		ops_reply_doc(c, hist_tariffs_json(h));
 }
 
 /* {"tariffs": {…the tariffs.json document…}}: validated as a whole; an
