@@ -1,8 +1,8 @@
 /* For unit tests that link the operations table (its history commands,
  * src/ops/ops_hist.c) with a fake history of their own: the history calls
  * besides the tariffs', each answering "nothing stored" so that the real
- * src/hist/ (and with it the poller) is not linked in. Include once, after
- * the test's own tariff fakes. */
+ * src/hist/ (and with it the poller) is not linked in. Include once; a test
+ * with tariff fakes of its own defines FAKE_HIST_OWN_TARIFFS first. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -77,3 +77,18 @@ int hist_calc_csv(struct hist *h, int n, int64_t from, int64_t to, FILE *f, char
 	snprintf(err, errlen, "fake history: no equation");
 	return -ENOSYS;
 }
+
+#ifndef FAKE_HIST_OWN_TARIFFS
+json_t *hist_tariffs_json(struct hist *h)
+{
+	(void)h;
+	return json_pack("{s:n}", "calendar");
+}
+
+int hist_tariffs_set(struct hist *h, const char *text, size_t len, char *err, size_t errlen)
+{
+	(void)h, (void)text, (void)len;
+	snprintf(err, errlen, "fake history: no calendar");
+	return -EINVAL;
+}
+#endif

@@ -208,6 +208,7 @@ static struct desc_set set;
 static char dir[64];
 static struct app app;
 
+#define FAKE_HIST_OWN_TARIFFS
 #include "fake_hist_ops.h"
 
 /* ---- fakes: history (the calendar's own rules are test_tariffs') ---- */
