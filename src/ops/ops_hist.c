@@ -94,33 +94,44 @@ static bool range_arg(struct ops_call *c, struct hist *h, json_t *args, int64_t 
 		    "a device index 0 (Left IR) … 16 (RS485 16)"                                 \
 	}
 
-/* ---- load profile ---- */
+/* Finish with doc, or when the history built none, with st and its reason. */
+static void reply_or(struct ops_call *c, json_t *doc, enum ops_status st, const char *err)
+{
+	if (doc)
+		ops_reply(c, doc);
+	else
+		ops_fail(c, st, "%s", err);
+}
 
-struct lp_csv {
+/* One history query: what the CSV writers below are asked. */
+struct query {
 	struct hist *h;
-	int slot;
-	int64_t from, to;
+	int which;		   /* slot, recorder (0-based) or equation */
+	int64_t from, to;	   /* a range from hist_range */
+	const char *from_s, *to_s; /* the recorders' own range texts */
+	char err[160];
 };
+
+/* ---- load profile ---- */
 
 static int lp_csv_fill(FILE *f, void *arg)
 {
-	struct lp_csv *l = arg;
+	struct query *q = arg;
 
-	return hist_load_profile_csv(l->h, l->slot, l->from, l->to, f);
+	return hist_load_profile_csv(q->h, q->which, q->from, q->to, f);
 }
 
 /* {"index": 0…16, "from", "to", "csv"}: the 15-minute intervals with daily totals. */
 static void run_load_profile(struct ops_call *c, json_t *args)
 {
 	struct hist *h = need_hist(c);
-	struct lp_csv l = {.h = h};
+	struct query l = {.h = h};
 	json_t *doc = NULL;
-	char err[160];
 	int e;
 
 	if (!h)
 		return;
-	l.slot = dev_slot_of_index((int)json_integer_value(json_object_get(args, "index")));
+	l.which = dev_slot_of_index((int)json_integer_value(json_object_get(args, "index")));
 	if (!range_arg(c, h, args, &l.from, &l.to))
 		return;
 	if (csv_arg(args)) {
@@ -131,11 +142,8 @@ static void run_load_profile(struct ops_call *c, json_t *args)
 			ops_reply(c, doc);
 		return;
 	}
-	doc = hist_load_profile_json(h, l.slot, l.from, l.to, err, sizeof(err));
-	if (!doc)
-		ops_fail(c, OPS_INTERNAL, "%s", err);
-	else
-		ops_reply(c, doc);
+	reply_or(c, hist_load_profile_json(h, l.which, l.from, l.to, l.err, sizeof(l.err)),
+		 OPS_INTERNAL, l.err);
 }
 
 /* {"index": 0…16}: forget that device's load profile. */
@@ -177,34 +185,27 @@ static void run_recorder_list(struct ops_call *c, json_t *args)
 		ops_reply_doc(c, json_pack("{s:o}", "recorders", hist_recorders_json(h)));
 }
 
-struct rec_csv {
-	struct hist *h;
-	int rec;
-	const char *from, *to;
-	char err[160];
-};
-
 static int rec_csv_fill(FILE *f, void *arg)
 {
-	struct rec_csv *r = arg;
+	struct query *q = arg;
 
-	return hist_recorder_csv(r->h, r->rec, r->from, r->to, f, r->err, sizeof(r->err));
+	return hist_recorder_csv(q->h, q->which, q->from_s, q->to_s, f, q->err, sizeof(q->err));
 }
 
 /* {"recorder": 1…8, "view": daily|monthly|yearly, "from", "to", "csv"}. */
 static void run_recorder_show(struct ops_call *c, json_t *args)
 {
 	struct hist *h = need_hist(c);
-	struct rec_csv r = {.h = h, .from = str_arg(args, "from"), .to = str_arg(args, "to")};
+	struct query r = {.h = h, .from_s = str_arg(args, "from"), .to_s = str_arg(args, "to")};
 	json_t *doc = NULL;
 	int e;
 
-	if (!h || (r.rec = rec_arg(c, args)) < 0)
+	if (!h || (r.which = rec_arg(c, args)) < 0)
 		return;
 	if (csv_arg(args)) {
 		/* a bad range is the client's mistake, refused before the CSV starts */
-		if ((r.from && *r.from && strlen(r.from) != 10) ||
-		    (r.to && *r.to && strlen(r.to) != 10)) {
+		if ((r.from_s && *r.from_s && strlen(r.from_s) != 10) ||
+		    (r.to_s && *r.to_s && strlen(r.to_s) != 10)) {
 			ops_fail(c, OPS_BAD_REQUEST, "from/to: expected a date YYYY-MM-DD");
 			return;
 		}
@@ -212,17 +213,15 @@ static void run_recorder_show(struct ops_call *c, json_t *args)
 		if (e == -EINVAL)
 			ops_fail(c, OPS_BAD_REQUEST, "%s", r.err);
 		else if (e < 0)
-			ops_fail(c, OPS_INTERNAL, "recorder %d: %s", r.rec + 1, strerror(-e));
+			ops_fail(c, OPS_INTERNAL, "recorder %d: %s", r.which + 1, strerror(-e));
 		else
 			ops_reply(c, doc);
 		return;
 	}
-	doc =
-	    hist_recorder_json(h, r.rec, str_arg(args, "view"), r.from, r.to, r.err, sizeof(r.err));
-	if (!doc)
-		ops_fail(c, OPS_BAD_REQUEST, "%s", r.err);
-	else
-		ops_reply(c, doc);
+	reply_or(c,
+		 hist_recorder_json(h, r.which, str_arg(args, "view"), r.from_s, r.to_s, r.err,
+				    sizeof(r.err)),
+		 OPS_BAD_REQUEST, r.err);
 }
 
 /* {"recorder": 1…8}: forget its readings. */
@@ -243,18 +242,11 @@ static void run_recorder_clear(struct ops_call *c, json_t *args)
 
 /* ---- calculate ---- */
 
-struct calc_csv {
-	struct hist *h;
-	int n;
-	int64_t from, to;
-	char err[160];
-};
-
 static int calc_csv_fill(FILE *f, void *arg)
 {
-	struct calc_csv *k = arg;
+	struct query *q = arg;
 
-	return hist_calc_csv(k->h, k->n, k->from, k->to, f, k->err, sizeof(k->err));
+	return hist_calc_csv(q->h, q->which, q->from, q->to, f, q->err, sizeof(q->err));
 }
 
 /* {"equation": 1…4, "from", "to", "csv"}: equation N of the settings over
@@ -263,7 +255,7 @@ static void run_calculate(struct ops_call *c, json_t *args)
 {
 	struct hist *h = need_hist(c);
 	json_int_t n = json_integer_value(json_object_get(args, "equation"));
-	struct calc_csv k = {.h = h, .n = (int)n};
+	struct query k = {.h = h, .which = (int)n};
 	json_t *doc;
 	int e;
 
@@ -286,11 +278,8 @@ static void run_calculate(struct ops_call *c, json_t *args)
 			ops_reply(c, doc);
 		return;
 	}
-	doc = hist_calc_json(h, k.n, k.from, k.to, k.err, sizeof(k.err));
-	if (!doc)
-		ops_fail(c, OPS_NOT_FOUND, "%s", k.err);
-	else
-		ops_reply(c, doc);
+	reply_or(c, hist_calc_json(h, k.which, k.from, k.to, k.err, sizeof(k.err)), OPS_NOT_FOUND,
+		 k.err);
 }
 
 /* ---- tariffs ---- */
