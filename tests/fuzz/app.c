@@ -210,6 +210,7 @@ static void on_client(int fd, uint32_t events, void *arg)
 	struct exchange *x = arg;
 	char buf[65536];
 	ssize_t n;
+	int err;
 
 	(void)events;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
@@ -222,8 +223,10 @@ static void on_client(int fd, uint32_t events, void *arg)
 		x->got += (size_t)n;
 		x->buf[x->got] = '\0';
 	}
-	if ((n == 0 || (errno != EAGAIN && errno != EINTR)) ||
-	    (x->complete && x->got && x->complete(x->buf, x->got)))
+	err = n < 0 ? errno : 0;
+	/* complete sees what came back also when the daemon closed after it */
+	if ((x->complete && x->got && x->complete(x->buf, x->got)) || n == 0 ||
+	    (err != EAGAIN && err != EINTR))
 		loop_quit(app->loop);
 }
 

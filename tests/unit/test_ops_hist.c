@@ -372,6 +372,9 @@ static void test_recorders(void **state)
 	assert_int_equal(run("{\"cmd\":\"recorder_show\",\"recorder\":2,\"csv\":true}"), OPS_OK);
 	assert_string_equal(seen.call, "rec_csv");
 	assert_string_equal(json_string_value(json_object_get(last.res, "csv")), "date,value\n");
+	assert_int_equal(run("{\"cmd\":\"recorder_show\",\"recorder\":2,\"csv\":true,"
+			     "\"from\":\"2026-06-01\",\"to\":\"2026-06-11\"}"),
+			 OPS_OK);
 	fails("{\"cmd\":\"recorder_show\",\"recorder\":2,\"csv\":true,\"from\":\"2026-1-1\"}",
 	      OPS_BAD_REQUEST, "expected a date YYYY-MM-DD");
 	seen.fail = -EINVAL;
