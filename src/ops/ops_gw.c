@@ -75,6 +75,39 @@ static void run_status(struct ops_call *c, json_t *args)
 	ops_reply(c, d);
 }
 
+/* read_at_ms / age_ms: of the values shown (counters have their own). */
+static json_t *ctl_header(const struct dev *d, bool counters)
+{
+	int64_t ms = counters ? d->ctr_ms : d->meas_ms;
+	int64_t age = ms ? clock_wall_ms() - ms : -1;
+
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:o}", "index", dev_ha_index(d->slot),
+			 "interface", d->ifname, "model", d->model, "serial", d->serial, "status",
+			 dev_health_name(d->health), "age_ms", (json_int_t)age, "read_at_ms",
+			 ms ? json_integer((json_int_t)ms) : json_null());
+}
+
+enum ops_status ops_ctl_reading(const struct dev *d, bool counters, json_t **doc, char *msg,
+				size_t len)
+{
+	*doc = NULL;
+	if (d->health == DEV_DISABLED) {
+		snprintf(msg, len, "%s: no device configured", d->ifname);
+		return OPS_NOT_FOUND;
+	}
+	if (!d->d) {
+		snprintf(msg, len, "%s: device not identified yet (%s%s%s)", d->ifname,
+			 dev_health_name(d->health), d->last_error[0] ? ": " : "", d->last_error);
+		return OPS_UNAVAILABLE;
+	}
+	*doc = ctl_header(d, counters);
+	if (*doc)
+		json_object_set_new(*doc, counters ? "counters" : "measurements",
+				    counters ? dev_counters_json(d) : dev_measurements_json(d));
+	snprintf(msg, len, "out of memory");
+	return *doc ? OPS_OK : OPS_INTERNAL;
+}
+
 /* {"n": 1…10000 (50)}: the newest events first. */
 static void run_events(struct ops_call *c, json_t *args)
 {

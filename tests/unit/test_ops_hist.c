@@ -18,6 +18,8 @@
 #include "sg/hist.h"
 #include "sg/ops.h"
 
+#include "../../src/ops/ops_int.h"
+
 /* ---- fake history: remembers the last call ---- */
 
 static struct {
@@ -459,13 +461,49 @@ static void test_events_and_clock(void **state)
 	last.res = NULL;
 }
 
+/* sgctl's reading document: readable while not responding, flagged. */
+static void test_ctl_reading(void **state)
+{
+	static const struct desc none;
+	struct dev d = {.slot = dev_slot_of_index(2), .health = DEV_DISABLED};
+	char msg[OPS_MSG_MAX];
+	json_t *doc;
+
+	(void)state;
+	snprintf(d.ifname, sizeof(d.ifname), "RS485 2");
+	assert_int_equal(ops_ctl_reading(&d, false, &doc, msg, sizeof(msg)), OPS_NOT_FOUND);
+	assert_null(doc);
+	assert_string_equal(msg, "RS485 2: no device configured");
+	d.health = DEV_NOT_RESPONDING;
+	snprintf(d.last_error, sizeof(d.last_error), "timeout");
+	assert_int_equal(ops_ctl_reading(&d, false, &doc, msg, sizeof(msg)), OPS_UNAVAILABLE);
+	assert_non_null(strstr(msg, "not identified yet"));
+	assert_non_null(strstr(msg, ": timeout"));
+	d.d = &none;
+	d.meas_ms = 1000;
+	d.ctr_ms = 0;
+	assert_int_equal(ops_ctl_reading(&d, false, &doc, msg, sizeof(msg)), OPS_OK);
+	assert_int_equal(json_integer_value(json_object_get(doc, "index")), 2);
+	assert_string_equal(json_string_value(json_object_get(doc, "status")),
+			    dev_health_name(DEV_NOT_RESPONDING));
+	assert_int_equal(json_integer_value(json_object_get(doc, "read_at_ms")), 1000);
+	assert_true(json_integer_value(json_object_get(doc, "age_ms")) >= 0);
+	assert_true(json_is_object(json_object_get(doc, "measurements")));
+	json_decref(doc);
+	assert_int_equal(ops_ctl_reading(&d, true, &doc, msg, sizeof(msg)), OPS_OK);
+	assert_true(json_is_null(json_object_get(doc, "read_at_ms")));
+	assert_int_equal(json_integer_value(json_object_get(doc, "age_ms")), -1);
+	assert_non_null(json_object_get(doc, "counters"));
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_schema_refusals),  cmocka_unit_test(test_no_history),
 	    cmocka_unit_test(test_load_profile),     cmocka_unit_test(test_recorders),
 	    cmocka_unit_test(test_calculate),	     cmocka_unit_test(test_tariffs),
-	    cmocka_unit_test(test_events_and_clock),
+	    cmocka_unit_test(test_events_and_clock), cmocka_unit_test(test_ctl_reading),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
