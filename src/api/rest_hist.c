@@ -144,17 +144,25 @@ void rest_get_recorders(struct http_req *r, const char *param)
 	run(r, json_pack("{s:s}", "cmd", "recorder_list"));
 }
 
-void rest_get_recorder(struct http_req *r, const char *param)
+/* GET of a numbered history view (recorder, equation): the command name
+ * with the number as member, ?format and the range (and ?view). */
+static void get_numbered(struct http_req *r, const char *param, const char *what, const char *name,
+			 const char *member, bool view)
 {
-	long n = num_of(r, "recorder index", param);
+	long n = num_of(r, what, param);
 	json_t *cmd;
 
 	if (n < 0)
 		return;
-	cmd = json_pack("{s:s, s:I}", "cmd", "recorder_show", "recorder", (json_int_t)n);
+	cmd = json_pack("{s:s, s:I}", "cmd", name, member, (json_int_t)n);
 	if (cmd && !format_arg(r, cmd))
 		return;
-	run(r, query_args(r, cmd, true));
+	run(r, query_args(r, cmd, view));
+}
+
+void rest_get_recorder(struct http_req *r, const char *param)
+{
+	get_numbered(r, param, "recorder index", "recorder_show", "recorder", true);
 }
 
 void rest_post_recorder(struct http_req *r, const char *param)
@@ -183,13 +191,5 @@ void rest_post_tariffs(struct http_req *r, const char *param)
 
 void rest_get_calculate(struct http_req *r, const char *param)
 {
-	long n = num_of(r, "equation", param);
-	json_t *cmd;
-
-	if (n < 0)
-		return;
-	cmd = json_pack("{s:s, s:I}", "cmd", "calculate", "equation", (json_int_t)n);
-	if (cmd && !format_arg(r, cmd))
-		return;
-	run(r, query_args(r, cmd, false));
+	get_numbered(r, param, "equation", "calculate", "equation", false);
 }
