@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "sg/conf.h"
 
@@ -28,6 +29,7 @@ struct store;
 struct poll;
 struct hist;
 struct desc_set;
+struct bus;
 
 /* How an operation ended; front-ends map it (ops_http_status, ops_exit_code). */
 enum ops_status {
@@ -61,6 +63,9 @@ struct ops_env {
 	struct hist *hist;   /* NULL when history.db cannot be used */
 	const struct conf *conf;
 	const struct desc_set *descs;
+	/* appended by ops-b: what the status document shows */
+	struct bus *const *buses; /* CONF_BUS_COUNT entries, NULL for a port the board lacks */
+	int64_t start_mono_ms;	  /* when the gateway started (uptime) */
 };
 
 /* Argument types of a schema. */

@@ -1,122 +1,106 @@
 /* History routes: load profile (JSON or CSV), recorders (views, CSV, clear)
- * and the tariff calendar with the tariff counters. */
+ * and the tariff calendar with the tariff counters. Each route translates
+ * its path, query and body into a command of the operations table
+ * (src/ops/ops_hist.c) and its completion into the HTTP reply. */
 #include "rest_int.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sg/hist.h"
 #include "sg/legacy.h"
-#include "sg/recorder.h"
+#include "sg/ops.h"
 
-static struct hist *hist_of(struct http_req *r)
+/* One route's call in flight: answered now or, deferred, later. */
+struct hist_call {
+	struct http_req *r;
+	bool returned; /* ops_run has returned: the completion frees this */
+	bool answered;
+};
+
+static void hist_done(enum ops_status st, const char *msg, json_t *res, void *arg)
 {
-	struct hist *h = http_req_app(r)->hist;
+	struct hist_call *hc = arg;
+	json_t *csv = json_object_get(res, "csv");
 
-	if (!h)
-		http_reply_error(r, 503,
-				 "history is not available (history.db could not be opened)");
-	return h;
+	if (st != OPS_OK)
+		http_reply_error(hc->r, ops_http_status(st), "%s", msg);
+	else if (json_is_string(csv))
+		http_reply_data(hc->r, 200, "text/csv; charset=utf-8", json_string_value(csv),
+				json_string_length(csv));
+	else
+		http_reply_json(hc->r, 200, json_incref(res));
+	json_decref(res);
+	hc->answered = true;
+	if (hc->returned)
+		free(hc);
 }
 
-static bool want_csv(struct http_req *r)
+/* Run cmd (stolen) for r. */
+static void run(struct http_req *r, json_t *cmd)
 {
-	const char *f = http_req_query(r, "format");
+	struct hist_call *hc = calloc(1, sizeof(*hc));
 
-	return f && !strcmp(f, "csv");
+	if (!hc || !cmd) {
+		free(hc);
+		json_decref(cmd);
+		http_reply_error(r, 500, "out of memory");
+		return;
+	}
+	hc->r = r;
+	ops_run(http_req_app(r)->ops, cmd, OPS_FROM_REST, hist_done, hc);
+	json_decref(cmd);
+	if (hc->answered) {
+		free(hc);
+		return;
+	}
+	hc->returned = true;
+	http_req_defer(r);
 }
 
-static bool format_ok(struct http_req *r)
+/* ?format=json|csv as the command's "csv"; false after replying 400. */
+static bool format_arg(struct http_req *r, json_t *cmd)
 {
 	const char *f = http_req_query(r, "format");
 	char clip[REST_CLIP_LEN];
 
-	if (!f || !strcmp(f, "csv") || !strcmp(f, "json"))
+	if (!f || !strcmp(f, "csv") || !strcmp(f, "json")) {
+		json_object_set_new(cmd, "csv", json_boolean(f && !strcmp(f, "csv")));
 		return true;
+	}
 	http_reply_error(r, 400, "format '%s': expected json or csv", rest_clip(f, clip));
+	json_decref(cmd);
 	return false;
 }
 
-/* Run fill() into memory and reply with it as text/csv. */
-static void reply_csv(struct http_req *r, int (*fill)(FILE *f, void *arg), void *arg)
+/* ?from=…&to=…[&view=…] as the command's members. */
+static json_t *query_args(struct http_req *r, json_t *cmd, bool view)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	int e;
+	static const char *const keys[] = {"from", "to", "view"};
 
-	if (!f) {
-		http_reply_error(r, 500, "out of memory");
-		return;
+	for (size_t i = 0; cmd && i < (view ? 3 : 2); i++) {
+		const char *v = http_req_query(r, keys[i]);
+
+		if (v)
+			json_object_set_new(cmd, keys[i], json_string(v));
 	}
-	e = fill(f, arg);
-	fclose(f);
-	if (e < 0)
-		http_reply_error(r, 500, "%s", strerror(-e));
-	else
-		http_reply_data(r, 200, "text/csv; charset=utf-8", buf, len);
-	free(buf);
+	return cmd;
 }
 
-/* ---- load profile ---- */
-
-static int slot_of(struct http_req *r, const char *param)
+/* A number in the path (recorder, equation): its value, or -1 after 400.
+ * Whether it names anything is the command's to say (404). */
+static long num_of(struct http_req *r, const char *what, const char *param)
 {
+	char clip[REST_CLIP_LEN];
 	long i;
 
-	if (!rest_index_ok(r, param))
+	if (legacy_parse_index(param, LONG_MAX, &i) == -EINVAL) {
+		http_reply_error(r, 400, "%s '%s': expected a number", what,
+				 rest_clip(param, clip));
 		return -1;
-	i = strtol(param, NULL, 10);
-	return dev_slot_of_index((int)i);
-}
-
-struct lp_csv {
-	struct hist *h;
-	int slot;
-	int64_t from, to;
-};
-
-static int lp_csv_fill(FILE *f, void *arg)
-{
-	struct lp_csv *c = arg;
-
-	return hist_load_profile_csv(c->h, c->slot, c->from, c->to, f);
-}
-
-void rest_get_load_profile(struct http_req *r, const char *param)
-{
-	struct hist *h = hist_of(r);
-	const char *from = http_req_query(r, "from"), *to = http_req_query(r, "to");
-	char err[160], clip[REST_CLIP_LEN];
-	struct lp_csv c;
-	int slot, e;
-	json_t *doc;
-
-	if (!h || !format_ok(r) || (slot = slot_of(r, param)) < 0)
-		return;
-	e = hist_range(h, from, to, &c.from, &c.to);
-	if (e < 0) {
-		http_reply_error(r, 400,
-				 e == -ERANGE ? "from/to: at most 366 days, from not after to"
-					      : "from '%s': expected last24h, today, yesterday or "
-						"YYYY-MM-DD (to: YYYY-MM-DD)",
-				 rest_clip(from ? from : "", clip));
-		return;
 	}
-	c.h = h;
-	c.slot = slot;
-	if (want_csv(r)) {
-		reply_csv(r, lp_csv_fill, &c);
-		return;
-	}
-	doc = hist_load_profile_json(h, slot, c.from, c.to, err, sizeof(err));
-	if (!doc)
-		http_reply_error(r, 500, "%s", err);
-	else
-		http_reply_json(r, 200, doc);
+	return i;
 }
 
 /* {"action": "clear"} */
@@ -132,199 +116,80 @@ static bool clear_body(struct http_req *r)
 	return true;
 }
 
+/* ---- load profile ---- */
+
+void rest_get_load_profile(struct http_req *r, const char *param)
+{
+	json_t *cmd;
+
+	if (!rest_index_ok(r, param))
+		return;
+	cmd = json_pack("{s:s, s:i}", "cmd", "load_profile", "index", atoi(param));
+	if (cmd && !format_arg(r, cmd))
+		return;
+	run(r, query_args(r, cmd, false));
+}
+
 void rest_post_load_profile(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-	int slot, e;
-
-	if (!h || (slot = slot_of(r, param)) < 0 || !clear_body(r))
-		return;
-	e = hist_load_profile_clear(h, slot);
-	if (e < 0)
-		http_reply_error(r, 500, "clear: %s", strerror(-e));
-	else
-		http_reply_json(r, 200,
-				json_pack("{s:s, s:i}", "cleared", "load_profile", "index",
-					  dev_ha_index(slot)));
+	if (rest_index_ok(r, param) && clear_body(r))
+		run(r, json_pack("{s:s, s:i}", "cmd", "load_profile_clear", "index", atoi(param)));
 }
 
 /* ---- recorders: /api/recorder/{1…8} ---- */
 
-static int rec_of(struct http_req *r, const char *param)
-{
-	char clip[REST_CLIP_LEN];
-	long i;
-
-	if (legacy_parse_index(param, LONG_MAX, &i) == -EINVAL) {
-		http_reply_error(r, 400, "recorder index '%s': expected a number",
-				 rest_clip(param, clip));
-		return -1;
-	}
-	if (i < 1 || i > REC_COUNT) {
-		http_reply_error(r, 404, "recorder %ld: recorders are numbered 1…%d", i, REC_COUNT);
-		return -1;
-	}
-	return (int)i - 1;
-}
-
 void rest_get_recorders(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-
 	(void)param;
-	if (h)
-		http_reply_json(r, 200, json_pack("{s:o}", "recorders", hist_recorders_json(h)));
+	run(r, json_pack("{s:s}", "cmd", "recorder_list"));
 }
 
-struct rec_csv {
-	struct hist *h;
-	int rec;
-	const char *from, *to;
-	char err[160];
-};
-
-static int rec_csv_fill(FILE *f, void *arg)
+/* GET of a numbered history view (recorder, equation): the command name
+ * with the number as member, ?format and the range (and ?view). */
+static void get_numbered(struct http_req *r, const char *param, const char *what, const char *name,
+			 const char *member, bool view)
 {
-	struct rec_csv *c = arg;
+	long n = num_of(r, what, param);
+	json_t *cmd;
 
-	return hist_recorder_csv(c->h, c->rec, c->from, c->to, f, c->err, sizeof(c->err));
+	if (n < 0)
+		return;
+	cmd = json_pack("{s:s, s:I}", "cmd", name, member, (json_int_t)n);
+	if (cmd && !format_arg(r, cmd))
+		return;
+	run(r, query_args(r, cmd, view));
 }
 
 void rest_get_recorder(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-	const char *from = http_req_query(r, "from"), *to = http_req_query(r, "to");
-	char err[160];
-	json_t *doc;
-	int rec;
-
-	if (!h || (rec = rec_of(r, param)) < 0 || !format_ok(r))
-		return;
-	if (want_csv(r)) {
-		struct rec_csv c = {.h = h, .rec = rec, .from = from, .to = to};
-
-		/* a bad range is the client's mistake: 400 before the CSV starts */
-		if ((from && *from && strlen(from) != 10) || (to && *to && strlen(to) != 10)) {
-			http_reply_error(r, 400, "from/to: expected a date YYYY-MM-DD");
-			return;
-		}
-		reply_csv(r, rec_csv_fill, &c);
-		return;
-	}
-	doc = hist_recorder_json(h, rec, http_req_query(r, "view"), from, to, err, sizeof(err));
-	if (!doc)
-		http_reply_error(r, 400, "%s", err);
-	else
-		http_reply_json(r, 200, doc);
+	get_numbered(r, param, "recorder index", "recorder_show", "recorder", true);
 }
 
 void rest_post_recorder(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-	int rec, e;
+	long n = num_of(r, "recorder index", param);
 
-	if (!h || (rec = rec_of(r, param)) < 0 || !clear_body(r))
-		return;
-	e = hist_recorder_clear(h, rec);
-	if (e < 0)
-		http_reply_error(r, 500, "clear: %s", strerror(-e));
-	else
-		http_reply_json(
-		    r, 200, json_pack("{s:s, s:i}", "cleared", "recorder", "recorder", rec + 1));
+	if (n >= 0 && clear_body(r))
+		run(r, json_pack("{s:s, s:I}", "cmd", "recorder_clear", "recorder", (json_int_t)n));
 }
 
 /* ---- tariffs ---- */
 
 void rest_get_tariffs(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-
 	(void)param;
-	if (h)
-		http_reply_json(r, 200, hist_tariffs_json(h));
+	run(r, json_pack("{s:s}", "cmd", "get_tariffs"));
 }
 
 void rest_post_tariffs(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-	char err[256], *text;
-	int e;
-
 	(void)param;
-	if (!h)
-		return;
-	text = json_dumps(http_req_body(r), JSON_COMPACT | JSON_REAL_PRECISION(15));
-	if (!text) {
-		http_reply_error(r, 500, "out of memory");
-		return;
-	}
-	e = hist_tariffs_set(h, text, strlen(text), err, sizeof(err));
-	free(text);
-	if (e == -EINVAL)
-		http_reply_error(r, 400, "tariffs: %s", err);
-	else if (e < 0)
-		http_reply_error(r, 500, "%s", err);
-	else
-		http_reply_json(r, 200, hist_tariffs_json(h));
+	run(r, json_pack("{s:s, s:O}", "cmd", "set_tariffs", "tariffs", http_req_body(r)));
 }
 
 /* ---- calculate equations: /api/calculate/{1…4} ---- */
 
-struct calc_csv {
-	struct hist *h;
-	int n;
-	int64_t from, to;
-	char err[160];
-};
-
-static int calc_csv_fill(FILE *f, void *arg)
-{
-	struct calc_csv *c = arg;
-
-	return hist_calc_csv(c->h, c->n, c->from, c->to, f, c->err, sizeof(c->err));
-}
-
 void rest_get_calculate(struct http_req *r, const char *param)
 {
-	struct hist *h = hist_of(r);
-	const char *from = http_req_query(r, "from"), *to = http_req_query(r, "to");
-	char err[160], clip[REST_CLIP_LEN];
-	struct calc_csv c = {.h = h};
-	long n;
-	json_t *doc;
-
-	if (!h || !format_ok(r))
-		return;
-	if (legacy_parse_index(param, LONG_MAX, &n) == -EINVAL) {
-		http_reply_error(r, 400, "equation '%s': expected a number",
-				 rest_clip(param, clip));
-		return;
-	}
-	if (n < 1 || n > 4) {
-		http_reply_error(r, 404, "equation %ld: equations are numbered 1…4", n);
-		return;
-	}
-	if (hist_range(h, from, to, &c.from, &c.to) < 0) {
-		http_reply_error(r, 400,
-				 "from/to: expected last24h, today, yesterday or YYYY-MM-DD "
-				 "(at most 366 days)");
-		return;
-	}
-	c.n = (int)n;
-	if (want_csv(r)) {
-		/* an empty equation is a 404 before any CSV is written */
-		doc = hist_calc_json(h, c.n, c.from, c.from + 1, err, sizeof(err));
-		if (!doc) {
-			http_reply_error(r, 404, "%s", err);
-			return;
-		}
-		json_decref(doc);
-		reply_csv(r, calc_csv_fill, &c);
-		return;
-	}
-	doc = hist_calc_json(h, c.n, c.from, c.to, err, sizeof(err));
-	if (!doc)
-		http_reply_error(r, 404, "%s", err);
-	else
-		http_reply_json(r, 200, doc);
+	get_numbered(r, param, "equation", "calculate", "equation", false);
 }

@@ -1,12 +1,13 @@
 /* Control socket: line-delimited JSON over AF_UNIX, non-blocking, in the
- * loop. A client whose request waits for the bus stays allocated until the
- * reply arrives, even if it hung up meanwhile. Silent clients cannot lock
- * sgctl out: one idle for CTL_IDLE_MS is closed, and when the table is full
- * the one idle the longest makes room for the newcomer. */
+ * loop. Each line is an operations command (sg/ops.h) handed to ops_run;
+ * the completion becomes the reply line. A client whose request waits for the bus stays allocated
+ * until the reply arrives, even if it hung up meanwhile. Silent clients cannot lock sgctl out: one
+ * idle for CTL_IDLE_MS is closed, and when the table is full the one idle the longest makes room
+ * for the newcomer. */
 #include "sg/ctlsrv.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "sg/clock.h"
 #include "sg/ctl.h"
 #include "sg/log.h"
+#include "sg/loop.h"
+#include "sg/ops.h"
 
 #define CLIENTS_MAX 32
 #define CTL_IDLE_MS 30000 /* a client without a request in progress, silent this long */
@@ -39,7 +42,8 @@ struct ctl_client {
 };
 
 struct ctl_server {
-	struct app *app;
+	struct loop *loop;
+	struct ops *ops;
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client *clients;
@@ -56,8 +60,9 @@ static void client_free(struct ctl_client *c)
 	if (*pp)
 		*pp = c->next;
 	c->srv->nclients--;
+	ops_forget(c->srv->ops, c); /* a call still in flight (server closing) ends silently */
 	if (c->fd >= 0) {
-		loop_del_fd(c->srv->app->loop, c->fd);
+		loop_del_fd(c->srv->loop, c->fd);
 		close(c->fd);
 	}
 	free(c->in);
@@ -69,7 +74,7 @@ static void client_gone(struct ctl_client *c)
 {
 	c->gone = true;
 	if (c->fd >= 0) {
-		loop_del_fd(c->srv->app->loop, c->fd);
+		loop_del_fd(c->srv->loop, c->fd);
 		close(c->fd);
 		c->fd = -1;
 	}
@@ -84,7 +89,7 @@ static bool client_flush(struct ctl_client *c)
 		ssize_t n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN) {
-			loop_mod_fd(c->srv->app->loop, c->fd, EPOLLIN | EPOLLOUT);
+			loop_mod_fd(c->srv->loop, c->fd, EPOLLIN | EPOLLOUT);
 			return true;
 		}
 		if (n <= 0) {
@@ -94,7 +99,7 @@ static bool client_flush(struct ctl_client *c)
 		c->outoff += (size_t)n;
 	}
 	c->outlen = c->outoff = 0;
-	loop_mod_fd(c->srv->app->loop, c->fd, EPOLLIN);
+	loop_mod_fd(c->srv->loop, c->fd, EPOLLIN);
 	return true;
 }
 
@@ -127,49 +132,35 @@ static void client_send(struct ctl_client *c, json_t *msg)
 	client_flush(c);
 }
 
-void ctl_reply_ok(struct ctl_client *c, json_t *data)
+/* The completion of a client's command: its reply line. */
+static void on_done(enum ops_status st, const char *msg, json_t *res, void *arg)
 {
-	client_send(c, json_pack("{s:b, s:o}", "ok", 1, "data", data ? data : json_object()));
-}
+	struct ctl_client *c = arg;
 
-void ctl_reply_err(struct ctl_client *c, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	client_send(c, json_pack("{s:b, s:s}", "ok", 0, "error", msg));
+	if (st == OPS_OK)
+		client_send(c, json_pack("{s:b, s:o}", "ok", 1, "data", res ? res : json_object()));
+	else
+		client_send(c, json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "status",
+					 ops_status_name(st)));
 }
 
 static void handle_line(struct ctl_client *c, const char *line)
 {
-	const char *argv[CTL_ARGS_MAX];
-	json_error_t jerr;
-	json_t *req = json_loads(line, 0, &jerr), *args, *v;
-	size_t i, argc;
+	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, NULL);
 
 	c->pending = true;
-	args = json_object_get(req, "argv");
-	if (!json_is_array(args) || json_array_size(args) == 0 ||
-	    json_array_size(args) > CTL_ARGS_MAX) {
-		json_decref(req);
-		ctl_reply_err(c, "bad request: expected {\"argv\": [\"command\", …]}");
-		return;
-	}
-	argc = json_array_size(args);
-	json_array_foreach(args, i, v)
-	{
-		argv[i] = json_string_value(v);
-		if (!argv[i]) {
-			json_decref(req);
-			ctl_reply_err(c, "bad request: argv[%zu] is not a string", i);
-			return;
-		}
-	}
-	ctl_dispatch(c->srv->app, c, (int)argc, argv);
-	json_decref(req); /* argv strings are not used after dispatch returns */
+	if (!json_is_object(req))
+		on_done(OPS_BAD_REQUEST,
+			"bad request: expected one JSON command object {\"cmd\": …} per line", NULL,
+			c);
+	else if (json_object_get(req, "argv"))
+		on_done(OPS_BAD_REQUEST,
+			"bad request: {\"argv\": […]} is no longer understood: send a command "
+			"object {\"cmd\": …} (as sgctl does)",
+			NULL, c);
+	else
+		ops_run(c->srv->ops, req, OPS_FROM_CTL, on_done, c);
+	json_decref(req);
 }
 
 static void client_take_lines(struct ctl_client *c)
@@ -245,7 +236,7 @@ static void on_sweep(void *arg)
 	struct ctl_server *s = arg;
 	int64_t now = clock_mono_ms();
 
-	s->sweep_timer = loop_timer_add(s->app->loop, CTL_SWEEP_MS, on_sweep, s);
+	s->sweep_timer = loop_timer_add(s->loop, CTL_SWEEP_MS, on_sweep, s);
 	for (struct ctl_client *c = s->clients, *n; c; c = n) {
 		n = c->next;
 		if (!c->pending && !c->gone && now - c->last_active > s->idle_ms)
@@ -271,7 +262,7 @@ static void on_accept(int fd, uint32_t events, void *arg)
 	c->srv = s;
 	c->fd = cfd;
 	c->last_active = clock_mono_ms();
-	if (loop_add_fd(s->app->loop, cfd, EPOLLIN, on_client, c) < 0) {
+	if (loop_add_fd(s->loop, cfd, EPOLLIN, on_client, c) < 0) {
 		close(cfd);
 		free(c);
 		return;
@@ -295,7 +286,7 @@ static int64_t idle_timeout_ms(void)
 	return errno || end == v || *end || ms < 100 || ms > 600000 ? CTL_IDLE_MS : ms;
 }
 
-int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
+int ctl_server_init(struct loop *loop, struct ops *ops, const char *path, struct ctl_server **out)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct ctl_server *s;
@@ -306,7 +297,8 @@ int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->app = a;
+	s->loop = loop;
+	s->ops = ops;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -320,11 +312,11 @@ int ctl_server_init(struct app *a, const char *path, struct ctl_server **out)
 		goto out_close;
 	}
 	chmod(path, 0660);
-	r = loop_add_fd(a->loop, s->fd, EPOLLIN, on_accept, s);
+	r = loop_add_fd(loop, s->fd, EPOLLIN, on_accept, s);
 	if (r < 0)
 		goto out_unlink;
 	s->idle_ms = idle_timeout_ms();
-	s->sweep_timer = loop_timer_add(a->loop, CTL_SWEEP_MS, on_sweep, s);
+	s->sweep_timer = loop_timer_add(loop, CTL_SWEEP_MS, on_sweep, s);
 	*out = s;
 	return 0;
 
@@ -342,12 +334,12 @@ void ctl_server_fini(struct ctl_server *s)
 	if (!s)
 		return;
 	if (s->sweep_timer > 0)
-		loop_timer_cancel(s->app->loop, s->sweep_timer);
+		loop_timer_cancel(s->loop, s->sweep_timer);
 	while (s->clients) {
 		s->clients->pending = false;
 		client_free(s->clients);
 	}
-	loop_del_fd(s->app->loop, s->fd);
+	loop_del_fd(s->loop, s->fd);
 	close(s->fd);
 	unlink(s->path);
 	free(s);

@@ -218,43 +218,6 @@ json_t *cmd_settings_changes(json_t *data, int link, char *err, size_t errlen)
 
 /* ---- tariffs (until ops-b's get_tariffs / set_tariffs are in the table) ---- */
 
-static const struct ops_arg tariffs_args[] = {{"tariffs", OPS_T_ANY, 0, 0, 0, NULL}, {NULL}};
-static const struct ops_def tariff_defs[] = {
-    {"get_tariffs", NULL, 0, NULL},
-    {"set_tariffs", tariffs_args, 0, NULL},
-};
-
-/* {"cmd": "set_tariffs", "tariffs": {…the tariffs.json document…}}: validated
- * as a whole; an invalid calendar changes nothing. */
-static int run_tariffs(struct app *a, const char *name, json_t *data, json_t **reply, char *err,
-		       size_t len)
-{
-	json_t *cal = json_object_get(data, "tariffs");
-	const struct ops_def *def =
-	    !strcmp(name, "get_tariffs") ? &tariff_defs[0] : &tariff_defs[1];
-	char *text;
-	int r;
-
-	if (ops_check(def, data, err, len) != OPS_OK)
-		return -EINVAL;
-	if (!a->hist)
-		return fail(err, len, "history is not available");
-	if (def == &tariff_defs[1]) {
-		if (!json_is_object(cal))
-			return fail(err, len,
-				    "tariffs: expected the tariffs.json object (docs/tariffs.md)");
-		text = json_dumps(cal, JSON_COMPACT | JSON_REAL_PRECISION(15));
-		if (!text)
-			return -ENOMEM;
-		r = hist_tariffs_set(a->hist, text, strlen(text), err, len);
-		free(text);
-		if (r < 0)
-			return r;
-	}
-	*reply = hist_tariffs_json(a->hist);
-	return *reply ? 0 : -ENOMEM;
-}
-
 /* ---- dispatch ---- */
 
 /* The commands MQTT offers (the manual's, 000 §4.8), in the order the
@@ -330,7 +293,6 @@ void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size
 	char name[CMD_NAME_MAX], err[CMD_ERR_MAX];
 	json_t *data = cmd_parse(payload, len, name, err, sizeof(err)), *cmd = NULL;
 	struct cmd *c = NULL;
-	int r;
 
 	if (data && offered(name, err, sizeof(err)) && !(c = calloc(1, sizeof(*c))))
 		snprintf(err, sizeof(err), "out of memory");
@@ -339,12 +301,7 @@ void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size
 		snprintf(c->name, sizeof(c->name), "%s", name);
 		log_debug("mqtt%d: command %s", c->link, c->name);
 	}
-	if (c && !ops_find(name)) { /* tariffs, until they are in the table */
-		r = run_tariffs(m->app, name, data, &cmd, err, sizeof(err));
-		if (r < 0 && !err[0])
-			snprintf(err, sizeof(err), "%s", strerror(-r));
-		cmd_done(r < 0 ? OPS_BAD_REQUEST : OPS_OK, err, cmd, c);
-	} else if (c && (cmd = ops_command(c, data, err, sizeof(err)))) {
+	if (c && (cmd = ops_command(c, data, err, sizeof(err)))) {
 		ops_run(m->app->ops, cmd, OPS_FROM_MQTT, cmd_done, c);
 		json_decref(cmd);
 	} else {

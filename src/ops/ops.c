@@ -32,9 +32,7 @@ struct ops {
 
 /* Every command of every table; a table ends with {NULL}. */
 static const struct ops_def *const tables[] = {
-    ops_core_defs,
-    ops_dev_defs,
-    ops_settings_defs,
+    ops_core_defs, ops_dev_defs, ops_settings_defs, ops_hist_defs, ops_gw_defs,
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))

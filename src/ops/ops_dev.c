@@ -152,6 +152,16 @@ static void run_reading(struct ops_call *c, json_t *args, bool counters)
 		return;
 	}
 	d = poll_dev(e->poll, slot);
+	if (ops_call_origin(c) == OPS_FROM_CTL) { /* sgctl's own document, ages included */
+		json_t *doc = NULL;
+		enum ops_status st = ops_ctl_reading(d, counters, &doc, why, sizeof(why));
+
+		if (st == OPS_OK)
+			ops_reply_doc(c, doc);
+		else
+			ops_fail(c, st, "%s", why);
+		return;
+	}
 	if (devop_unreadable(d, why, sizeof(why))) {
 		ops_fail(c, d->health == DEV_DISABLED ? OPS_NOT_FOUND : OPS_UNAVAILABLE, "%s", why);
 		return;

@@ -4,6 +4,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,33 +225,264 @@ static int check_tariffs(int argc, char *const argv[])
 	return argc == 3 && !strcmp(argv[1], "set") ? 0 : -EINVAL;
 }
 
+/* ---- argv → command object (names and members: src/ops/) ---- */
+
+/* A number cmd_check accepted (decimal or 0x hex). */
+static json_t *num_of(const char *s)
+{
+	long v = 0;
+
+	return parse_num(s, 0, LONG_MAX, &v) ? json_integer(v) : NULL;
+}
+
+static json_t *named(const char *name)
+{
+	return json_pack("{s:s}", "cmd", name);
+}
+
+/* Set key to v (stolen) in o; false (o freed) when v is NULL. */
+static bool put(json_t *o, const char *key, json_t *v)
+{
+	if (!v) {
+		fprintf(stderr, "sgctl: invalid %s\n", key);
+		return false;
+	}
+	json_object_set_new(o, key, v);
+	return true;
+}
+
+static json_t *build_status(int argc, char *const argv[])
+{
+	(void)argc, (void)argv;
+	return named("status");
+}
+
+static json_t *build_devices(int argc, char *const argv[])
+{
+	(void)argc, (void)argv;
+	return named("devices");
+}
+
+/* measurements N / counters N */
+static json_t *build_reading(int argc, char *const argv[])
+{
+	(void)argc;
+	return json_pack("{s:s, s:o*}", "cmd", argv[0], "index", num_of(argv[1]));
+}
+
+static json_t *build_bicom(int argc, char *const argv[])
+{
+	(void)argc;
+	return json_pack("{s:s, s:o*, s:s}", "cmd", "bicom", "addr", num_of(argv[1]), "val",
+			 argv[2]);
+}
+
+static json_t *build_settings(int argc, char *const argv[])
+{
+	(void)argc, (void)argv;
+	return named("get_settings");
+}
+
+/* set KEY=VALUE…: the values as text; sgd parses them by each key's type. */
+static json_t *build_set(int argc, char *const argv[])
+{
+	json_t *set = json_object();
+
+	for (int i = 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+
+		json_object_setn_new(set, argv[i], (size_t)(eq - argv[i]), json_string(eq + 1));
+	}
+	return json_pack("{s:s, s:o}", "cmd", "set_settings", "settings", set);
+}
+
+static json_t *build_scan(int argc, char *const argv[])
+{
+	json_t *o = named("detect_485_devices");
+	bool ok = true;
+
+	for (int i = 1; ok && i < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+		long n;
+
+		if (!strcmp(k, "--add-all")) {
+			json_object_set_new(o, "add_all", json_true());
+			i--;
+		} else if (!strcmp(k, "--baud")) {
+			/* a rate or a code: a number, else sgd names what is wrong */
+			json_object_set_new(o, "baud_rate",
+					    parse_num(v, 0, LONG_MAX, &n) ? json_integer(n)
+									  : json_string(v));
+		} else if (!strcmp(k, "--parity")) {
+			json_object_set_new(o, "parity", json_string(v));
+		} else {
+			ok = put(o,
+				 !strcmp(k, "--stop-bits") ? "stop_bits"
+				 : !strcmp(k, "--from")	   ? "from"
+							   : "to",
+				 num_of(v));
+		}
+	}
+	if (!ok)
+		json_decref(o);
+	return ok ? o : NULL;
+}
+
+/* set-parameters ADDR MODEL [address=N] [baud=N] [parity=N] [stop_bits=N] */
+static json_t *build_set_parameters(int argc, char *const argv[])
+{
+	static const char *const keys[][2] = {{"address", "new_address"},
+					      {"baud", "baud_rate"},
+					      {"parity", "parity"},
+					      {"stop_bits", "stop_bits"}};
+	json_t *o = json_pack("{s:s, s:o*, s:s}", "cmd", "set_parameters", "address",
+			      num_of(argv[1]), "model", argv[2]);
+
+	for (int i = 3; o && i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		size_t k = 0;
+		long v;
+
+		while (k < 4 && (strlen(keys[k][0]) != (size_t)(eq - argv[i]) ||
+				 strncmp(argv[i], keys[k][0], (size_t)(eq - argv[i]))))
+			k++;
+		if (k == 4 || !parse_num(eq + 1, 0, LONG_MAX, &v)) {
+			fprintf(stderr,
+				"sgctl: invalid set-parameters argument '%s' (address=N, baud=N, "
+				"parity=N, stop_bits=N)\n",
+				argv[i]);
+			json_decref(o);
+			return NULL;
+		}
+		json_object_set_new(o, keys[k][1], json_integer(v));
+	}
+	return o;
+}
+
+/* modbus read ADDR REG [COUNT] | write ADDR REG VALUE…; REG in Iskra numbering. */
+static json_t *build_modbus(int argc, char *const argv[])
+{
+	bool rd = !strcmp(argv[1], "read");
+	const char *name = rd	       ? "modbus_read"
+			   : argc == 5 ? "modbus_write_single"
+				       : "modbus_write_multi";
+	json_t *o = json_pack("{s:s, s:o*, s:o*}", "cmd", name, "modbus_address", num_of(argv[2]),
+			      "reg", num_of(argv[3]));
+	json_t *words;
+
+	if (!o || (rd && argc < 5))
+		return o;
+	if (rd || argc == 5) {
+		if (!put(o, rd ? "no_regs" : "value", num_of(argv[4])))
+			return json_decref(o), NULL;
+		return o;
+	}
+	words = json_array();
+	for (int i = 4; i < argc; i++)
+		json_array_append_new(words, num_of(argv[i]));
+	json_object_set_new(o, "words", words);
+	return o;
+}
+
+static json_t *build_factory(int argc, char *const argv[])
+{
+	(void)argc, (void)argv; /* the confirmation was checked before */
+	return json_pack("{s:s, s:b}", "cmd", "factory_reset", "confirm", 1);
+}
+
+static json_t *build_events(int argc, char *const argv[])
+{
+	json_t *o = named("events");
+
+	if (argc == 2 && !put(o, "n", num_of(argv[1])))
+		return json_decref(o), NULL;
+	return o;
+}
+
+/* --from X --to Y --view V --csv (cmd_check accepted their order). */
+static void range_members(json_t *o, int first, int argc, char *const argv[])
+{
+	for (int i = first; i < argc; i++) {
+		if (!strcmp(argv[i], "--csv")) {
+			json_object_set_new(o, "csv", json_true());
+		} else {
+			json_object_set_new(o, argv[i] + 2, json_string(argv[i + 1]));
+			i++;
+		}
+	}
+}
+
+static json_t *build_numbered(const char *name, const char *member, int argc, char *const argv[],
+			      int first)
+{
+	json_t *o = json_pack("{s:s, s:o*}", "cmd", name, member, num_of(argv[first - 1]));
+
+	if (o)
+		range_members(o, first, argc, argv);
+	return o;
+}
+
+static json_t *build_load_profile(int argc, char *const argv[])
+{
+	return build_numbered("load_profile", "index", argc, argv, 2);
+}
+
+static json_t *build_calculate(int argc, char *const argv[])
+{
+	return build_numbered("calculate", "equation", argc, argv, 2);
+}
+
+static json_t *build_recorder(int argc, char *const argv[])
+{
+	if (!strcmp(argv[1], "list"))
+		return named("recorder_list");
+	return build_numbered(!strcmp(argv[1], "clear") ? "recorder_clear" : "recorder_show",
+			      "recorder", argc, argv, 3);
+}
+
+static json_t *build_tariffs(int argc, char *const argv[])
+{
+	(void)argc;
+	return named(!strcmp(argv[1], "show") ? "get_tariffs" : "set_tariffs");
+}
+
+static json_t *build_help(int argc, char *const argv[])
+{
+	(void)argc, (void)argv;
+	return NULL; /* sgctl answers help itself */
+}
+
 static const struct cmd cmds[] = {
-    {"status", "", "gateway identity, uptime and bus statistics", check_none},
-    {"devices", "", "configured devices and their state", check_none},
-    {"measurements", "N", "latest measurements of device N", check_index},
-    {"counters", "N", "energy counters of device N", check_index},
-    {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom},
-    {"settings", "[KEY]", "all settings, or the value of one", check_settings},
-    {"set", "KEY=VALUE...", "change settings", check_set},
+    {"status", "", "gateway identity, uptime and bus statistics", check_none, build_status},
+    {"devices", "", "configured devices and their state", check_none, build_devices},
+    {"measurements", "N", "latest measurements of device N", check_index, build_reading},
+    {"counters", "N", "energy counters of device N", check_index, build_reading},
+    {"bicom", "N on|off|toggle|state", "switch or query bistable output N", check_bicom,
+     build_bicom},
+    {"settings", "[KEY]", "all settings, or the value of one", check_settings, build_settings},
+    {"set", "KEY=VALUE...", "change settings", check_set, build_set},
     {"scan",
      "[--baud CODE_OR_RATE] [--parity none|odd|even] [--stop-bits 1|2] [--from A] [--to B] "
      "[--add-all]",
-     "search the RS-485 bus; --add-all puts every new device into a free slot", check_scan},
+     "search the RS-485 bus; --add-all puts every new device into a free slot", check_scan,
+     build_scan},
     {"set-parameters", "ADDR MODEL [address=N] [baud=0..7] [parity=0..2] [stop_bits=0|1]",
-     "change a found RS-485 device's address or line settings", check_set_parameters},
+     "change a found RS-485 device's address or line settings", check_set_parameters,
+     build_set_parameters},
     {"modbus", "read ADDR REG [COUNT] | write ADDR REG VALUE...",
-     "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus},
-    {"factory-reset", "--yes", "restore factory settings", check_factory},
-    {"events", "[N]", "device events, newest first (at most N)", check_events},
+     "raw holding-register access (REG, VALUE: decimal or 0x hex)", check_modbus, build_modbus},
+    {"factory-reset", "--yes", "restore factory settings", check_factory, build_factory},
+    {"events", "[N]", "device events, newest first (at most N)", check_events, build_events},
     {"load-profile", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
-     "15-minute load profile of device N with daily totals", check_load_profile},
+     "15-minute load profile of device N with daily totals", check_load_profile,
+     build_load_profile},
     {"calculate", "N [--from DATE|today|yesterday|last24h] [--to DATE] [--csv]",
-     "load-profile equation N (settings calcN_name, calcN_expr)", check_calculate},
+     "load-profile equation N (settings calcN_name, calcN_expr)", check_calculate, build_calculate},
     {"recorder", "list | show N [--view daily|monthly|yearly] [--from] [--to] [--csv] | clear N",
-     "recorders: midnight counter readings and consumption", check_recorder},
+     "recorders: midnight counter readings and consumption", check_recorder, build_recorder},
     {"tariffs", "show | set FILE", "tariff calendar and tariff counters; set checks FILE first",
-     check_tariffs},
-    {"help", "", "this text", check_none},
+     check_tariffs, build_tariffs},
+    {"help", "", "this text", check_none, build_help},
 };
 
 const struct cmd *cmd_find(const char *name)
@@ -276,4 +508,9 @@ int cmd_check(const struct cmd *c, int argc, char *const argv[])
 	fprintf(stderr, "sgctl: usage: sgctl [OPTIONS] %s%s%s\n", c->name, *c->args ? " " : "",
 		c->args);
 	return -EINVAL;
+}
+
+json_t *cmd_request(const struct cmd *c, int argc, char *const argv[])
+{
+	return c->build(argc, argv);
 }

@@ -2,6 +2,7 @@
 #ifndef SGCTL_CMD_H
 #define SGCTL_CMD_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -20,6 +21,9 @@ struct cmd {
 	const char *help;
 	/* 0 when argv (argv[0] = command) is acceptable, else prints why to stderr. */
 	int (*check)(int argc, char *const argv[]);
+	/* The command object sent to sgd (sg/ctl.h) for a checked argv; NULL
+	 * after printing why to stderr. */
+	json_t *(*build)(int argc, char *const argv[]);
 };
 
 /* The command named name, or NULL. */
@@ -29,5 +33,10 @@ void cmd_print_all(FILE *out);
 /* Validate argv for c; on failure print a one-line reason and the command's
  * usage line to stderr and return -EINVAL. */
 int cmd_check(const struct cmd *c, int argc, char *const argv[]);
+/* The JSON command object (sg/ops.h names and members) for argv, which
+ * cmd_check accepted; NULL after printing why to stderr. "settings KEY"
+ * asks for every setting (sgctl picks KEY from the reply); "tariffs set FILE"
+ * lacks "tariffs", which the caller adds from FILE's text. */
+json_t *cmd_request(const struct cmd *c, int argc, char *const argv[]);
 
 #endif

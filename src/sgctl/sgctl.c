@@ -2,8 +2,10 @@
  *
  * usage: sgctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]
  *
- * Everything after the global options is sent verbatim as {"argv": [...]}; one
- * reply line comes back. Exit codes:
+ * The command line after the global options is checked and translated here
+ * (cmd.c) into one JSON command object of sgd's operations table, e.g.
+ * "measurements 0" → {"cmd": "measurements", "index": 0}; one reply line
+ * comes back. Exit codes:
  *   0  success
  *   1  sgd answered with an error (its message is printed to stderr)
  *   2  usage error: unknown command, wrong arguments, factory-reset without
@@ -18,6 +20,7 @@
 #include "sg/clock.h"
 #include "sg/conf.h"
 #include "sg/ctl.h"
+#include "sg/settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -261,17 +264,53 @@ static char *read_text_file(const char *path)
 	return buf;
 }
 
-static char *make_request(int argc, char *const argv[])
+/* The request line for argv; NULL after a message (*rc: the exit code). */
+static char *make_request(const struct cmd *c, int argc, char *const argv[], int *rc)
 {
-	json_t *arr = json_array(), *req;
-	char *line;
+	json_t *req = cmd_request(c, argc, argv), *tariffs;
+	json_error_t jerr;
+	char *line, *text;
 
-	for (int i = 0; i < argc; i++)
-		json_array_append_new(arr, json_string(argv[i]));
-	req = json_pack("{s:o}", "argv", arr);
-	line = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	*rc = EXIT_USAGE;
+	if (!req)
+		return NULL;
+	if (!strcmp(c->name, "tariffs") && argc == 3) {
+		/* sgd may not see the client's files (another user, another
+		 * working directory): the file's content goes in the request */
+		*rc = EXIT_FAILED;
+		text = read_text_file(argv[2]);
+		tariffs = text ? json_loads(text, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+		if (text && !tariffs)
+			fprintf(stderr, "sgctl: %s: line %d: %s\n", argv[2], jerr.line, jerr.text);
+		free(text);
+		if (!tariffs) {
+			json_decref(req);
+			return NULL;
+		}
+		json_object_set_new(req, "tariffs", tariffs);
+	}
+	line = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
+	if (!line)
+		fprintf(stderr, "sgctl: out of memory\n");
+	*rc = EXIT_FAILED;
 	return line;
+}
+
+/* "settings KEY": the one setting out of the whole list sgd sent; NULL
+ * after a message when there is no such (readable) setting. */
+static json_t *pick_setting(json_t *data, const char *key)
+{
+	json_t *all = json_object_get(data, "settings");
+	json_t *v = json_object_get(json_is_object(all) ? all : data, key);
+
+	if (v)
+		return json_pack("{s:O}", key, v);
+	if (settings_def(key))
+		fprintf(stderr, "sgctl: %s is write-only\n", key);
+	else
+		fprintf(stderr, "sgctl: unknown setting '%s'\n", key);
+	return NULL;
 }
 
 static int reply_error(int err, const char *path, double timeout_s)
@@ -329,21 +368,31 @@ static int handle_reply(const char *line, const struct opts *o, int argc, char *
 {
 	json_t *r = json_loads(line, 0, NULL);
 	json_t *ok = json_object_get(r, "ok");
-	json_t *data = json_object_get(r, "data");
+	json_t *data = json_incref(json_object_get(r, "data")), *one;
 	const char *err = json_string_value(json_object_get(r, "error"));
 	int ret = EXIT_OK;
 
+	if (json_is_true(ok) && !strcmp(argv[0], "settings") && argc == 2) {
+		one = pick_setting(data, argv[1]);
+		json_decref(data);
+		data = one;
+		if (!data)
+			ret = EXIT_FAILED;
+	}
 	if (!json_is_boolean(ok)) {
 		fprintf(stderr, "sgctl: garbled reply from sgd\n");
 		ret = EXIT_REPLY;
 	} else if (json_is_false(ok)) {
 		fprintf(stderr, "sgctl: %s\n", err ? err : "command failed");
 		ret = EXIT_FAILED;
+	} else if (ret != EXIT_OK) {
+		/* pick_setting said why */
 	} else if (o->json) {
 		print_json(data ? data : json_null());
 	} else {
 		fmt_reply(stdout, argc, argv, data);
 	}
+	json_decref(data);
 	json_decref(r);
 	return ret;
 }
@@ -376,21 +425,9 @@ static int run(const struct opts *o, int argc, char *const argv[])
 	if (timeout_s <= 0)
 		timeout_s = !strcmp(argv[0], "scan") ? TIMEOUT_SCAN_S : TIMEOUT_DEFAULT_S;
 	socket_path(o, path, sizeof(path));
-	if (!strcmp(argv[0], "tariffs") && argc == 3) {
-		char *text = read_text_file(argv[2]);
-		char *args[3] = {argv[0], argv[1], text};
-
-		if (!text)
-			return EXIT_FAILED;
-		req = make_request(argc, args);
-		free(text);
-	} else {
-		req = make_request(argc, argv);
-	}
-	if (!req) {
-		fprintf(stderr, "sgctl: out of memory\n");
-		return EXIT_FAILED;
-	}
+	req = make_request(cmd_find(argv[0]), argc, argv, &ret);
+	if (!req)
+		return ret;
 	ret = exchange(path, req, timeout_s, &reply);
 	free(req);
 	if (ret == EXIT_OK)

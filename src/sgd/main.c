@@ -294,6 +294,8 @@ static int start_ops(struct app *a)
 	    .hist = a->hist,
 	    .conf = &a->conf,
 	    .descs = &a->descs,
+	    .buses = a->buses,
+	    .start_mono_ms = clock_mono_ms(),
 	};
 
 	return ops_init(&a->ops, &env);
@@ -327,7 +329,7 @@ static int start(struct app *a)
 		a->hist = NULL; /* logged; the gateway runs without history */
 	if ((r = start_ops(a)) < 0)
 		return r;
-	r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl);
+	r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl);
 	if (r < 0) {
 		log_errno(LOG_ERR, -r, "control socket %s", a->conf.ctl_socket);
 		return r;

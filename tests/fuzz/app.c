@@ -167,10 +167,12 @@ static int start(struct app *a)
 			       .poll = a->poll,
 			       .hist = a->hist,
 			       .conf = &a->conf,
-			       .descs = &a->descs};
+			       .descs = &a->descs,
+			       .buses = a->buses,
+			       .start_mono_ms = a->start_mono_ms};
 	if ((r = ops_init(&a->ops, &env)) < 0)
 		return r;
-	if ((r = ctl_server_init(a, a->conf.ctl_socket, &a->ctl)) < 0 ||
+	if ((r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl)) < 0 ||
 	    (r = http_server_init(a, &a->http)) < 0 ||
 	    (r = follow(a, on_http_settings, a->http)) < 0 ||
 	    (r = disc_init(
@@ -252,6 +254,7 @@ static void on_client(int fd, uint32_t events, void *arg)
 	struct exchange *x = arg;
 	char buf[65536];
 	ssize_t n;
+	int err;
 
 	(void)events;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
@@ -264,8 +267,10 @@ static void on_client(int fd, uint32_t events, void *arg)
 		x->got += (size_t)n;
 		x->buf[x->got] = '\0';
 	}
-	if ((n == 0 || (errno != EAGAIN && errno != EINTR)) ||
-	    (x->complete && x->got && x->complete(x->buf, x->got)))
+	err = n < 0 ? errno : 0;
+	/* complete sees what came back also when the daemon closed after it */
+	if ((x->complete && x->got && x->complete(x->buf, x->got)) || n == 0 ||
+	    (err != EAGAIN && err != EINTR))
 		loop_quit(app->loop);
 }
 

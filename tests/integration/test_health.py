@@ -234,7 +234,7 @@ def test_counter_exceptions_leave_missing_intervals():
     try:
         rate = 300  # one poll per 5 simulated minutes
         reply = json.loads(unix_request(demo.sgd.sock, json.dumps(
-            {"argv": ["clock", str(START_MS), str(rate)]})))
+            {"cmd": "clock", "wall_ms": START_MS, "rate": rate})))
         assert reply.get("ok"), reply
         anchor = time.monotonic()
 

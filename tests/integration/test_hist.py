@@ -31,7 +31,7 @@ START_MS = 1781128200000
 
 def clock(demo, wall_ms, rate=RATE):
     reply = json.loads(unix_request(demo.sgd.sock, json.dumps(
-        {"argv": ["clock", str(wall_ms), str(rate)]})))
+        {"cmd": "clock", "wall_ms": wall_ms, "rate": rate})))
     assert reply.get("ok"), reply
     return reply
 

@@ -98,9 +98,11 @@ class Rig:
         self.sgd.ok("set", *settings)
         self.wait_read(start_ms)
 
-    def clock(self, *args):
-        reply = json.loads(unix_request(self.sgd.sock, json.dumps(
-            {"argv": ["clock"] + [str(a) for a in args]})))
+    def clock(self, mode, wall_ms, step_ms, until_ms=None):
+        cmd = {"cmd": "clock", "mode": mode, "wall_ms": wall_ms, "step_ms": step_ms}
+        if until_ms is not None:
+            cmd["until_ms"] = until_ms
+        reply = json.loads(unix_request(self.sgd.sock, json.dumps(cmd)))
         assert reply.get("ok"), reply
         return reply
 

@@ -123,6 +123,9 @@ static void on_settings_applied(const struct settings *s, void *arg)
 static char dir[64];
 static struct app app;
 
+#define FAKE_HIST_OWN_TARIFFS
+#include "fake_hist_ops.h"
+
 /* ---- fakes: history (the calendar's own rules are test_tariffs') ---- */
 
 static char tariffs_text[512];

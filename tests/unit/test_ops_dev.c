@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fake_hist_ops.h"
 #include "fake_poll.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
