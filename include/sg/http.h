@@ -11,8 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct app;
 struct http_server;
+struct loop;
+struct settings;
+struct conf;
+struct ops;
+struct poll;
+struct hist;
+struct status_env;
 struct http_req;
 
 #define HTTP_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
@@ -38,8 +44,21 @@ extern const size_t rest_route_count;
  * none, -EINVAL when it is not such an object or a field is too long. */
 int rest_body_credentials(const char *body, size_t len, char *user, char *pass);
 
-/* Create the server; it listens once http_server_configure() has a port. */
-int http_server_init(struct app *a, struct http_server **out);
+/* The handles the server and its route handlers use (owned by the caller,
+ * outliving the server). */
+struct http_env {
+	struct loop *loop;
+	struct settings *settings;
+	const struct conf *conf;
+	struct ops *ops; /* every command a route runs */
+	struct poll *poll;
+	struct hist *hist;		 /* NULL when history.db cannot be used */
+	const struct status_env *status; /* GET /api */
+};
+
+/* Create the server over env (copied); it listens once
+ * http_server_configure() has a port. */
+int http_server_init(const struct http_env *env, struct http_server **out);
 /* (Re)bind to conf.http_bind : settings http_port when the port changed; safe
  * to call from inside a handler (the rebind happens after the reply). A bind
  * failure is logged and leaves the server without a listener. */
@@ -50,7 +69,8 @@ int http_server_port(const struct http_server *s);
 void http_server_fini(struct http_server *s);
 
 /* ---- for handlers ---- */
-struct app *http_req_app(struct http_req *r);
+/* The server's handles, for route handlers. */
+const struct http_env *http_req_env(struct http_req *r);
 /* Query-string argument, or NULL when absent. */
 const char *http_req_query(struct http_req *r, const char *key);
 /* The parsed body (routes with json_body: always an object); NULL otherwise. Borrowed. */

@@ -22,13 +22,15 @@
 #include <unistd.h>
 
 #include "http_int.h"
-#include "sg/app.h"
 #include "sg/auth.h"
 #include "sg/clock.h"
+#include "sg/conf.h"
 #include "sg/dev.h"
 #include "sg/http.h"
 #include "sg/log.h"
+#include "sg/loop.h"
 #include "sg/netsock.h"
+#include "sg/settings.h"
 
 #define CONN_LIMIT 256
 #define CONN_PER_ADDR 64   /* connections of one client address at once */
@@ -83,7 +85,7 @@ struct cache_entry {
 };
 
 struct http_server {
-	struct app *app;
+	struct http_env env;
 	struct cache_entry cache[HTTP_CACHE_KEYS];
 	struct MHD_Daemon *mhd;
 	int epfd, port, www_fd;
@@ -115,8 +117,8 @@ static void arm_timer(struct http_server *s, int64_t ms)
 	if (s->timer && s->timer_due <= due)
 		return;
 	if (s->timer)
-		loop_timer_cancel(s->app->loop, s->timer);
-	s->timer = loop_timer_add(s->app->loop, ms, on_mhd_timer, s);
+		loop_timer_cancel(s->env.loop, s->timer);
+	s->timer = loop_timer_add(s->env.loop, ms, on_mhd_timer, s);
 	if (s->timer < 0)
 		s->timer = 0;
 	s->timer_due = due;
@@ -172,7 +174,7 @@ static void on_sweep(void *arg)
 		}
 	}
 	if (s->conns) {
-		s->sweep_timer = loop_timer_add(s->app->loop, SWEEP_MS, on_sweep, s);
+		s->sweep_timer = loop_timer_add(s->env.loop, SWEEP_MS, on_sweep, s);
 		if (s->sweep_timer < 0)
 			s->sweep_timer = 0;
 	}
@@ -215,7 +217,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		s->conns->prev = hc;
 	s->conns = hc;
 	if (!s->sweep_timer) {
-		s->sweep_timer = loop_timer_add(s->app->loop, SWEEP_MS, on_sweep, s);
+		s->sweep_timer = loop_timer_add(s->env.loop, SWEEP_MS, on_sweep, s);
 		if (s->sweep_timer < 0)
 			s->sweep_timer = 0;
 	}
@@ -236,7 +238,7 @@ static void req_unlink(struct http_req *r)
 static void req_free(struct http_req *r)
 {
 	if (r->timer)
-		loop_timer_cancel(r->srv->app->loop, r->timer);
+		loop_timer_cancel(r->srv->env.loop, r->timer);
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	for (unsigned i = 0; i < r->nhdr; i++) {
@@ -496,9 +498,9 @@ void http_reply_error(struct http_req *r, unsigned status, const char *fmt, ...)
 	http_reply_json(r, status, json_pack("{s:s, s:i}", "error", msg, "status", (int)status));
 }
 
-struct app *http_req_app(struct http_req *r)
+const struct http_env *http_req_env(struct http_req *r)
 {
-	return r->srv->app;
+	return &r->srv->env;
 }
 
 const char *http_req_query(struct http_req *r, const char *key)
@@ -612,7 +614,7 @@ static int credentials(struct http_req *r, const struct http_route *rt, char *us
 static bool auth_gate(struct http_req *r, const struct http_route *rt)
 {
 	struct http_server *s = r->srv;
-	const struct settings *st = s->app->settings;
+	const struct settings *st = s->env.settings;
 	char user[AUTH_FIELD_MAX], pass[AUTH_FIELD_MAX];
 	const struct sockaddr *sa = (const struct sockaddr *)&r->peer_sa;
 	int64_t now = clock_mono_ms(), wait;
@@ -641,7 +643,7 @@ static bool auth_gate(struct http_req *r, const struct http_route *rt)
 		r->state = REQ_WAIT;
 		r->suspended = true;
 		MHD_suspend_connection(r->conn);
-		r->timer = loop_timer_add(s->app->loop, wait, on_throttle_done, r);
+		r->timer = loop_timer_add(s->env.loop, wait, on_throttle_done, r);
 		return false;
 	}
 	if (e == 0 && auth_check(user, pass, settings_str(st, "auth_username"),
@@ -841,7 +843,7 @@ static void drain_suspended(struct http_server *s)
 		if (!r->suspended)
 			continue;
 		if (r->timer) {
-			loop_timer_cancel(s->app->loop, r->timer);
+			loop_timer_cancel(s->env.loop, r->timer);
 			r->timer = 0;
 		}
 		r->in_handler = false;
@@ -860,18 +862,18 @@ static void stop_mhd(struct http_server *s)
 	if (!s->mhd)
 		return;
 	drain_suspended(s);
-	loop_del_fd(s->app->loop, s->epfd);
+	loop_del_fd(s->env.loop, s->epfd);
 	MHD_stop_daemon(s->mhd); /* closes the listening socket */
 	s->mhd = NULL;
 	s->port = 0;
 	while (s->conns) /* MHD reports each closed connection; in case it did not */
 		conn_unlink(s->conns);
 	if (s->sweep_timer) {
-		loop_timer_cancel(s->app->loop, s->sweep_timer);
+		loop_timer_cancel(s->env.loop, s->sweep_timer);
 		s->sweep_timer = 0;
 	}
 	if (s->timer) {
-		loop_timer_cancel(s->app->loop, s->timer);
+		loop_timer_cancel(s->env.loop, s->timer);
 		s->timer = 0;
 	}
 }
@@ -879,10 +881,10 @@ static void stop_mhd(struct http_server *s)
 static int start_mhd(struct http_server *s, int port)
 {
 	const union MHD_DaemonInfo *di;
-	int fd = net_listen_tcp(s->app->conf.http_bind, port);
+	int fd = net_listen_tcp(s->env.conf->http_bind, port);
 
 	if (fd < 0) {
-		log_errno(LOG_ERR, -fd, "http: cannot listen on %s port %d", s->app->conf.http_bind,
+		log_errno(LOG_ERR, -fd, "http: cannot listen on %s port %d", s->env.conf->http_bind,
 			  port);
 		return fd;
 	}
@@ -900,14 +902,14 @@ static int start_mhd(struct http_server *s, int port)
 	}
 	di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 	s->epfd = di ? di->epoll_fd : -1;
-	if (s->epfd < 0 || loop_add_fd(s->app->loop, s->epfd, EPOLLIN, on_mhd_fd, s) < 0) {
+	if (s->epfd < 0 || loop_add_fd(s->env.loop, s->epfd, EPOLLIN, on_mhd_fd, s) < 0) {
 		MHD_stop_daemon(s->mhd);
 		s->mhd = NULL;
 		log_err("http: cannot watch the libmicrohttpd epoll fd");
 		return -EIO;
 	}
 	s->port = port;
-	log_info("http: listening on %s port %d", s->app->conf.http_bind, port);
+	log_info("http: listening on %s port %d", s->env.conf->http_bind, port);
 	mhd_step(s);
 	return 0;
 }
@@ -915,7 +917,7 @@ static int start_mhd(struct http_server *s, int port)
 static void on_rebind(void *arg)
 {
 	struct http_server *s = arg;
-	int want = (int)settings_int(s->app->settings, "http_port");
+	int want = (int)settings_int(s->env.settings, "http_port");
 
 	s->rebind_timer = 0;
 	if (s->mhd && s->port == want)
@@ -924,18 +926,18 @@ static void on_rebind(void *arg)
 	start_mhd(s, want);
 }
 
-int http_server_init(struct app *a, struct http_server **out)
+int http_server_init(const struct http_env *env, struct http_server **out)
 {
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return -ENOMEM;
-	s->app = a;
+	s->env = *env;
 	s->epfd = -1;
 	auth_throttle_init(&s->throttle);
-	s->www_fd = open(a->conf.www_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->www_fd = open(env->conf->www_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->www_fd < 0)
-		log_warn("http: web root %s: %s (the web UI is not served)", a->conf.www_dir,
+		log_warn("http: web root %s: %s (the web UI is not served)", env->conf->www_dir,
 			 strerror(errno));
 	on_rebind(s);
 	*out = s;
@@ -948,10 +950,10 @@ void http_server_configure(struct http_server *s)
 
 	if (!s)
 		return;
-	want = (int)settings_int(s->app->settings, "http_port");
+	want = (int)settings_int(s->env.settings, "http_port");
 	if ((s->mhd && s->port == want) || s->rebind_timer)
 		return;
-	s->rebind_timer = loop_timer_add(s->app->loop, REBIND_DELAY_MS, on_rebind, s);
+	s->rebind_timer = loop_timer_add(s->env.loop, REBIND_DELAY_MS, on_rebind, s);
 	if (s->rebind_timer < 0)
 		s->rebind_timer = 0;
 }
@@ -966,7 +968,7 @@ void http_server_fini(struct http_server *s)
 	if (!s)
 		return;
 	if (s->rebind_timer)
-		loop_timer_cancel(s->app->loop, s->rebind_timer);
+		loop_timer_cancel(s->env.loop, s->rebind_timer);
 	stop_mhd(s);
 	while (s->reqs) /* orphans whose handler never answered */
 		req_free(s->reqs);

@@ -13,6 +13,8 @@
 #include "sg/legacy.h"
 #include "sg/localtime.h"
 #include "sg/reading.h"
+#include "sg/poll.h"
+#include "sg/settings.h"
 #include "sg/status.h"
 
 #define INDEX_HELP "0 = Left IR, 1…16 = RS485 1…16"
@@ -39,7 +41,7 @@ const char *rest_clip(const char *s, char buf[REST_CLIP_LEN])
 /* Local time now in the gateway's zone (settings timezone, dst_auto). */
 static void now_text(struct http_req *r, char *buf, size_t len)
 {
-	struct sg_tz z = tz_from_settings(http_req_app(r)->settings);
+	struct sg_tz z = tz_from_settings(http_req_env(r)->settings);
 
 	tz_text(&z, clock_wall(), buf, len);
 }
@@ -63,7 +65,7 @@ static const struct dev *index_dev(struct http_req *r, const char *index)
 				 rest_clip(index, clip));
 		return NULL;
 	}
-	return poll_dev(http_req_app(r)->poll, dev_slot_of_index((int)i));
+	return poll_dev(http_req_env(r)->poll, dev_slot_of_index((int)i));
 }
 
 bool rest_index_ok(struct http_req *r, const char *index)
@@ -115,7 +117,7 @@ static void reading_done(struct rest_call *rc, enum ops_status st, const char *m
 		http_reply_json(
 		    r, 503,
 		    json_pack("{s:s, s:i, s:s}", "error", msg, "status", 503, "device_status",
-			      dev_health_name(poll_dev(http_req_app(r)->poll, rc->slot)->health)));
+			      dev_health_name(poll_dev(http_req_env(r)->poll, rc->slot)->health)));
 	else
 		rest_ops_reply(r, st, msg, res);
 }
@@ -137,7 +139,7 @@ static void get_reading(struct http_req *r, const char *param, bool counters)
 	 * without moving the oldest read time) and with the settings
 	 * (read_time's zone). The generation takes the bits above 42. */
 	how.tag = (counters ? d->ctr_seq : d->meas_seq) ^
-		  (uint64_t)settings_generation(http_req_app(r)->settings) << 42;
+		  (uint64_t)settings_generation(http_req_env(r)->settings) << 42;
 	how.cache = (counters ? d->ctr_ms : d->meas_ms) != 0;
 	if (how.cache && !devop_unreadable(d, why, sizeof(why)) &&
 	    http_reply_cached(r, how.key, how.tag))
@@ -168,7 +170,7 @@ static void get_devices(struct http_req *r, const char *param)
 static void get_status(struct http_req *r, const char *param)
 {
 	(void)param;
-	reply_doc(r, status_json(&http_req_app(r)->status));
+	reply_doc(r, status_json(http_req_env(r)->status));
 }
 
 /* Secrets are left out entirely. */
@@ -182,7 +184,7 @@ static void get_settings(struct http_req *r, const char *param)
 
 /* The user's name for a relay (ir_relay_desc / rs485_desc_N) comes first:
  * it is what the Bicom control page is about. */
-static json_t *bicom_json(struct app *a, const struct dev *d)
+static json_t *bicom_json(const struct http_env *a, const struct dev *d)
 {
 	bool right = d->slot == DEV_SLOT_RIGHT_IR;
 	/* A relay state read before the device stopped answering is not current. */
@@ -199,7 +201,7 @@ static json_t *bicom_json(struct app *a, const struct dev *d)
 
 static void get_bicoms(struct http_req *r, const char *param)
 {
-	struct app *a = http_req_app(r);
+	const struct http_env *a = http_req_env(r);
 	json_t *list = json_array();
 
 	(void)param;
@@ -257,7 +259,7 @@ static void get_command(struct http_req *r, const char *param)
 		legacy_device(r, true);
 	} else if (cmd && !strcmp(cmd, "get_settings")) {
 		now_text(r, now, sizeof(now));
-		reply_doc(r, legacy_settings(http_req_app(r)->settings, now));
+		reply_doc(r, legacy_settings(http_req_env(r)->settings, now));
 	} else {
 		http_reply_error(r, 400,
 				 "unknown command '%s' (get_measurements, get_counters, "

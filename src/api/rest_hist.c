@@ -49,7 +49,7 @@ static void run(struct http_req *r, json_t *cmd)
 		return;
 	}
 	hc->r = r;
-	ops_run(http_req_app(r)->ops, cmd, OPS_FROM_REST, hist_done, hc);
+	ops_run(http_req_env(r)->ops, cmd, OPS_FROM_REST, hist_done, hc);
 	json_decref(cmd);
 	if (hc->answered) {
 		free(hc);

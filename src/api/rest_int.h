@@ -5,7 +5,6 @@
 
 #include <jansson.h>
 
-#include "sg/app.h"
 #include "sg/dev.h"
 #include "sg/http.h"
 #include "sg/ops.h"

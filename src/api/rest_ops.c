@@ -54,7 +54,7 @@ void rest_ops_run(struct http_req *r, const char *name, json_t *args, const stru
 		*rc = *how;
 	rc->r = r;
 	rc->in_run = true;
-	ops_run(http_req_app(r)->ops, args, OPS_FROM_REST, ops_done, rc);
+	ops_run(http_req_env(r)->ops, args, OPS_FROM_REST, ops_done, rc);
 	json_decref(args);
 	rc->in_run = false;
 	if (rc->finished)
@@ -176,7 +176,7 @@ static void set_auth_cookie(struct http_req *r, const struct settings *s)
  * gate answers 403 otherwise. */
 void rest_post_auth(struct http_req *r, const char *param)
 {
-	struct app *a = http_req_app(r);
+	const struct http_env *a = http_req_env(r);
 	bool on = settings_int(a->settings, "auth_enabled") != 0;
 
 	(void)param;

@@ -338,7 +338,14 @@ static int start(struct app *a)
 	 * change; the gateway keeps polling either way. */
 	struct disc_env de = {.loop = a->loop, .settings = a->settings, .conf = &a->conf};
 
-	if ((r = http_server_init(a, &a->http)) < 0 ||
+	if ((r = http_server_init(&(struct http_env){.loop = a->loop,
+						     .settings = a->settings,
+						     .conf = &a->conf,
+						     .ops = a->ops,
+						     .poll = a->poll,
+						     .hist = a->hist,
+						     .status = &a->status},
+				  &a->http)) < 0 ||
 	    (r = follow(a, http_keys, on_http_settings, a->http, "http")) < 0 ||
 	    (r = disc_init(&de, &a->disc)) < 0 || (r = mqtt_init(a, &a->mqtt)) < 0 ||
 	    (r = follow(a, mqtt_keys, on_mqtt_settings, a->mqtt, "mqtt")) < 0)

@@ -173,7 +173,14 @@ static int start(struct app *a)
 	if ((r = ops_init(&a->ops, &env)) < 0)
 		return r;
 	if ((r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl)) < 0 ||
-	    (r = http_server_init(a, &a->http)) < 0 ||
+	    (r = http_server_init(&(struct http_env){.loop = a->loop,
+						     .settings = a->settings,
+						     .conf = &a->conf,
+						     .ops = a->ops,
+						     .poll = a->poll,
+						     .hist = a->hist,
+						     .status = &a->status},
+				  &a->http)) < 0 ||
 	    (r = follow(a, on_http_settings, a->http)) < 0 ||
 	    (r = disc_init(
 		 &(struct disc_env){.loop = a->loop, .settings = a->settings, .conf = &a->conf},
