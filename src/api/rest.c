@@ -12,8 +12,8 @@
 #include "sg/devop.h"
 #include "sg/legacy.h"
 #include "sg/localtime.h"
-#include "sg/reading.h"
 #include "sg/poll.h"
+#include "sg/reading.h"
 #include "sg/settings.h"
 #include "sg/status.h"
 
