@@ -118,7 +118,7 @@ static unsigned error_flags(struct app *a)
 	unsigned f = 0;
 
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = reg_dev(a->reg, s);
 
 		if (d->health == DEV_DISABLED)
 			continue;
@@ -218,7 +218,7 @@ static json_t *profile_fill_json(struct app *a)
 	json_t *list = json_array();
 
 	for (int s = 0; a->hist && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = reg_dev(a->reg, s);
 		struct mprof_stats ms;
 
 		if (!d->d || !d->d->lprof.present || hist_lp_fill_stats(a->hist, s, &ms) < 0)
@@ -245,7 +245,7 @@ json_t *status_json(struct app *a)
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
 		json_array_append_new(buses, busjson_status(bus_names[i], a->buses[i]));
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = reg_dev(a->reg, s);
 
 		enabled += d->health != DEV_DISABLED;
 		ok += d->health == DEV_OK;
@@ -257,8 +257,8 @@ json_t *status_json(struct app *a)
 	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
 	    device_json(a, &ni), "status", st, "network", network_json(&ni), "links", links_json(a),
 	    "modbus", modbus_status_json(a->modbus), "buses", buses, "devices_enabled", enabled,
-	    "devices_responding", ok, "rs485_scanning", poll_scanning(a->poll), "profile_fill",
-	    profile_fill_json(a), "settings_file", status_settings_file_json(a), "descriptions",
-	    "loaded", (int)a->descs.n, "broken", (int)a->descs.nbroken, "errors",
+	    "devices_responding", ok, "rs485_scanning", reg_bus_busy(a->reg, CONF_BUS_RS485),
+	    "profile_fill", profile_fill_json(a), "settings_file", status_settings_file_json(a),
+	    "descriptions", "loaded", (int)a->descs.n, "broken", (int)a->descs.nbroken, "errors",
 	    status_desc_errors_json(a));
 }

@@ -204,13 +204,12 @@ static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *
 static int mp_submit(void *arg, int slot, struct bus_txn *t)
 {
 	struct hist *h = arg;
-	struct poll *p = h->app->poll;
-	struct bus *b = poll_slot_bus(p, slot);
-	const struct dev *d = poll_dev(p, slot);
+	struct bus *b = poll_slot_bus(h->app->poll, slot);
+	const struct dev *d = reg_dev(h->app->reg, slot);
 
 	if (!b || !d)
 		return -ENODEV;
-	if (d->bus == CONF_BUS_RS485 && poll_scanning(p))
+	if (reg_bus_busy(h->app->reg, d->bus))
 		return -EBUSY; /* a scan owns the line; the re-check comes back */
 	/* the priority of the poller's own reads: a fill never delays an
 	 * on-demand request */
@@ -221,7 +220,7 @@ static const struct dev *mp_dev(void *arg, int slot)
 {
 	struct hist *h = arg;
 
-	return poll_dev(h->app->poll, slot);
+	return reg_dev(h->app->reg, slot);
 }
 
 static bool has_lprof(const struct dev *d)
@@ -270,7 +269,7 @@ static void lp_recheck(struct hist *h)
 	int64_t now = clock_wall(), starts[RECHECK_MAX];
 
 	for (int slot = 0; slot < DEV_SLOTS && h->mp; slot++) {
-		const struct dev *d = poll_dev(h->app->poll, slot);
+		const struct dev *d = reg_dev(h->app->reg, slot);
 		const struct lp_engine *e = &h->eng[slot];
 		struct mprof_stats st;
 		int64_t lo, hi, depth;
@@ -411,7 +410,7 @@ int hist_init(struct hist **out, struct app *a)
 	tctr_load(h);
 	load_tariffs(h);
 	hist_configure(h);
-	poll_add_notify(a->poll, on_cycle, h);
+	reg_subscribe(a->reg, on_cycle, h);
 	h->tick = loop_timer_add(a->loop, TICK_MS, on_tick, h);
 	*out = h;
 	return 0;
@@ -421,8 +420,8 @@ void hist_fini(struct hist *h)
 {
 	if (!h)
 		return;
-	if (h->app->poll)
-		poll_del_notify(h->app->poll, on_cycle, h);
+	if (h->app->reg)
+		reg_unsubscribe(h->app->reg, on_cycle, h);
 	if (h->tick)
 		loop_timer_cancel(h->app->loop, h->tick);
 	mprof_free(h->mp); /* after bus_stop: nothing is in flight any more */
@@ -452,7 +451,7 @@ json_t *hist_tariffs_json(struct hist *h)
 	int act = hist_active_tariff(h);
 
 	for (int s = 0; h && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(h->app->poll, s);
+		const struct dev *d = reg_dev(h->app->reg, s);
 		json_t *per = json_array();
 		bool any = false;
 

@@ -26,18 +26,6 @@ static size_t slave_answer(const uint8_t *req, size_t len, uint8_t *rsp, void *a
 	return ownunit_handle(&m->env, req, len, rsp);
 }
 
-static bool rs485_in_use(const struct settings *s)
-{
-	char key[32];
-
-	for (int n = 1; n <= 16; n++) {
-		snprintf(key, sizeof(key), "rs485_type_%d", n);
-		if (settings_int(s, key))
-			return true;
-	}
-	return false;
-}
-
 static void read_cache_limits(struct modbus *m, const struct settings *s)
 {
 	char key[32];
@@ -50,22 +38,11 @@ static void read_cache_limits(struct modbus *m, const struct settings *s)
 	}
 }
 
-static void apply_slave_role(struct modbus *m, const struct settings *s)
+/* Offer the own unit as RS485 slave; the registry gives the line that role
+ * while no RS485 device is enabled (the one place for the bus roles). */
+static void apply_slave_role(struct modbus *m)
 {
-	struct bus *b = m->app->buses[CONF_BUS_RS485];
-	bool slave = b && !rs485_in_use(s);
-
-	if (!b)
-		return;
-	if (slave)
-		bus_set_slave(b, m->own_unit, slave_answer, m);
-	else
-		bus_set_slave(b, 0, NULL, NULL);
-	if (slave != m->slave)
-		log_info("RS485: %s", slave
-					  ? "slave at the gateway's own address (no device enabled)"
-					  : "master (devices enabled)");
-	m->slave = slave;
+	reg_set_slave(m->app->reg, CONF_BUS_RS485, m->own_unit, slave_answer, m);
 }
 
 static void apply(void *arg)
@@ -78,7 +55,7 @@ static void apply(void *arg)
 	m->apply_timer = 0;
 	m->own_unit = (uint8_t)settings_int(s, "sg_modbus_addr");
 	read_cache_limits(m, s);
-	apply_slave_role(m, s);
+	apply_slave_role(m);
 	if (enabled == m->enabled && port == m->port && (m->lfd >= 0 || !enabled))
 		return;
 	mb_server_close(m);
@@ -110,7 +87,7 @@ int modbus_init(struct modbus **out, struct app *a)
 	snprintf(m->bind, sizeof(m->bind), "%s", a->conf.modbus_tcp_bind);
 	m->env = (struct ownunit_env){.settings = a->settings,
 				      .conf = &a->conf,
-				      .poll = a->poll,
+				      .reg = a->reg,
 				      .buses = a->buses,
 				      .start_mono_ms = a->start_mono_ms,
 				      .changed = settings_changed,
@@ -129,7 +106,7 @@ void modbus_configure(struct modbus *m)
 	 * cache limit gets it on its next request); sockets change from the loop. */
 	m->own_unit = (uint8_t)settings_int(m->app->settings, "sg_modbus_addr");
 	read_cache_limits(m, m->app->settings);
-	apply_slave_role(m, m->app->settings);
+	apply_slave_role(m);
 	if (!m->apply_timer)
 		m->apply_timer = loop_timer_add(m->app->loop, 0, apply, m);
 }
@@ -142,8 +119,7 @@ void modbus_fini(struct modbus *m)
 		loop_timer_cancel(m->app->loop, m->apply_timer);
 	if (m->sweep_timer)
 		loop_timer_cancel(m->app->loop, m->sweep_timer);
-	if (m->app->buses[CONF_BUS_RS485])
-		bus_set_slave(m->app->buses[CONF_BUS_RS485], 0, NULL, NULL);
+	reg_set_slave(m->app->reg, CONF_BUS_RS485, 0, NULL, NULL);
 	mb_server_close(m);
 	mb_server_close_all(m);
 	mb_gateway_fini(m);
@@ -161,5 +137,6 @@ json_t *modbus_status_json(const struct modbus *m)
 			 "coalesced", (json_int_t)m->n.coalesced, "own", (json_int_t)m->n.own,
 			 "exceptions", (json_int_t)m->n.exceptions, "dropped",
 			 (json_int_t)m->n.dropped, "rejected", (json_int_t)m->n.rejected, "evicted",
-			 (json_int_t)m->n.evicted, "rs485_role", m->slave ? "slave" : "master");
+			 (json_int_t)m->n.evicted, "rs485_role",
+			 reg_bus_slave(m->app->reg, CONF_BUS_RS485) ? "slave" : "master");
 }

@@ -221,7 +221,10 @@ static int start(struct app *a)
 		return r;
 	if ((r = start_buses(a)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, a->conf.right_ir_addr);
+	if ((r = reg_init(&a->reg, a->buses)) < 0)
+		return r;
+	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
+		      a->conf.right_ir_addr);
 	if (r < 0) {
 		log_err("device descriptions lack the \"Generic\" identification layout");
 		return r;
@@ -267,6 +270,7 @@ static void stop(struct app *a)
 	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);
 	poll_fini(a->poll);
+	reg_fini(a->reg);
 	if (a->loop && a->sigfd > 0) {
 		loop_del_fd(a->loop, a->sigfd);
 		close(a->sigfd);

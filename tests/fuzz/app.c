@@ -73,6 +73,7 @@ static void stop(void)
 	http_server_fini(a->http);
 	ctl_server_fini(a->ctl);
 	poll_fini(a->poll);
+	reg_fini(a->reg);
 	loop_fini(a->loop);
 	store_close(a->store);
 	settings_fini(a->settings);
@@ -128,7 +129,10 @@ static int start(struct app *a)
 	if ((r = store_open(path, &a->store, err, sizeof(err))) < 0 ||
 	    (r = loop_init(&a->loop)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, a->conf.right_ir_addr);
+	if ((r = reg_init(&a->reg, a->buses)) < 0)
+		return r;
+	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
+		      a->conf.right_ir_addr);
 	if (r < 0)
 		return r;
 	poll_configure(a->poll, a->settings);

@@ -134,6 +134,12 @@ const struct dev *poll_dev(const struct poll *p, int slot)
 	return &devs[slot];
 }
 
+const struct dev *reg_dev(const struct reg *r, int slot)
+{
+	(void)r;
+	return &devs[slot];
+}
+
 int poll_bicom_slot(const struct poll *p, int addr)
 {
 	(void)p;
