@@ -839,6 +839,8 @@ static void test_scan_owns_rs485(void **state)
 	next_txn_on(RS);
 	assert_int_equal(pend[find_pending(RS)].t->unit, 5);
 	assert_int_equal(poll_modbus(f->p, 5, &mb, on_op, &op_err), 0);
+	answer_txn(f, &mb, 0);
+	assert_int_equal(op_err, 0);
 }
 
 /* A cancelled scan (shutdown) releases the bus too. */
