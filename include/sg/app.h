@@ -33,6 +33,7 @@ struct app {
 	struct settings *settings;
 	struct store *store;
 	struct bus *buses[CONF_BUS_COUNT];
+	struct reg *reg; /* the device slots; the poller fills them */
 	struct poll *poll;
 	struct ctl_server *ctl;
 	struct http_server *http;

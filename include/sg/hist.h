@@ -22,7 +22,8 @@ struct hist_env {
 	struct settings *settings; /* time zone, recorders, calculate equations */
 	struct store *store;	   /* pulse counter for recorders; may be NULL */
 	struct loop *loop;
-	struct poll *poll; /* completed poll cycles feed history */
+	struct poll *poll; /* the bus of a slot, for the meters' own load profiles */
+	struct reg *reg;   /* completed device updates feed history */
 };
 
 /* Open history.db, subscribe to the poller and to the settings it follows

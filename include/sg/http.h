@@ -17,6 +17,7 @@ struct settings;
 struct conf;
 struct ops;
 struct poll;
+struct reg;
 struct hist;
 struct status_env;
 struct http_req;
@@ -52,6 +53,7 @@ struct http_env {
 	const struct conf *conf;
 	struct ops *ops; /* every command a route runs */
 	struct poll *poll;
+	struct reg *reg;
 	struct hist *hist;		 /* NULL when history.db cannot be used */
 	const struct status_env *status; /* GET /api */
 };

@@ -24,7 +24,8 @@ struct modbus_env {
 	struct loop *loop;
 	struct settings *settings; /* also changed by writes to the own unit */
 	const struct conf *conf;   /* modbus_tcp_bind, identity of the own unit */
-	struct poll *poll;	   /* devices, register cache */
+	struct poll *poll;	   /* the bus of a slot */
+	struct reg *reg;	   /* devices, register cache, bus roles */
 	struct bus *const *buses;  /* CONF_BUS_COUNT entries, NULL where absent */
 	int64_t start_mono_ms;	   /* for the own unit's uptime */
 };

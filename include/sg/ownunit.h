@@ -15,14 +15,14 @@
 #include "sg/conf.h"
 #include "sg/settings.h"
 
-struct poll;
+struct reg;
 
 /* What the own unit reads and changes; every pointer but settings and conf
  * may be NULL (unit tests), the value then reads as 0. */
 struct ownunit_env {
 	struct settings *settings;
 	const struct conf *conf;
-	const struct poll *poll;
+	const struct reg *reg;
 	struct bus *const *buses; /* CONF_BUS_COUNT entries, may be NULL */
 	int64_t start_mono_ms;	  /* for uptime */
 	/* Called after settings were changed through a write (main thread). */

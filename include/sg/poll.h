@@ -1,4 +1,5 @@
-/* The poller owns the device slots: it identifies each enabled device once,
+/* The Modbus poller, a reader of the device registry (sg/registry.h): it
+ * fills the registry's slots: it identifies each enabled device once,
  * polls measurements and counters on their intervals, tracks health with
  * back-off (a device answering with errors is not "ok": DEV_READ_ERROR), keeps
  * each value's read time honest (a failed block keeps its old one), and runs on-demand operations
@@ -11,23 +12,23 @@
 #include "sg/bus.h"
 #include "sg/dev.h"
 #include "sg/loop.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/store.h"
 
 struct poll;
 
-/* Called on the main thread after every completed poll cycle of a device,
- * and when a failed one changes its health (to "not responding" or "read
- * error"): d->health is what subscribers act on. */
-typedef void (*poll_notify_cb)(const struct dev *d, void *arg);
+/* Old name of reg_notify_cb (until every subscriber uses reg_subscribe). */
+typedef reg_notify_cb poll_notify_cb;
 /* Completion of an on-demand operation: err 0 with a JSON result (owned by
  * the callee: decref it), or err < 0 with msg. */
 typedef void (*poll_result_cb)(int err, const char *msg, json_t *result, void *arg);
 
 enum bicom_op { BICOM_STATE, BICOM_ON, BICOM_OFF, BICOM_TOGGLE };
 
-/* Create the poller over buses[CONF_BUS_COUNT] (entries may be NULL). */
-int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
+/* Create the poller over buses[CONF_BUS_COUNT] (entries may be NULL),
+ * filling the slots of reg. */
+int poll_init(struct poll **out, struct loop *l, struct reg *reg, struct bus *const *buses,
 	      const struct desc_set *descs, struct store *st, int right_ir_addr);
 /* Stop timers; call after the buses are stopped. */
 void poll_fini(struct poll *p);
@@ -36,14 +37,14 @@ void poll_quiesce(struct poll *p);
 /* Apply the slot settings (types, addresses, descriptions, intervals, RS485
  * line parameters); changed slots are re-identified. */
 void poll_configure(struct poll *p, const struct settings *s);
-/* The device in slot (0 … DEV_SLOTS-1). */
+/* Deprecated wrappers over the registry, kept until their last callers
+ * move: reg_dev, reg_subscribe, reg_unsubscribe, reg_bicom_slot. */
 const struct dev *poll_dev(const struct poll *p, int slot);
-#define POLL_NOTIFY_MAX 4
-/* Subscribe to completed poll cycles (MQTT, history); 0, or -ENOSPC. */
+/* Deprecated: reg_subscribe. */
 int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg);
-/* Unsubscribe (cb and arg as given). */
+/* Deprecated: reg_unsubscribe. */
 void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg);
-/* Slot of the Bicom addressed by addr (0 = Right IR Bicom, else RS485 address), or -1. */
+/* Deprecated: reg_bicom_slot. */
 int poll_bicom_slot(const struct poll *p, int addr);
 /* Switch or read a Bicom: result {"bicom": addr, "state": "on"|"off"}. */
 int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, void *arg);
@@ -57,17 +58,11 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 /* Write a scanned device's new address/comm parameters (-1 = keep). */
 int poll_set_parameters(struct poll *p, int addr, const char *model, int new_addr, int baud_code,
 			int parity, int stop_code, poll_result_cb cb, void *arg);
-/* True while a scan holds the RS485 bus. */
+/* Deprecated: reg_bus_busy(r, CONF_BUS_RS485). */
 bool poll_scanning(const struct poll *p);
-/* The enabled slot whose device has Modbus address unit, looked up in the
- * order RS485 1…16, Left IR, Right IR; -1 if none. */
+/* Deprecated: reg_slot_of_unit. */
 int poll_slot_of_unit(const struct poll *p, int unit);
 /* The bus a slot's device is on (NULL when that port is absent). */
 struct bus *poll_slot_bus(const struct poll *p, int slot);
-/* Remember registers read from the slot's device outside the poller. */
-void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start, uint16_t count,
-		    const uint16_t *regs);
-/* Forget the slot's cached registers (after a write to the device). */
-void poll_cache_clear(struct poll *p, int slot);
 
 #endif

@@ -26,7 +26,7 @@ struct status_env {
 	struct settings *settings;
 	struct store *store;	  /* NULL: no pulse counter */
 	struct bus *const *buses; /* CONF_BUS_COUNT entries, NULL where absent */
-	struct poll *poll;
+	struct reg *reg;
 	struct loop *loop;
 	struct mqtt *mqtt;     /* NULL: links shown as Disabled */
 	struct modbus *modbus; /* NULL: "modbus": null */

@@ -65,7 +65,7 @@ static const struct dev *index_dev(struct http_req *r, const char *index)
 				 rest_clip(index, clip));
 		return NULL;
 	}
-	return poll_dev(http_req_env(r)->poll, dev_slot_of_index((int)i));
+	return reg_dev(http_req_env(r)->reg, dev_slot_of_index((int)i));
 }
 
 bool rest_index_ok(struct http_req *r, const char *index)
@@ -206,7 +206,7 @@ static void get_bicoms(struct http_req *r, const char *param)
 
 	(void)param;
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = reg_dev(a->reg, s);
 
 		if (d->cls == CLASS_BICOM)
 			json_array_append_new(list, bicom_json(a, d));

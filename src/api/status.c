@@ -123,7 +123,7 @@ static unsigned error_flags(const struct status_env *e)
 	unsigned f = 0;
 
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(e->poll, s);
+		const struct dev *d = reg_dev(e->reg, s);
 
 		if (d->health == DEV_DISABLED)
 			continue;
@@ -223,7 +223,7 @@ static json_t *profile_fill_json(const struct status_env *e)
 	json_t *list = json_array();
 
 	for (int s = 0; e->hist && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(e->poll, s);
+		const struct dev *d = reg_dev(e->reg, s);
 		struct mprof_stats ms;
 
 		if (!d->d || !d->d->lprof.present || hist_lp_fill_stats(e->hist, s, &ms) < 0)
@@ -250,7 +250,7 @@ json_t *status_json(const struct status_env *e)
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
 		json_array_append_new(buses, busjson_status(bus_names[i], e->buses[i]));
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(e->poll, s);
+		const struct dev *d = reg_dev(e->reg, s);
 
 		enabled += d->health != DEV_DISABLED;
 		ok += d->health == DEV_OK;
@@ -262,7 +262,7 @@ json_t *status_json(const struct status_env *e)
 	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
 	    device_json(e, &ni), "status", st, "network", network_json(&ni), "links", links_json(e),
 	    "modbus", modbus_status_json(e->modbus), "buses", buses, "devices_enabled", enabled,
-	    "devices_responding", ok, "rs485_scanning", poll_scanning(e->poll), "profile_fill",
+	    "devices_responding", ok, "rs485_scanning", reg_bus_busy(e->reg, CONF_BUS_RS485), "profile_fill",
 	    profile_fill_json(e), "settings_file", status_settings_file_json(e->settings),
 	    "descriptions", "loaded", (int)e->descs->n, "broken", (int)e->descs->nbroken, "errors",
 	    status_desc_errors_json(e->descs));

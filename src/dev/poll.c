@@ -14,6 +14,7 @@
 #include "sg/sched.h"
 
 static void start_chain(struct poll *p, struct pslot *s);
+static bool slot_paused(const struct poll *p, const struct pslot *s);
 static void schedule(struct poll *p, struct pslot *s, int64_t delay_ms);
 
 static void add_block(struct pslot *s, enum desc_space space, uint16_t start, uint16_t count)
@@ -55,7 +56,7 @@ static void build_ident_chain(struct poll *p, struct pslot *s)
 
 static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
 {
-	const struct desc *d = s->dev.d;
+	const struct desc *d = s->dev->d;
 	const struct desc_field *relay[] = {&d->relay};
 
 	(void)p;
@@ -75,7 +76,7 @@ static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
 
 static void build_cfg_chain(struct pslot *s)
 {
-	const struct desc *d = s->dev.d;
+	const struct desc *d = s->dev->d;
 	const struct desc_field *rev[] = {&d->reverse};
 
 	s->nchain = s->pos = 0;
@@ -96,20 +97,19 @@ static uint8_t read_fc(enum desc_space space)
 
 static uint8_t slot_unit(const struct pslot *s)
 {
-	return s->dev.addr;
+	return s->dev->addr;
 }
 
 static void log_event(struct poll *p, struct pslot *s, const char *kind, const char *msg)
 {
 	if (p->store)
-		store_event_add(p->store, clock_wall_ms(), s->dev.slot, kind, msg);
+		store_event_add(p->store, clock_wall_ms(), s->dev->slot, kind, msg);
 }
 
+/* The update of the slot is complete: the registry tells its subscribers. */
 static void notify(struct poll *p, struct pslot *s)
 {
-	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
-		if (p->notify[i].cb)
-			p->notify[i].cb(&s->dev, p->notify[i].arg);
+	reg_updated(p->reg, s->dev->slot);
 }
 
 /* "exception 4 (slave device failure) on input 105–190": the error and the
@@ -137,11 +137,11 @@ static void mark_down(struct poll *p, struct pslot *s)
 	char msg[192];
 
 	s->need_ident = true;
-	if (s->dev.health == DEV_NOT_RESPONDING)
+	if (s->dev->health == DEV_NOT_RESPONDING)
 		return;
-	s->dev.health = DEV_NOT_RESPONDING;
-	snprintf(msg, sizeof(msg), "%s %s not responding (%s)", s->dev.ifname,
-		 dev_class_name(s->dev.cls), s->dev.last_error);
+	s->dev->health = DEV_NOT_RESPONDING;
+	snprintf(msg, sizeof(msg), "%s %s not responding (%s)", s->dev->ifname,
+		 dev_class_name(s->dev->cls), s->dev->last_error);
 	log_warn("%s", msg);
 	log_event(p, s, "error", msg);
 }
@@ -150,7 +150,7 @@ static void mark_down(struct poll *p, struct pslot *s)
  * SCHED_FAILS_DOWN reads; *first gets the first of them. */
 static unsigned failing_blocks(const struct pslot *s, unsigned *first)
 {
-	unsigned n = s->nmeas_chain + (s->dev.d ? s->dev.d->nctr_blocks : 0), bad = 0;
+	unsigned n = s->nmeas_chain + (s->dev->d ? s->dev->d->nctr_blocks : 0), bad = 0;
 
 	for (unsigned i = 0; i < n && i < CHAIN_MAX; i++)
 		if (s->blk[i].fails >= SCHED_FAILS_DOWN && !bad++)
@@ -167,16 +167,17 @@ static void mark_read_error(struct poll *p, struct pslot *s)
 	unsigned i = 0, bad = failing_blocks(s, &i);
 	size_t n;
 
-	block_error_text(&s->blk[i].b, s->blk[i].err, s->dev.last_error, sizeof(s->dev.last_error));
-	n = strlen(s->dev.last_error);
+	block_error_text(&s->blk[i].b, s->blk[i].err, s->dev->last_error,
+			 sizeof(s->dev->last_error));
+	n = strlen(s->dev->last_error);
 	if (bad > 1)
-		snprintf(s->dev.last_error + n, sizeof(s->dev.last_error) - n,
+		snprintf(s->dev->last_error + n, sizeof(s->dev->last_error) - n,
 			 " and %u more block%s", bad - 1, bad > 2 ? "s" : "");
-	if (s->dev.health == DEV_READ_ERROR)
+	if (s->dev->health == DEV_READ_ERROR)
 		return;
-	s->dev.health = DEV_READ_ERROR;
-	snprintf(msg, sizeof(msg), "%s %s read error (%s)", s->dev.ifname,
-		 dev_class_name(s->dev.cls), s->dev.last_error);
+	s->dev->health = DEV_READ_ERROR;
+	snprintf(msg, sizeof(msg), "%s %s read error (%s)", s->dev->ifname,
+		 dev_class_name(s->dev->cls), s->dev->last_error);
 	log_warn("%s", msg);
 	log_event(p, s, "error", msg);
 }
@@ -184,13 +185,13 @@ static void mark_read_error(struct poll *p, struct pslot *s)
 static void mark_up(struct poll *p, struct pslot *s)
 {
 	char msg[192];
-	enum dev_health was = s->dev.health;
+	enum dev_health was = s->dev->health;
 
-	s->dev.health = DEV_OK;
-	s->dev.fails = 0;
+	s->dev->health = DEV_OK;
+	s->dev->fails = 0;
 	if (was != DEV_NOT_RESPONDING && was != DEV_READ_ERROR)
 		return;
-	snprintf(msg, sizeof(msg), "%s %s %s again", s->dev.ifname, dev_class_name(s->dev.cls),
+	snprintf(msg, sizeof(msg), "%s %s %s again", s->dev->ifname, dev_class_name(s->dev->cls),
 		 was == DEV_NOT_RESPONDING ? "responding" : "read without errors");
 	log_notice("%s", msg);
 	log_event(p, s, "recovered", msg);
@@ -206,62 +207,62 @@ static bool is_exception(int err)
 static void chain_failed(struct poll *p, struct pslot *s)
 {
 	int64_t interval = s->kind == CHAIN_CYCLE ? p->meas_interval_ms : 1000;
-	enum dev_health was = s->dev.health;
+	enum dev_health was = s->dev->health;
 	unsigned first;
 
 	if (s->kind == CHAIN_CYCLE)
 		memset(s->staged, 0, sizeof(s->staged));
-	if (!(s->dev.bus == CONF_BUS_RS485 && p->scanning))
-		s->dev.fails++;
-	if (s->dev.fails >= SCHED_FAILS_DOWN)
+	if (!slot_paused(p, s))
+		s->dev->fails++;
+	if (s->dev->fails >= SCHED_FAILS_DOWN)
 		mark_down(p, s);
 	else if (s->kind == CHAIN_CYCLE && failing_blocks(s, &first))
 		mark_read_error(p, s); /* e.g. timeouts between exceptions */
-	if (s->dev.health != was)
+	if (s->dev->health != was)
 		notify(p, s);
-	schedule(p, s, sched_next_delay(interval, s->dev.fails));
+	schedule(p, s, sched_next_delay(interval, s->dev->fails));
 }
 
 static void identified(struct poll *p, struct pslot *s)
 {
-	const struct desc *d = desc_match(p->descs, s->dev.model);
+	const struct desc *d = desc_match(p->descs, s->dev->model);
 	/* The file meant for this model failed to load (GET /api descriptions
 	 * says why): no description, rather than a less specific one's layout. */
-	const struct desc_error *bad = desc_broken_for(p->descs, s->dev.model, d);
+	const struct desc_error *bad = desc_broken_for(p->descs, s->dev->model, d);
 	char msg[160];
 
 	if (bad)
 		d = NULL;
-	else if (!d && s->dev.cls == CLASS_GENERIC)
+	else if (!d && s->dev->cls == CLASS_GENERIC)
 		d = p->generic;
 	if (!d) {
 		if (bad)
-			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
-				 "no description for model '%s': %.40s is broken", s->dev.model,
+			snprintf(s->dev->last_error, sizeof(s->dev->last_error),
+				 "no description for model '%s': %.40s is broken", s->dev->model,
 				 bad->file);
 		else
-			snprintf(s->dev.last_error, sizeof(s->dev.last_error),
-				 "no description for model '%s'", s->dev.model);
-		if (s->dev.health != DEV_UNKNOWN_MODEL) {
-			snprintf(msg, sizeof(msg), "%s: %s", s->dev.ifname, s->dev.last_error);
+			snprintf(s->dev->last_error, sizeof(s->dev->last_error),
+				 "no description for model '%s'", s->dev->model);
+		if (s->dev->health != DEV_UNKNOWN_MODEL) {
+			snprintf(msg, sizeof(msg), "%s: %s", s->dev->ifname, s->dev->last_error);
 			log_warn("%s", msg);
 			log_event(p, s, "error", msg);
 		}
-		s->dev.health = DEV_UNKNOWN_MODEL;
+		s->dev->health = DEV_UNKNOWN_MODEL;
 		schedule(p, s, 60000);
 		return;
 	}
-	if (s->dev.d != d) { /* another model: nothing read before applies */
+	if (s->dev->d != d) { /* another model: nothing read before applies */
 		memset(s->blk, 0, sizeof(s->blk));
-		memset(s->dev.meas_ok, 0, sizeof(s->dev.meas_ok));
-		memset(s->dev.ctr_ok, 0, sizeof(s->dev.ctr_ok));
-		s->dev.meas_ms = s->dev.ctr_ms = 0;
-		s->dev.meas_seq = ++p->seq;
-		s->dev.ctr_seq = ++p->seq;
+		memset(s->dev->meas_ok, 0, sizeof(s->dev->meas_ok));
+		memset(s->dev->ctr_ok, 0, sizeof(s->dev->ctr_ok));
+		s->dev->meas_ms = s->dev->ctr_ms = 0;
+		s->dev->meas_seq = reg_next_seq(p->reg);
+		s->dev->ctr_seq = reg_next_seq(p->reg);
 	}
-	s->dev.d = d;
-	log_info("%s: %s serial %s at address %u (%s)", s->dev.ifname, s->dev.model, s->dev.serial,
-		 s->dev.addr, d->name);
+	s->dev->d = d;
+	log_info("%s: %s serial %s at address %u (%s)", s->dev->ifname, s->dev->model,
+		 s->dev->serial, s->dev->addr, d->name);
 	build_cfg_chain(s);
 	start_chain(p, s);
 }
@@ -291,22 +292,22 @@ static void cycle_done(struct poll *p, struct pslot *s)
 			ctr_all &= i < s->nmeas_chain;
 			continue;
 		}
-		dev_apply_block(&s->dev, s->chain[i].space, s->chain[i].start, s->chain[i].count,
+		dev_apply_block(s->dev, s->chain[i].space, s->chain[i].start, s->chain[i].count,
 				s->stage[i]);
 		s->blk[i].read_ms = s->stage_ms[i];
 		s->blk[i].fails = 0;
 		if (i < s->nmeas_chain)
-			s->dev.meas_seq = ++p->seq;
+			s->dev->meas_seq = reg_next_seq(p->reg);
 		else
-			s->dev.ctr_seq = ++p->seq;
+			s->dev->ctr_seq = reg_next_seq(p->reg);
 	}
 	memset(s->staged, 0, sizeof(s->staged));
-	s->dev.meas_ms = oldest_read(s, 0, s->nmeas_chain);
-	s->dev.ctr_ms = oldest_read(s, s->nmeas_chain, s->nmeas_chain + s->dev.d->nctr_blocks);
+	s->dev->meas_ms = oldest_read(s, 0, s->nmeas_chain);
+	s->dev->ctr_ms = oldest_read(s, s->nmeas_chain, s->nmeas_chain + s->dev->d->nctr_blocks);
 	/* counters that failed are asked again next cycle, not an interval later */
 	if (ctr_all)
 		s->last_ctr_mono = s->cycle_start;
-	s->dev.fails = 0; /* it answered */
+	s->dev->fails = 0; /* it answered */
 	if (failing_blocks(s, &first))
 		mark_read_error(p, s);
 	else
@@ -327,7 +328,7 @@ static void chain_complete(struct poll *p, struct pslot *s)
 	case CHAIN_CFG:
 		s->need_ident = false;
 		/* after an outage, "ok" waits for a cycle that reads */
-		if (s->dev.health != DEV_NOT_RESPONDING && s->dev.health != DEV_READ_ERROR)
+		if (s->dev->health != DEV_NOT_RESPONDING && s->dev->health != DEV_READ_ERROR)
 			mark_up(p, s);
 		s->last_ctr_mono = 0;
 		schedule(p, s, 0);
@@ -342,15 +343,15 @@ static void store_result(struct poll *p, struct pslot *s, const struct desc_bloc
 			 const struct bus_txn *t)
 {
 	if (s->kind == CHAIN_IDENT) {
-		dev_apply_ident(&s->dev, p->generic, b->space, b->start, b->count, t->regs);
+		dev_apply_ident(s->dev, p->generic, b->space, b->start, b->count, t->regs);
 	} else if (s->kind == CHAIN_CYCLE) {
 		memcpy(s->stage[s->pos], t->regs, b->count * sizeof(t->regs[0]));
 		s->staged[s->pos] = true;
 		s->stage_ms[s->pos] = clock_wall_ms();
 	} else {
-		dev_apply_block(&s->dev, b->space, b->start, b->count, t->regs);
+		dev_apply_block(s->dev, b->space, b->start, b->count, t->regs);
 	}
-	regcache_put(&s->dev.cache, b->space, b->start, b->count, t->regs, clock_mono_ms());
+	regcache_put(&s->dev->cache, b->space, b->start, b->count, t->regs, clock_mono_ms());
 }
 
 static void on_txn_done(struct bus_txn *t, void *arg)
@@ -366,15 +367,15 @@ static void on_txn_done(struct bus_txn *t, void *arg)
 		start_chain(p, s);
 		return;
 	}
-	s->dev.txns++;
+	s->dev->txns++;
 	if (t->err == 0) {
-		s->dev.latency_ms = t->latency_ms;
+		s->dev->latency_ms = t->latency_ms;
 		store_result(p, s, b, t);
 	} else {
-		s->dev.errors++;
-		block_error_text(b, t->err, s->dev.last_error, sizeof(s->dev.last_error));
+		s->dev->errors++;
+		block_error_text(b, t->err, s->dev->last_error, sizeof(s->dev->last_error));
 		/* a scan holding the bus is not the device's fault (as in chain_failed) */
-		if (s->kind == CHAIN_CYCLE && !(s->dev.bus == CONF_BUS_RS485 && p->scanning)) {
+		if (s->kind == CHAIN_CYCLE && !slot_paused(p, s)) {
 			s->blk[s->pos].b = *b;
 			s->blk[s->pos].err = t->err;
 			s->blk[s->pos].fails++;
@@ -394,23 +395,19 @@ static void on_txn_done(struct bus_txn *t, void *arg)
 		chain_complete(p, s);
 }
 
-static bool slot_paused(const struct poll *p, const struct pslot *s)
-{
-	return s->dev.bus == CONF_BUS_RS485 && p->scanning;
-}
-
 /* Submit the chain's current block. */
 static void start_chain(struct poll *p, struct pslot *s)
 {
-	struct bus *b = p->buses[s->dev.bus];
+	struct bus *b = p->buses[s->dev->bus];
 	const struct desc_block *blk;
 	int r;
 
-	if (p->stopping || s->busy || s->dev.health == DEV_DISABLED)
+	if (p->stopping || s->busy || s->dev->health == DEV_DISABLED)
 		return;
 	if (!b) {
-		snprintf(s->dev.last_error, sizeof(s->dev.last_error), "no serial port configured");
-		s->dev.health = DEV_NOT_RESPONDING;
+		snprintf(s->dev->last_error, sizeof(s->dev->last_error),
+			 "no serial port configured");
+		s->dev->health = DEV_NOT_RESPONDING;
 		return;
 	}
 	if (s->pos >= s->nchain) {
@@ -428,7 +425,7 @@ static void start_chain(struct poll *p, struct pslot *s)
 	s->txn_gen = s->gen;
 	r = bus_submit(b, &s->txn, BUS_PRIO_LOW);
 	if (r < 0) {
-		log_warn("%s: cannot queue poll: %s", s->dev.ifname, strerror(-r));
+		log_warn("%s: cannot queue poll: %s", s->dev->ifname, strerror(-r));
 		schedule(p, s, 1000);
 		return;
 	}
@@ -442,20 +439,26 @@ static void on_timer(void *arg)
 	int64_t now = clock_mono_ms();
 
 	s->timer = 0;
-	if (p->stopping || s->busy || s->dev.health == DEV_DISABLED)
+	if (p->stopping || s->busy || s->dev->health == DEV_DISABLED)
 		return;
 	if (slot_paused(p, s)) {
 		schedule(p, s, 500);
 		return;
 	}
 	/* Identify first; re-identify after an outage (the meter may have been swapped). */
-	if (!s->dev.d || s->need_ident || s->dev.health == DEV_UNKNOWN_MODEL)
+	if (!s->dev->d || s->need_ident || s->dev->health == DEV_UNKNOWN_MODEL)
 		build_ident_chain(p, s);
 	else
 		build_cycle_chain(p, s,
 				  sched_counters_due(now, s->last_ctr_mono, p->ctr_interval_ms));
 	s->cycle_start = now;
 	start_chain(p, s);
+}
+
+/* Something (a scan) owns the slot's bus: background reads wait. */
+static bool slot_paused(const struct poll *p, const struct pslot *s)
+{
+	return reg_bus_busy(p->reg, s->dev->bus);
 }
 
 static void schedule(struct poll *p, struct pslot *s, int64_t delay_ms)
@@ -467,7 +470,7 @@ static void schedule(struct poll *p, struct pslot *s, int64_t delay_ms)
 		s->timer = 0;
 }
 
-int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
+int poll_init(struct poll **out, struct loop *l, struct reg *reg, struct bus *const *buses,
 	      const struct desc_set *descs, struct store *st, int right_ir_addr)
 {
 	struct poll *p = calloc(1, sizeof(*p));
@@ -480,6 +483,7 @@ int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
 		return -ENOENT;
 	}
 	p->loop = l;
+	p->reg = reg;
 	for (int i = 0; i < CONF_BUS_COUNT; i++)
 		p->buses[i] = buses[i];
 	p->descs = descs;
@@ -489,7 +493,7 @@ int poll_init(struct poll **out, struct loop *l, struct bus *const *buses,
 	p->ctr_interval_ms = 10000;
 	for (int i = 0; i < DEV_SLOTS; i++) {
 		p->slot[i].poll = p;
-		dev_reset(&p->slot[i].dev, i);
+		p->slot[i].dev = reg_dev_w(reg, i);
 	}
 	*out = p;
 	return 0;
@@ -514,91 +518,45 @@ void poll_fini(struct poll *p)
 	free(p);
 }
 
+/* ---- wrappers over the registry, until every caller asks it ---- */
+
 const struct dev *poll_dev(const struct poll *p, int slot)
 {
-	return slot >= 0 && slot < DEV_SLOTS ? &p->slot[slot].dev : NULL;
+	return reg_dev(p->reg, slot);
 }
 
 int poll_slot_of_unit(const struct poll *p, int unit)
 {
-	static const int order[] = {2,
-				    3,
-				    4,
-				    5,
-				    6,
-				    7,
-				    8,
-				    9,
-				    10,
-				    11,
-				    12,
-				    13,
-				    14,
-				    15,
-				    16,
-				    17,
-				    DEV_SLOT_LEFT_IR,
-				    DEV_SLOT_RIGHT_IR};
-
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		const struct dev *d = &p->slot[order[i]].dev;
-
-		if (d->cls != CLASS_NONE && d->addr == unit)
-			return order[i];
-	}
-	return -1;
-}
-
-struct bus *poll_slot_bus(const struct poll *p, int slot)
-{
-	return slot >= 0 && slot < DEV_SLOTS ? p->buses[p->slot[slot].dev.bus] : NULL;
-}
-
-void poll_cache_put(struct poll *p, int slot, enum desc_space space, uint16_t start, uint16_t count,
-		    const uint16_t *regs)
-{
-	if (slot >= 0 && slot < DEV_SLOTS && p->slot[slot].dev.cls != CLASS_NONE)
-		regcache_put(&p->slot[slot].dev.cache, space, start, count, regs, clock_mono_ms());
-}
-
-void poll_cache_clear(struct poll *p, int slot)
-{
-	if (slot >= 0 && slot < DEV_SLOTS)
-		regcache_clear(&p->slot[slot].dev.cache);
+	return reg_slot_of_unit(p->reg, unit);
 }
 
 int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg)
 {
-	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
-		if (!p->notify[i].cb) {
-			p->notify[i].cb = cb;
-			p->notify[i].arg = arg;
-			return 0;
-		}
-	return -ENOSPC;
+	return reg_subscribe(p->reg, cb, arg);
 }
 
 void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg)
 {
-	for (int i = 0; i < POLL_NOTIFY_MAX; i++)
-		if (p->notify[i].cb == cb && p->notify[i].arg == arg)
-			p->notify[i].cb = NULL;
+	reg_unsubscribe(p->reg, cb, arg);
+}
+
+struct bus *poll_slot_bus(const struct poll *p, int slot)
+{
+	return slot >= 0 && slot < DEV_SLOTS ? p->buses[p->slot[slot].dev->bus] : NULL;
 }
 
 /* Restart a slot whose configuration changed: forget what was read. */
 static void slot_apply(struct poll *p, struct pslot *s, const struct slot_cfg *c)
 {
-	bool same = s->dev.cls == c->cls && s->dev.addr == c->addr;
+	bool same = s->dev->cls == c->cls && s->dev->addr == c->addr;
 
-	snprintf(s->dev.cfg_description, sizeof(s->dev.cfg_description), "%s", c->description);
-	if (same && s->dev.health != DEV_DISABLED)
+	snprintf(s->dev->cfg_description, sizeof(s->dev->cfg_description), "%s", c->description);
+	if (same && s->dev->health != DEV_DISABLED)
 		return;
 	if (same && c->cls == CLASS_NONE)
 		return;
-	dev_reset(&s->dev, s->dev.slot);
-	snprintf(s->dev.cfg_description, sizeof(s->dev.cfg_description), "%s", c->description);
-	s->dev.cls = c->cls;
-	s->dev.addr = (uint8_t)c->addr;
+	reg_slot_reset(p->reg, s->dev->slot, c->cls, c->addr);
+	snprintf(s->dev->cfg_description, sizeof(s->dev->cfg_description), "%s", c->description);
 	s->gen++;
 	s->last_ctr_mono = 0;
 	s->need_ident = false;
@@ -608,7 +566,6 @@ static void slot_apply(struct poll *p, struct pslot *s, const struct slot_cfg *c
 	s->timer = 0;
 	if (c->cls == CLASS_NONE)
 		return;
-	s->dev.health = DEV_IDENTIFYING;
 	if (!s->busy)
 		schedule(p, s, 0);
 }

@@ -56,7 +56,7 @@ void poll_apply_rs485_line(struct poll *p, const struct settings *st)
 	bp.parity = par >= 0 && par <= 2 ? parity[par] : 'N';
 	bp.stop_bits = settings_int(st, "rs485_stop_bits") ? 2 : 1;
 	p->rs485_line = bp;
-	if (p->scanning)
+	if (reg_bus_busy(p->reg, CONF_BUS_RS485))
 		return; /* the scan restores p->rs485_line when it ends */
 	if (bp.baud != bus_params(b)->baud || bp.parity != bus_params(b)->parity ||
 	    bp.stop_bits != bus_params(b)->stop_bits)

@@ -3,6 +3,7 @@
 #define SG_POLL_INT_H
 
 #include "sg/poll.h"
+#include "sg/registry.h"
 
 #define CHAIN_MAX (3 * DESC_BLOCK_MAX + 8)
 
@@ -23,7 +24,7 @@ struct pblock {
 
 struct pslot {
 	struct poll *poll;
-	struct dev dev;
+	struct dev *dev;    /* the slot's write handle in the registry */
 	struct bus_txn txn; /* the slot's one background transaction */
 	bool busy;	    /* txn is queued or running */
 	unsigned gen, txn_gen;
@@ -55,6 +56,7 @@ struct op;
 
 struct poll {
 	struct loop *loop;
+	struct reg *reg; /* where the slots' devices live */
 	struct bus *buses[CONF_BUS_COUNT];
 	const struct desc_set *descs;
 	const struct desc *generic; /* identification layout common to Iskra devices */
@@ -64,15 +66,8 @@ struct poll {
 	struct pslot slot[DEV_SLOTS];
 	int64_t meas_interval_ms, ctr_interval_ms;
 	bool stopping;
-	bool scanning;
 	struct bus_params rs485_line; /* the configured line, restored after a scan */
-	struct {
-		poll_notify_cb cb;
-		void *arg;
-	} notify[POLL_NOTIFY_MAX];
-	struct op *ops; /* on-demand operations in flight */
-	uint64_t seq;	/* last value given to a dev's meas_seq/ctr_seq: unique across
-			 * slots and reconfigurations, so a cache tag is never reused */
+	struct op *ops;		      /* on-demand operations in flight */
 };
 
 /* Slot configuration from settings. */

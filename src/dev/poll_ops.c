@@ -89,22 +89,14 @@ void poll_ops_quiesce(struct poll *p)
 
 bool poll_scanning(const struct poll *p)
 {
-	return p->scanning;
+	return reg_bus_busy(p->reg, CONF_BUS_RS485);
 }
 
 /* ---- Bicom ---- */
 
 int poll_bicom_slot(const struct poll *p, int addr)
 {
-	if (addr == 0)
-		return p->slot[DEV_SLOT_RIGHT_IR].dev.cls == CLASS_BICOM ? DEV_SLOT_RIGHT_IR : -1;
-	for (int n = 1; n <= 16; n++) {
-		const struct dev *d = &p->slot[DEV_SLOT_RS485(n)].dev;
-
-		if (d->cls == CLASS_BICOM && d->addr == addr)
-			return DEV_SLOT_RS485(n);
-	}
-	return -1;
+	return reg_bicom_slot(p->reg, addr);
 }
 
 static void bicom_read(struct op *o);
@@ -112,10 +104,10 @@ static void bicom_read(struct op *o);
 static void bicom_reply(struct op *o)
 {
 	struct pslot *s = &o->p->slot[o->slot];
-	int addr = o->slot == DEV_SLOT_RIGHT_IR ? 0 : s->dev.addr;
+	int addr = o->slot == DEV_SLOT_RIGHT_IR ? 0 : s->dev->addr;
 
 	op_finish(o, 0, NULL,
-		  json_pack("{s:i, s:s}", "bicom", addr, "state", s->dev.relay ? "on" : "off"));
+		  json_pack("{s:i, s:s}", "bicom", addr, "state", s->dev->relay ? "on" : "off"));
 }
 
 static void bicom_written(struct bus_txn *t, void *arg)
@@ -134,7 +126,8 @@ static void bicom_write(struct op *o, bool on)
 	uint16_t v = on ? o->d->relay_on : o->d->relay_off;
 	int r;
 
-	txn_setup(&o->txn, o->p->slot[o->slot].dev.addr, f->space == SPACE_COIL ? 5 : 6, f->reg, 1);
+	txn_setup(&o->txn, o->p->slot[o->slot].dev->addr, f->space == SPACE_COIL ? 5 : 6, f->reg,
+		  1);
 	o->txn.val[0] = v;
 	o->step = 2;
 	r = op_submit(o, bicom_written);
@@ -152,9 +145,9 @@ static void bicom_state_read(struct bus_txn *t, void *arg)
 		op_fail_txn(o, t->err);
 		return;
 	}
-	s->dev.relay = v == o->d->relay_on ? 1 : 0;
+	s->dev->relay = v == o->d->relay_on ? 1 : 0;
 	if (o->step == 0 && o->bop == BICOM_TOGGLE)
-		bicom_write(o, !s->dev.relay);
+		bicom_write(o, !s->dev->relay);
 	else
 		bicom_reply(o);
 }
@@ -164,7 +157,8 @@ static void bicom_read(struct op *o)
 	const struct desc_field *f = &o->d->relay;
 	int r;
 
-	txn_setup(&o->txn, o->p->slot[o->slot].dev.addr, f->space == SPACE_COIL ? 1 : 3, f->reg, 1);
+	txn_setup(&o->txn, o->p->slot[o->slot].dev->addr, f->space == SPACE_COIL ? 1 : 3, f->reg,
+		  1);
 	r = op_submit(o, bicom_state_read);
 	if (r < 0)
 		op_finish(o, r, "bus queue full", NULL);
@@ -174,9 +168,9 @@ static int bicom_check(struct poll *p, int slot, const struct desc **d)
 {
 	const struct dev *dv;
 
-	if (slot < 0 || slot >= DEV_SLOTS || p->slot[slot].dev.cls != CLASS_BICOM)
+	dv = reg_dev(p->reg, slot);
+	if (!dv || dv->cls != CLASS_BICOM)
 		return -ENOENT;
-	dv = &p->slot[slot].dev;
 	*d = dv->d ? dv->d : desc_find(p->descs, "Bicom");
 	if (!*d || !(*d)->relay.present)
 		return -ENOTSUP;
@@ -203,7 +197,7 @@ int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, vo
 			 .slot = slot,
 			 .bop = op,
 			 .d = d,
-			 .bus = p->buses[p->slot[slot].dev.bus]};
+			 .bus = p->buses[p->slot[slot].dev->bus]};
 	op_link(p, o);
 	if (op == BICOM_ON || op == BICOM_OFF)
 		bicom_write(o, op == BICOM_ON);
@@ -231,7 +225,7 @@ static void modbus_done(struct bus_txn *t, void *arg)
  * anything else goes to RS485 (devices found by a scan but not added). */
 static struct bus *route(struct poll *p, int addr, uint8_t *unit)
 {
-	const struct dev *ir = &p->slot[DEV_SLOT_LEFT_IR].dev;
+	const struct dev *ir = reg_dev(p->reg, DEV_SLOT_LEFT_IR);
 
 	*unit = (uint8_t)addr;
 	if (addr == 0) {
@@ -239,7 +233,7 @@ static struct bus *route(struct poll *p, int addr, uint8_t *unit)
 		return p->buses[CONF_BUS_LEFT_IR];
 	}
 	for (int n = 1; n <= 16; n++) {
-		const struct dev *d = &p->slot[DEV_SLOT_RS485(n)].dev;
+		const struct dev *d = reg_dev(p->reg, DEV_SLOT_RS485(n));
 
 		if (d->cls != CLASS_NONE && d->addr == addr)
 			return p->buses[CONF_BUS_RS485];
@@ -258,7 +252,7 @@ int poll_modbus(struct poll *p, int addr, struct bus_txn *t, poll_result_cb cb, 
 
 	if (addr < 0 || addr > 247)
 		return -EINVAL;
-	if (p->scanning)
+	if (reg_bus_busy(p->reg, CONF_BUS_RS485))
 		return -EBUSY;
 	b = route(p, addr, &unit);
 	if (!b)
@@ -322,7 +316,7 @@ static void scan_end(struct op *o)
 	struct poll *p = o->p;
 	json_t *res = json_pack("{s:O}", "devices", o->found);
 
-	p->scanning = false;
+	reg_bus_release(p->reg, CONF_BUS_RS485);
 	bus_set_params(o->bus, &p->rs485_line);
 	op_finish(o, 0, NULL, res);
 }
@@ -349,7 +343,7 @@ static void scan_probed(struct bus_txn *t, void *arg)
 	struct op *o = arg;
 
 	if (t->err == -ECANCELED) {
-		o->p->scanning = false;
+		reg_bus_release(o->p->reg, CONF_BUS_RS485);
 		op_finish(o, -ECANCELED, "cancelled", NULL);
 		return;
 	}
@@ -384,7 +378,7 @@ static void scan_next(struct op *o)
 	o->txn.timeout_ms = sched_scan_timeout_ms(o->line.baud);
 	r = op_submit(o, scan_probed);
 	if (r < 0) {
-		o->p->scanning = false;
+		reg_bus_release(o->p->reg, CONF_BUS_RS485);
 		bus_set_params(o->bus, &o->p->rs485_line);
 		op_finish(o, r, "bus queue full", NULL);
 	}
@@ -398,7 +392,7 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 
 	if (!b)
 		return -ENODEV;
-	if (p->scanning)
+	if (reg_bus_busy(p->reg, CONF_BUS_RS485))
 		return -EBUSY;
 	if (first < 1 || last > 247 || first > last)
 		return -EINVAL;
@@ -427,7 +421,11 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 		free(o);
 		return -ENOTSUP;
 	}
-	p->scanning = true;
+	if (reg_bus_claim(p->reg, CONF_BUS_RS485) < 0) {
+		json_decref(o->found);
+		free(o);
+		return -EBUSY;
+	}
 	bus_set_params(b, &o->line);
 	op_link(p, o);
 	log_info("RS485 scan %d…%d at %d baud", first, last, o->line.baud);
@@ -506,7 +504,7 @@ int poll_set_parameters(struct poll *p, int addr, const char *model, int new_add
 		return -ENODEV;
 	if (!d || comm_block(d, &blk) < 0 || (new_addr >= 0 && !d->comm_addr.present))
 		return -ENOTSUP;
-	if (p->scanning)
+	if (reg_bus_busy(p->reg, CONF_BUS_RS485))
 		return -EBUSY;
 	o = calloc(1, sizeof(*o));
 	if (!o)

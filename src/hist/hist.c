@@ -48,6 +48,7 @@ struct hist {
 	struct store *store;
 	struct loop *loop;
 	struct poll *poll;
+	struct reg *reg;
 	struct histdb *db;
 	struct lpstore *lp;
 	struct recorders *rec;
@@ -210,13 +211,12 @@ static void add_tariff_energy(struct hist *h, int slot, const struct lp_sample *
 static int mp_submit(void *arg, int slot, struct bus_txn *t)
 {
 	struct hist *h = arg;
-	struct poll *p = h->poll;
-	struct bus *b = poll_slot_bus(p, slot);
-	const struct dev *d = poll_dev(p, slot);
+	struct bus *b = poll_slot_bus(h->poll, slot);
+	const struct dev *d = reg_dev(h->reg, slot);
 
 	if (!b || !d)
 		return -ENODEV;
-	if (d->bus == CONF_BUS_RS485 && poll_scanning(p))
+	if (reg_bus_busy(h->reg, d->bus))
 		return -EBUSY; /* a scan owns the line; the re-check comes back */
 	/* the priority of the poller's own reads: a fill never delays an
 	 * on-demand request */
@@ -227,7 +227,7 @@ static const struct dev *mp_dev(void *arg, int slot)
 {
 	struct hist *h = arg;
 
-	return poll_dev(h->poll, slot);
+	return reg_dev(h->reg, slot);
 }
 
 static bool has_lprof(const struct dev *d)
@@ -276,7 +276,7 @@ static void lp_recheck(struct hist *h)
 	int64_t now = clock_wall(), starts[RECHECK_MAX];
 
 	for (int slot = 0; slot < DEV_SLOTS && h->mp; slot++) {
-		const struct dev *d = poll_dev(h->poll, slot);
+		const struct dev *d = reg_dev(h->reg, slot);
 		const struct lp_engine *e = &h->eng[slot];
 		struct mprof_stats st;
 		int64_t lo, hi, depth;
@@ -396,6 +396,7 @@ int hist_init(struct hist **out, const struct hist_env *env)
 	h->store = env->store;
 	h->loop = env->loop;
 	h->poll = env->poll;
+	h->reg = env->reg;
 	h->state_dir = strdup(env->state_dir);
 	if (!h->state_dir) {
 		free(h);
@@ -435,7 +436,7 @@ int hist_init(struct hist **out, const struct hist_env *env)
 		hist_fini(h);
 		return r;
 	}
-	poll_add_notify(h->poll, on_cycle, h);
+	reg_subscribe(h->reg, on_cycle, h);
 	h->tick = loop_timer_add(h->loop, TICK_MS, on_tick, h);
 	*out = h;
 	return 0;
@@ -446,8 +447,8 @@ void hist_fini(struct hist *h)
 	if (!h)
 		return;
 	settings_unsubscribe(h->settings, on_settings, h);
-	if (h->poll)
-		poll_del_notify(h->poll, on_cycle, h);
+	if (h->reg)
+		reg_unsubscribe(h->reg, on_cycle, h);
 	if (h->tick)
 		loop_timer_cancel(h->loop, h->tick);
 	mprof_free(h->mp); /* after bus_stop: nothing is in flight any more */
@@ -478,7 +479,7 @@ json_t *hist_tariffs_json(struct hist *h)
 	int act = hist_active_tariff(h);
 
 	for (int s = 0; h && s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(h->poll, s);
+		const struct dev *d = reg_dev(h->reg, s);
 		json_t *per = json_array();
 		bool any = false;
 

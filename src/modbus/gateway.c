@@ -32,7 +32,7 @@ static void answer_exc(struct mbconn *c, uint16_t tid, uint8_t unit, uint8_t fc,
 
 static bool from_cache(struct modbus *m, struct mbconn *c, struct gwreq *r)
 {
-	const struct dev *d = poll_dev(m->ctx.poll, r->slot);
+	const struct dev *d = reg_dev(m->ctx.reg, r->slot);
 	int ms = m->cache_ms[r->slot];
 	uint8_t pdu[MB_PDU_MAX];
 
@@ -154,10 +154,10 @@ static void on_done(struct bus_txn *t, void *arg)
 		}
 	/* A write may have happened even when the answer was lost. */
 	if (is_write(r->fc))
-		poll_cache_clear(m->ctx.poll, r->slot);
+		reg_cache_clear(m->ctx.reg, r->slot);
 	if (r->txn.err == 0 && (r->fc == 3 || r->fc == 4))
-		poll_cache_put(m->ctx.poll, r->slot, r->fc == 3 ? SPACE_HOLDING : SPACE_INPUT,
-			       r->txn.addr, r->txn.count, r->txn.regs);
+		reg_cache_put(m->ctx.reg, r->slot, r->fc == 3 ? SPACE_HOLDING : SPACE_INPUT,
+			      r->txn.addr, r->txn.count, r->txn.regs);
 	answer_followers(r, &r->txn);
 	if (c) {
 		if (r->txn.err == 0)
@@ -179,7 +179,7 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 	struct gwreq *r;
 	int slot, code, bus;
 
-	slot = unit == 0 ? -1 : poll_slot_of_unit(m->ctx.poll, unit);
+	slot = unit == 0 ? -1 : reg_slot_of_unit(m->ctx.reg, unit);
 	if (slot < 0 || !poll_slot_bus(m->ctx.poll, slot)) {
 		answer_exc(c, tid, unit, fc, MB_EX_GW_PATH);
 		return true;
@@ -195,7 +195,7 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 		answer_exc(c, tid, unit, fc, (uint8_t)code);
 		return true;
 	}
-	bus = poll_dev(m->ctx.poll, slot)->bus;
+	bus = reg_dev(m->ctx.reg, slot)->bus;
 	r->m = m;
 	r->conn = c;
 	r->slot = slot;
@@ -208,7 +208,7 @@ bool mb_gateway_request(struct modbus *m, struct mbconn *c, uint16_t tid, uint8_
 		free(r);
 		return true;
 	}
-	if (bus == CONF_BUS_RS485 && poll_scanning(m->ctx.poll)) {
+	if (reg_bus_busy(m->ctx.reg, (enum conf_bus)bus)) {
 		free(r);
 		answer_exc(c, tid, unit, fc, MB_EX_BUSY);
 		return true;

@@ -19,18 +19,6 @@ static size_t slave_answer(const uint8_t *req, size_t len, uint8_t *rsp, void *a
 	return ownunit_handle(&m->env, req, len, rsp);
 }
 
-static bool rs485_in_use(const struct settings *s)
-{
-	char key[32];
-
-	for (int n = 1; n <= 16; n++) {
-		snprintf(key, sizeof(key), "rs485_type_%d", n);
-		if (settings_int(s, key))
-			return true;
-	}
-	return false;
-}
-
 static void read_cache_limits(struct modbus *m, const struct settings *s)
 {
 	char key[32];
@@ -43,22 +31,11 @@ static void read_cache_limits(struct modbus *m, const struct settings *s)
 	}
 }
 
-static void apply_slave_role(struct modbus *m, const struct settings *s)
+/* Offer the own unit as RS485 slave; the registry gives the line that role
+ * while no RS485 device is enabled (the one place for the bus roles). */
+static void apply_slave_role(struct modbus *m)
 {
-	struct bus *b = m->ctx.buses[CONF_BUS_RS485];
-	bool slave = b && !rs485_in_use(s);
-
-	if (!b)
-		return;
-	if (slave)
-		bus_set_slave(b, m->own_unit, slave_answer, m);
-	else
-		bus_set_slave(b, 0, NULL, NULL);
-	if (slave != m->slave)
-		log_info("RS485: %s", slave
-					  ? "slave at the gateway's own address (no device enabled)"
-					  : "master (devices enabled)");
-	m->slave = slave;
+	reg_set_slave(m->ctx.reg, CONF_BUS_RS485, m->own_unit, slave_answer, m);
 }
 
 static void apply(void *arg)
@@ -71,7 +48,7 @@ static void apply(void *arg)
 	m->apply_timer = 0;
 	m->own_unit = (uint8_t)settings_int(s, "sg_modbus_addr");
 	read_cache_limits(m, s);
-	apply_slave_role(m, s);
+	apply_slave_role(m);
 	if (enabled == m->enabled && port == m->port && (m->lfd >= 0 || !enabled))
 		return;
 	mb_server_close(m);
@@ -101,7 +78,7 @@ static void modbus_configure(const struct settings *s, void *arg)
 
 	m->own_unit = (uint8_t)settings_int(s, "sg_modbus_addr");
 	read_cache_limits(m, s);
-	apply_slave_role(m, s);
+	apply_slave_role(m);
 	if (!m->apply_timer)
 		m->apply_timer = loop_timer_add(m->ctx.loop, 0, apply, m);
 }
@@ -125,7 +102,7 @@ int modbus_init(struct modbus **out, const struct modbus_env *env)
 	 * subscribers (this module among them) are told by the settings. */
 	m->env = (struct ownunit_env){.settings = env->settings,
 				      .conf = env->conf,
-				      .poll = env->poll,
+				      .reg = env->reg,
 				      .buses = env->buses,
 				      .start_mono_ms = env->start_mono_ms};
 	r = settings_subscribe(env->settings, keys, modbus_configure, m);
@@ -148,8 +125,7 @@ void modbus_fini(struct modbus *m)
 		loop_timer_cancel(m->ctx.loop, m->apply_timer);
 	if (m->sweep_timer)
 		loop_timer_cancel(m->ctx.loop, m->sweep_timer);
-	if (m->ctx.buses[CONF_BUS_RS485])
-		bus_set_slave(m->ctx.buses[CONF_BUS_RS485], 0, NULL, NULL);
+	reg_set_slave(m->ctx.reg, CONF_BUS_RS485, 0, NULL, NULL);
 	mb_server_close(m);
 	mb_server_close_all(m);
 	mb_gateway_fini(m);
@@ -167,5 +143,6 @@ json_t *modbus_status_json(const struct modbus *m)
 			 "coalesced", (json_int_t)m->n.coalesced, "own", (json_int_t)m->n.own,
 			 "exceptions", (json_int_t)m->n.exceptions, "dropped",
 			 (json_int_t)m->n.dropped, "rejected", (json_int_t)m->n.rejected, "evicted",
-			 (json_int_t)m->n.evicted, "rs485_role", m->slave ? "slave" : "master");
+			 (json_int_t)m->n.evicted, "rs485_role",
+			 reg_bus_slave(m->ctx.reg, CONF_BUS_RS485) ? "slave" : "master");
 }

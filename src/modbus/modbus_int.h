@@ -82,7 +82,6 @@ struct modbus {
 	} line[CONF_BUS_COUNT];
 	struct gwreq *running; /* in a bus queue, linked through next */
 	struct ownunit_env env;
-	bool slave;
 	struct mb_counters n;
 };
 

@@ -11,7 +11,7 @@
 #include "sg/clock.h"
 #include "sg/dev.h"
 #include "sg/mbproto.h"
-#include "sg/poll.h"
+#include "sg/registry.h"
 #include "sg/version.h"
 
 /* Input registers (PDU addresses). */
@@ -124,8 +124,8 @@ static void status_read(const struct ownunit_env *env, struct status *st)
 	st->uptime = (uint32_t)((clock_mono_ms() - env->start_mono_ms) / 1000);
 	st->wall = (uint32_t)clock_wall();
 	st->crc = settings_crc(env->settings);
-	for (int i = 0; env->poll && i < DEV_SLOTS; i++) {
-		const struct dev *d = poll_dev(env->poll, i);
+	for (int i = 0; env->reg && i < DEV_SLOTS; i++) {
+		const struct dev *d = reg_dev(env->reg, i);
 
 		st->health[i] = d->health;
 		st->enabled += d->health != DEV_DISABLED;

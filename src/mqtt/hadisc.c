@@ -401,7 +401,7 @@ bool hadisc_announce(struct mqtt *m, struct mqtt_link *l)
 	cmd_topic(a, link_number(l), cmd, sizeof(cmd));
 	hadisc_gateway_config(&e, publish_config, &an);
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(a->poll, s);
+		const struct dev *d = reg_dev(a->reg, s);
 
 		if (!(hadisc_slot_links(a->settings, s) & bit)) {
 			hadisc_device_configs(&e, d, delete_config, &an);

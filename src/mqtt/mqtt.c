@@ -81,7 +81,7 @@ int mqtt_init(struct app *a, struct mqtt **out)
 		mqtt_fini(m);
 		return r;
 	}
-	poll_add_notify(a->poll, on_device, m);
+	reg_subscribe(a->reg, on_device, m);
 	mqtt_configure(m);
 	*out = m;
 	return 0;
@@ -117,8 +117,8 @@ void mqtt_fini(struct mqtt *m)
 {
 	if (!m)
 		return;
-	if (m->app->poll)
-		poll_del_notify(m->app->poll, on_device, m);
+	if (m->app->reg)
+		reg_unsubscribe(m->app->reg, on_device, m);
 	publisher_fini(m->pub);
 	for (int i = 0; i < MQTT_LINKS; i++) {
 		if (m->link[i])

@@ -114,7 +114,7 @@ static void fill_status_env(struct app *a)
 					.settings = a->settings,
 					.store = a->store,
 					.buses = a->buses,
-					.poll = a->poll,
+					.reg = a->reg,
 					.loop = a->loop,
 					.mqtt = a->mqtt,
 					.modbus = a->modbus,
@@ -311,7 +311,10 @@ static int start(struct app *a)
 		return r;
 	if ((r = start_buses(a)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, a->conf.right_ir_addr);
+	if ((r = reg_init(&a->reg, a->buses)) < 0)
+		return r;
+	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
+		      a->conf.right_ir_addr);
 	if (r < 0) {
 		log_err("device descriptions lack the \"Generic\" identification layout");
 		return r;
@@ -323,7 +326,8 @@ static int start(struct app *a)
 			      .settings = a->settings,
 			      .store = a->store,
 			      .loop = a->loop,
-			      .poll = a->poll};
+			      .poll = a->poll,
+			      .reg = a->reg};
 
 	if (hist_init(&a->hist, &he) < 0)
 		a->hist = NULL; /* logged; the gateway runs without history */
@@ -343,6 +347,7 @@ static int start(struct app *a)
 						     .conf = &a->conf,
 						     .ops = a->ops,
 						     .poll = a->poll,
+						     .reg = a->reg,
 						     .hist = a->hist,
 						     .status = &a->status},
 				  &a->http)) < 0 ||
@@ -355,6 +360,7 @@ static int start(struct app *a)
 				.settings = a->settings,
 				.conf = &a->conf,
 				.poll = a->poll,
+				.reg = a->reg,
 				.buses = a->buses,
 				.start_mono_ms = a->start_mono_ms};
 
@@ -393,6 +399,7 @@ static void stop(struct app *a)
 	ctl_server_fini(a->ctl);
 	ops_fini(a->ops); /* after the front-ends and the buses: no call can finish any more */
 	poll_fini(a->poll);
+	reg_fini(a->reg);
 	if (a->loop && a->sigfd > 0) {
 		loop_del_fd(a->loop, a->sigfd);
 		close(a->sigfd);

@@ -93,6 +93,7 @@ static void stop(void)
 	ctl_server_fini(a->ctl);
 	ops_fini(a->ops);
 	poll_fini(a->poll);
+	reg_fini(a->reg);
 	loop_fini(a->loop);
 	store_close(a->store);
 	settings_fini(a->settings);
@@ -149,7 +150,10 @@ static int start(struct app *a)
 	if ((r = store_open(path, &a->store, err, sizeof(err))) < 0 ||
 	    (r = loop_init(&a->loop)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->buses, &a->descs, a->store, a->conf.right_ir_addr);
+	if ((r = reg_init(&a->reg, a->buses)) < 0)
+		return r;
+	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
+		      a->conf.right_ir_addr);
 	if (r < 0)
 		return r;
 	poll_configure(a->poll, a->settings);
@@ -159,7 +163,8 @@ static int start(struct app *a)
 						   .settings = a->settings,
 						   .store = a->store,
 						   .loop = a->loop,
-						   .poll = a->poll}) < 0)
+						   .poll = a->poll,
+						   .reg = a->reg}) < 0)
 		a->hist = NULL;
 	env = (struct ops_env){.loop = a->loop,
 			       .settings = a->settings,
@@ -178,6 +183,7 @@ static int start(struct app *a)
 						     .conf = &a->conf,
 						     .ops = a->ops,
 						     .poll = a->poll,
+						     .reg = a->reg,
 						     .hist = a->hist,
 						     .status = &a->status},
 				  &a->http)) < 0 ||
@@ -192,6 +198,7 @@ static int start(struct app *a)
 							 .settings = a->settings,
 							 .conf = &a->conf,
 							 .poll = a->poll,
+							 .reg = a->reg,
 							 .buses = a->buses,
 							 .start_mono_ms = a->start_mono_ms});
 	a->status = (struct status_env){.conf = &a->conf,
@@ -199,7 +206,7 @@ static int start(struct app *a)
 					.settings = a->settings,
 					.store = a->store,
 					.buses = a->buses,
-					.poll = a->poll,
+					.reg = a->reg,
 					.loop = a->loop,
 					.mqtt = a->mqtt,
 					.modbus = a->modbus,

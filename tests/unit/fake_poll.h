@@ -6,6 +6,7 @@
 #define SG_TEST_FAKE_POLL_H
 
 #include "sg/poll.h"
+#include "sg/registry.h"
 
 enum op_kind { OP_NONE, OP_BICOM, OP_MODBUS, OP_SCAN, OP_SETPARAM };
 
@@ -23,6 +24,12 @@ static int poll_ret; /* what the next operation start returns */
 static bool scanning;
 static struct dev devs[DEV_SLOTS];
 static struct desc_set set; /* the descriptions of etc/devices, loaded by the test */
+
+const struct dev *reg_dev(const struct reg *r, int slot)
+{
+	(void)r;
+	return &devs[slot];
+}
 
 const struct dev *poll_dev(const struct poll *p, int slot)
 {

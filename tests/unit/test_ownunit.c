@@ -58,7 +58,7 @@ static int setup(void **state)
 	f->env = (struct ownunit_env){
 	    .settings = f->s,
 	    .conf = &f->conf,
-	    .poll = NULL,
+	    .reg = NULL,
 	    .buses = NULL,
 	    .start_mono_ms = clock_mono_ms(),
 	    .changed = on_changed,

@@ -1,100 +1,274 @@
-/* The poller's health and read-time rules (src/dev/poll.c) against a fake
- * bus: this test compiles poll.c itself with bus_submit renamed to a fake
- * that holds each transaction until the test answers it (data, exception or
- * timeout), on the real loop and the real descriptions (etc/devices), with
- * the lock-step clock so that every cycle reads at a known wall time.
+/* The Modbus poller (src/dev/poll.c, poll_ops.c, poll_cfg.c) as a reader of
+ * the device registry, against a fake bus and a fake clock: this test
+ * compiles the poller's files itself with bus_submit, bus_params,
+ * bus_set_params, the loop's timers and the clock renamed to fakes. A
+ * transaction waits until the test answers it (data, exception or timeout);
+ * time moves only when the test fires the next timer, so nothing waits on
+ * real time and every delay the poller asks for can be checked exactly. The
+ * registry (src/dev/registry.c) is the real one.
+ *   - Identification, then cycles whose values and read times are applied
+ *     together when the cycle ends; subscribers are told once per update.
  *   - A block answered with an exception keeps its values and read time;
- *     SCHED_FAILS_DOWN failed reads in a row make the device DEV_READ_ERROR
- *     with the error and registers in last_error; a good cycle makes it ok.
+ *     3 failed reads in a row (not 2) make the device DEV_READ_ERROR with the
+ *     error and registers in last_error; a good cycle makes it ok.
  *   - A partial failure: the other blocks apply, the document's read time is
- *     the failed block's (the oldest shown).
- *   - Timeouts between exceptions count alike.
- *   - After "not responding", a successful re-identification is not "ok"
- *     until a cycle reads. */
+ *     the failed block's (the oldest shown). Timeouts between exceptions count alike.
+ *   - 3 failed cycles (not 2) make it "not responding", then back-off doubles
+ *     up to 30 s; it is re-identified when it answers (a swapped model
+ *     forgets the old values), and "ok" only after a cycle reads.
+ *   - A scan owns RS485: background polling there pauses (a failure during
+ *     the scan is not the device's), Left IR goes on, and RS485 resumes after. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 
 #include <cmocka.h>
 
-#define bus_submit fake_bus_submit
+#define bus_submit(b, t, prio) fake_bus_submit(b, t, prio)
+#define bus_params(b) fake_bus_params(b)
+#define bus_set_params(b, bp) fake_bus_set_params(b, bp)
+#define loop_timer_add(l, d, cb, arg) fake_timer_add(l, d, cb, arg)
+#define loop_timer_cancel(l, id) fake_timer_cancel(l, id)
+#define clock_mono_ms fake_mono_ms
+#define clock_wall_ms fake_wall_ms
 #include "../../src/dev/poll.c"
-#include "sg/devop.h"
+#include "../../src/dev/poll_cfg.c"
+#include "../../src/dev/poll_ops.c"
 #undef bus_submit
+#undef bus_params
+#undef bus_set_params
+#undef loop_timer_add
+#undef loop_timer_cancel
+#undef clock_mono_ms
+#undef clock_wall_ms
+#include "sg/devop.h"
 
 #define DEV_DIR "etc/devices"
 #define WALL0 1781128200000LL
-#define STEP 1000
 #define EXC4 (-(BUS_EXCEPTION_BASE + 4))
+#define EXC2 (-(BUS_EXCEPTION_BASE + 2))
 
-static struct bus_txn *pending;
-static struct loop *loop;
+/* ---- fake bus: transactions wait in submission order until answered ---- */
+
+static struct bus *const IR = (struct bus *)(uintptr_t)0x1000; /* never dereferenced */
+static struct bus *const RS = (struct bus *)(uintptr_t)0x2000;
+#define PEND_MAX 8
+static struct {
+	struct bus *b;
+	struct bus_txn *t;
+	enum bus_prio prio;
+} pend[PEND_MAX];
+static unsigned npend;
+static struct bus_params line[2]; /* IR, RS */
+static unsigned set_params_calls;
+
+int fake_bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio);
+const struct bus_params *fake_bus_params(const struct bus *b);
+void fake_bus_set_params(struct bus *b, const struct bus_params *bp);
+int64_t fake_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void *arg);
+void fake_timer_cancel(struct loop *l, int64_t id);
+int64_t fake_mono_ms(void);
+int64_t fake_wall_ms(void);
 
 int fake_bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio)
 {
-	(void)b;
-	(void)prio;
-	assert_null(pending);
-	pending = t;
-	loop_quit(loop);
+	assert_true(npend < PEND_MAX);
+	for (unsigned i = 0; i < npend; i++)
+		assert_ptr_not_equal(pend[i].t, t); /* one transaction in flight at a time */
+	pend[npend].b = b;
+	pend[npend].t = t;
+	pend[npend].prio = prio;
+	npend++;
 	return 0;
 }
 
+const struct bus_params *fake_bus_params(const struct bus *b)
+{
+	return &line[b == RS];
+}
+
+void fake_bus_set_params(struct bus *b, const struct bus_params *bp)
+{
+	line[b == RS] = *bp;
+	set_params_calls++;
+}
+
+/* ---- fake clock and timers ---- */
+
+static int64_t now; /* monotonic ms */
+#define TIMER_MAX 64
+static struct {
+	int64_t id, due;
+	loop_timer_cb cb;
+	void *arg;
+} timers[TIMER_MAX];
+static int64_t next_id;
+
+int64_t fake_mono_ms(void)
+{
+	return now;
+}
+
+int64_t fake_wall_ms(void)
+{
+	return WALL0 + now;
+}
+
+int64_t fake_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void *arg)
+{
+	(void)l;
+	assert_true(delay_ms >= 0);
+	for (int i = 0; i < TIMER_MAX; i++)
+		if (!timers[i].id) {
+			timers[i].id = ++next_id;
+			timers[i].due = now + delay_ms;
+			timers[i].cb = cb;
+			timers[i].arg = arg;
+			return timers[i].id;
+		}
+	fail();
+	return -1;
+}
+
+void fake_timer_cancel(struct loop *l, int64_t id)
+{
+	(void)l;
+	for (int i = 0; i < TIMER_MAX; i++)
+		if (timers[i].id == id)
+			timers[i].id = 0;
+}
+
+/* Fire the earliest timer (time jumps to it); false when none is armed. */
+static bool fire_next(void)
+{
+	int best = -1;
+	loop_timer_cb cb;
+	void *arg;
+
+	for (int i = 0; i < TIMER_MAX; i++)
+		if (timers[i].id &&
+		    (best < 0 || timers[i].due < timers[best].due ||
+		     (timers[i].due == timers[best].due && timers[i].id < timers[best].id)))
+			best = i;
+	if (best < 0)
+		return false;
+	if (timers[best].due > now)
+		now = timers[best].due;
+	cb = timers[best].cb;
+	arg = timers[best].arg;
+	timers[best].id = 0;
+	cb(arg);
+	return true;
+}
+
+/* ---- fixture ---- */
+
 struct fx {
 	struct desc_set set;
+	struct reg *reg;
 	struct poll *p;
 	struct pslot *s;
-	uint16_t gen; /* register contents of the next good answers */
+	uint16_t gen;  /* register contents of the next good answers */
+	char model[5]; /* the model the device answers: "IE38" */
 };
 
-static void on_quit(void *arg)
+static struct fx *F;
+static unsigned notified[DEV_SLOTS];
+static enum dev_health notified_health;
+static int64_t notified_meas_ms;
+
+static void on_update(const struct dev *d, void *arg)
 {
 	(void)arg;
-	loop_quit(loop);
+	notified[d->slot]++;
+	notified_health = d->health;
+	notified_meas_ms = d->meas_ms;
 }
 
-/* Run the loop until the poller submits a transaction. */
+/* The pending transaction for bus b (NULL: any), without firing timers. */
+static int find_pending(struct bus *b)
+{
+	for (unsigned i = 0; i < npend; i++)
+		if (!b || pend[i].b == b)
+			return (int)i;
+	return -1;
+}
+
+/* Fire timers until the poller submits a transaction on the fixture slot's bus. */
+static struct bus_txn *next_txn_on(struct bus *b)
+{
+	int i;
+
+	for (int n = 0; (i = find_pending(b)) < 0 && n < 1000; n++)
+		assert_true(fire_next());
+	assert_true(i >= 0);
+	return pend[i].t;
+}
+
+static struct bus *slot_bus(const struct pslot *s)
+{
+	return s->dev->bus == CONF_BUS_RS485 ? RS : IR;
+}
+
 static struct bus_txn *next_txn(void)
 {
-	int64_t guard;
-
-	if (pending)
-		return pending;
-	guard = loop_timer_add(loop, 5000, on_quit, NULL);
-	assert_int_equal(loop_run(loop), 0);
-	loop_timer_cancel(loop, guard);
-	assert_non_null(pending);
-	return pending;
+	return next_txn_on(slot_bus(F->s));
 }
 
-/* Answer the pending transaction: err 0 = registers (the model "IE38" at
- * input 1–2, f->gen everywhere else). */
-static void answer(struct fx *f, int err)
+/* A pending transaction of the fixture slot's bus, without firing timers. */
+static struct bus_txn *pending_now(void)
 {
-	struct bus_txn *t = next_txn();
+	int i = find_pending(slot_bus(F->s));
 
-	pending = NULL;
+	return i < 0 ? NULL : pend[i].t;
+}
+#define pending pending_now()
+
+static void take(struct bus_txn *t)
+{
+	for (unsigned i = 0; i < npend; i++)
+		if (pend[i].t == t) {
+			memmove(&pend[i], &pend[i + 1], (npend - i - 1) * sizeof(pend[0]));
+			npend--;
+			return;
+		}
+	fail();
+}
+
+/* Answer t: err 0 = registers (the fixture's model at input 1–2, f->gen
+ * everywhere else). */
+static void answer_txn(struct fx *f, struct bus_txn *t, int err)
+{
+	take(t);
 	t->err = err;
+	t->latency_ms = 7;
 	for (unsigned i = 0; err == 0 && i < t->count; i++) {
 		unsigned reg = t->addr + i;
 
 		t->regs[i] = f->gen;
 		if (t->fc == 4 && reg == 1)
-			t->regs[i] = 'I' << 8 | 'E';
+			t->regs[i] = (uint16_t)(f->model[0] << 8 | f->model[1]);
 		else if (t->fc == 4 && reg == 2)
-			t->regs[i] = '3' << 8 | '8';
+			t->regs[i] = (uint16_t)(f->model[2] << 8 | f->model[3]);
 		else if (t->fc == 4 && reg >= 3 && reg <= 12)
 			t->regs[i] = 0;
 	}
 	t->done(t, t->arg);
 }
 
+static void answer(struct fx *f, int err)
+{
+	answer_txn(f, next_txn(), err);
+}
+
 /* Identification and config chains answered; returns at the first cycle. */
 static void identify(struct fx *f)
 {
-	while (next_txn() && f->s->kind != CHAIN_CYCLE)
+	for (int n = 0; next_txn() && f->s->kind != CHAIN_CYCLE; n++) {
+		assert_true(n < 50);
 		answer(f, 0);
-	assert_ptr_equal(f->s->dev.d, desc_find(&f->set, "IE38"));
+	}
+	assert_ptr_equal(f->s->dev->d, desc_find(&f->set, "IE38"));
 }
 
 /* One poll cycle; err_of(t) says how to answer each block. Returns the
@@ -155,22 +329,32 @@ static unsigned meas_index(const struct dev *d, enum desc_qty q, unsigned phase)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct bus *buses[CONF_BUS_COUNT] = {(struct bus *)f, NULL, NULL}; /* never dereferenced */
+	struct bus *buses[CONF_BUS_COUNT] = {IR, NULL, RS};
 	char err[512] = "";
 
-	if (!f || loop_init(&loop) < 0)
+	if (!f)
 		return -1;
 	if (desc_load_dir(DEV_DIR, &f->set, err, sizeof(err)) != 0) {
 		fprintf(stderr, "load %s: %s\n", DEV_DIR, err);
 		return -1;
 	}
-	assert_int_equal(clock_lockstep(WALL0, STEP, 0, NULL), 0);
-	assert_int_equal(poll_init(&f->p, loop, buses, &f->set, NULL, 33), 0);
+	memset(timers, 0, sizeof(timers));
+	memset(notified, 0, sizeof(notified));
+	npend = 0;
+	now = 0;
+	set_params_calls = 0;
+	line[0] = (struct bus_params){.device = "ir", .baud = 19200, .parity = 'N', .stop_bits = 1};
+	line[1] =
+	    (struct bus_params){.device = "rs", .baud = 115200, .parity = 'N', .stop_bits = 1};
+	memcpy(f->model, "IE38", 4);
+	assert_int_equal(reg_init(&f->reg, NULL), 0);
+	assert_int_equal(reg_subscribe(f->reg, on_update, NULL), 0);
+	assert_int_equal(poll_init(&f->p, NULL, f->reg, buses, &f->set, NULL, 33), 0);
 	f->p->meas_interval_ms = 1;
 	f->p->ctr_interval_ms = 0; /* counters in every cycle */
 	f->s = &f->p->slot[DEV_SLOT_LEFT_IR];
 	slot_apply(f->p, f->s, &(struct slot_cfg){CLASS_METER, 33, ""});
-	pending = NULL;
+	F = f;
 	*state = f;
 	return 0;
 }
@@ -179,10 +363,10 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	pending = NULL;
+	npend = 0;
 	poll_fini(f->p);
+	reg_fini(f->reg);
 	desc_set_free(&f->set);
-	loop_fini(loop);
 	free(f);
 	return 0;
 }
@@ -190,7 +374,7 @@ static int teardown(void **state)
 static void test_exceptions_make_read_error(void **state)
 {
 	struct fx *f = *state;
-	struct dev *d = &f->s->dev;
+	struct dev *d = f->s->dev;
 	unsigned u1;
 	int64_t read_ms;
 	double v;
@@ -226,7 +410,7 @@ static void test_exceptions_make_read_error(void **state)
 static void test_partial_failure(void **state)
 {
 	struct fx *f = *state;
-	struct dev *d = &f->s->dev;
+	struct dev *d = f->s->dev;
 	unsigned u1, i1;
 	int64_t read_ms, ctr_ms;
 	uint64_t seq;
@@ -262,7 +446,7 @@ static void test_partial_failure(void **state)
 static void test_timeouts_and_exceptions_alike(void **state)
 {
 	struct fx *f = *state;
-	struct dev *d = &f->s->dev;
+	struct dev *d = f->s->dev;
 
 	identify(f);
 	cycle(f, all_ok);
@@ -282,7 +466,7 @@ static void test_timeouts_and_exceptions_alike(void **state)
 static void test_no_ok_before_a_cycle_reads(void **state)
 {
 	struct fx *f = *state;
-	struct dev *d = &f->s->dev;
+	struct dev *d = f->s->dev;
 	int64_t read_ms;
 
 	identify(f);
@@ -303,13 +487,448 @@ static void test_no_ok_before_a_cycle_reads(void **state)
 	assert_true(d->meas_ms > read_ms);
 }
 
+/* Identification reads the Iskra layout at the slot's address, matches the
+ * description by model and reads its config; then cycles start. */
+static void test_identify(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = reg_dev(f->reg, DEV_SLOT_LEFT_IR);
+	struct bus_txn *t = next_txn();
+
+	assert_ptr_equal(d, f->s->dev); /* the poller writes the registry's slot */
+	assert_int_equal(d->health, DEV_IDENTIFYING);
+	assert_int_equal(t->unit, 33);
+	assert_int_equal(t->fc, 4);
+	assert_int_equal(t->addr, 1);
+	assert_int_equal(pend[0].prio, BUS_PRIO_LOW);
+	identify(f);
+	assert_string_equal(d->model, "IE38");
+	assert_int_equal(d->health, DEV_OK);
+	assert_int_equal(d->latency_ms, 7);
+	assert_true(d->txns >= 2);
+	assert_int_equal(d->errors, 0);
+	assert_true(d->meas_seq > 0 && d->ctr_seq > d->meas_seq);
+	assert_int_equal(d->meas_ms, 0); /* nothing measured yet */
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 0);
+	/* the registry knows it by unit address now */
+	assert_int_equal(reg_slot_of_unit(f->reg, 33), DEV_SLOT_LEFT_IR);
+	assert_int_equal(poll_slot_of_unit(f->p, 33), DEV_SLOT_LEFT_IR);
+}
+
+/* A model without a description: "unknown model", asked again a minute later. */
+static void test_unknown_model(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+
+	memcpy(f->model, "ZZ99", 4);
+	answer(f, 0);
+	while (pending)
+		answer(f, 0);
+	assert_int_equal(d->health, DEV_UNKNOWN_MODEL);
+	assert_non_null(strstr(d->last_error, "no description for model 'ZZ99'"));
+	next_txn();
+	assert_int_equal(now, 60000);
+	assert_int_equal(f->s->kind, CHAIN_IDENT);
+}
+
+/* The cycle's values and read times change together, when it ends: a reader
+ * between two blocks sees the old ones; subscribers hear once, at the end. */
+static void test_cycle_applies_at_end(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+	unsigned u1, n = 0;
+	int64_t ms0, start;
+	uint64_t seq;
+	double v;
+
+	identify(f);
+	cycle(f, all_ok);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
+	u1 = meas_index(d, QTY_U, 1);
+	ms0 = d->meas_ms;
+	v = d->meas[u1];
+	seq = d->meas_seq;
+	next_txn();
+	start = now;
+	f->gen++;
+	do {
+		assert_int_equal(d->meas_ms, ms0); /* nothing applied mid-cycle */
+		assert_true(d->meas[u1] == v);
+		assert_int_equal(d->meas_seq, seq);
+		assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
+		now += 10; /* each block read 10 ms later */
+		answer(f, 0);
+		n++;
+	} while (pending);
+	assert_true(n > 2);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(notified_health, DEV_OK);
+	assert_true(d->meas[u1] != v);
+	assert_true(d->meas_seq > seq && d->ctr_seq > seq);
+	/* the document's read time: the oldest block shown (the first one) */
+	assert_int_equal(d->meas_ms, WALL0 + start + 10);
+	assert_int_equal(notified_meas_ms, d->meas_ms);
+	assert_true(d->ctr_ms > d->meas_ms);
+	/* the raw registers went to the cache for the Modbus TCP gateway */
+	uint16_t reg;
+	assert_true(regcache_get(&d->cache, SPACE_INPUT, 107, 1, 0, &reg));
+	assert_int_equal(reg, f->gen);
+}
+
+/* Timeouts: not responding after exactly 3 failed cycles, subscribers told
+ * when the health changes (not at each failure). */
+static void test_not_responding_after_three(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+
+	identify(f);
+	cycle(f, all_ok);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
+	cycle(f, all_timeout);
+	assert_int_equal(d->fails, 1);
+	assert_int_equal(d->health, DEV_OK);
+	cycle(f, all_timeout);
+	assert_int_equal(d->fails, 2);
+	assert_int_equal(d->health, DEV_OK);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
+	cycle(f, all_timeout);
+	assert_int_equal(d->fails, 3);
+	assert_int_equal(d->health, DEV_NOT_RESPONDING);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(notified_health, DEV_NOT_RESPONDING);
+	assert_non_null(strstr(d->last_error, "timeout"));
+	assert_int_equal(d->errors, 3);
+	/* the next attempt re-identifies (the meter may have been swapped) */
+	next_txn();
+	assert_int_equal(f->s->kind, CHAIN_IDENT);
+	assert_int_equal(pending->addr, 1);
+}
+
+/* Down: probed at 1 s, then doubling up to 30 s; each failure counts once. */
+static void test_backoff(void **state)
+{
+	static const int64_t expect[] = {1000, 1000, 1000, 2000, 4000, 8000, 16000, 30000, 30000};
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+
+	f->p->meas_interval_ms = 1000;
+	identify(f);
+	cycle(f, all_ok);
+	for (unsigned i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+		int64_t t0;
+
+		next_txn();
+		answer(f, -ETIMEDOUT); /* the first block: the chain stops */
+		assert_null(pending);
+		assert_int_equal(d->fails, i + 1);
+		t0 = now;
+		next_txn();
+		assert_int_equal(now - t0, expect[i]);
+	}
+	assert_int_equal(d->health, DEV_NOT_RESPONDING);
+	/* it answers again: re-identified, then ok after a cycle that reads */
+	identify(f);
+	assert_int_equal(d->health, DEV_NOT_RESPONDING);
+	cycle(f, all_ok);
+	assert_int_equal(d->health, DEV_OK);
+	assert_int_equal(d->fails, 0);
+	assert_int_equal(notified_health, DEV_OK);
+	/* and polled at the interval again */
+	{
+		int64_t t0 = now;
+
+		next_txn();
+		assert_int_equal(now - t0, 1000);
+	}
+}
+
+/* A meter swapped during an outage: re-identification finds another model,
+ * and nothing read from the old one is shown. */
+static void test_reidentify_swapped_meter(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+	uint64_t seq;
+
+	identify(f);
+	cycle(f, all_ok);
+	for (int i = 0; i < 3; i++)
+		cycle(f, all_timeout);
+	assert_int_equal(d->health, DEV_NOT_RESPONDING);
+	seq = d->meas_seq;
+	memcpy(f->model, "IE14", 4);
+	for (int n = 0; next_txn() && f->s->kind != CHAIN_CYCLE; n++) {
+		assert_true(n < 50);
+		answer(f, 0);
+	}
+	assert_ptr_equal(d->d, desc_find(&f->set, "IE14"));
+	assert_string_equal(d->model, "IE14");
+	assert_int_equal(d->meas_ms, 0);
+	assert_int_equal(d->ctr_ms, 0);
+	assert_false(d->meas_ok[0]);
+	assert_true(d->meas_seq > seq);
+	cycle(f, all_ok);
+	assert_int_equal(d->health, DEV_OK);
+	assert_true(d->meas_ms > 0);
+}
+
+/* Exceptions are answers: the chain goes on and the device keeps answering
+ * (no "not responding"); only the model read of an identification needs data. */
+static void test_exception_answers(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+	unsigned n_ok, n_exc;
+
+	/* the model read answered with an exception: identification fails */
+	answer(f, EXC2);
+	assert_null(pending);
+	assert_int_equal(d->fails, 1);
+	assert_int_equal(d->health, DEV_IDENTIFYING);
+	assert_non_null(strstr(d->last_error, "exception 2"));
+	identify(f);
+	n_ok = cycle(f, all_ok);
+	for (int i = 0; i < 5; i++) {
+		n_exc = cycle(f, all_exc);
+		assert_int_equal(n_exc, n_ok); /* every block asked */
+		assert_int_equal(d->fails, 0);
+		assert_int_not_equal(d->health, DEV_NOT_RESPONDING);
+	}
+	assert_int_equal(d->health, DEV_READ_ERROR);
+	assert_int_equal(notified_health, DEV_READ_ERROR);
+}
+
+/* Every subscriber is told once per completed cycle; a failed cycle that
+ * does not change the health tells nobody; an unsubscribed one hears nothing. */
+static unsigned other_calls;
+
+static void on_other(const struct dev *d, void *arg)
+{
+	(void)d;
+	assert_ptr_equal(arg, &other_calls);
+	other_calls++;
+}
+
+static void test_subscribers_once_per_update(void **state)
+{
+	struct fx *f = *state;
+
+	other_calls = 0;
+	assert_int_equal(poll_add_notify(f->p, on_other, &other_calls), 0);
+	identify(f);
+	cycle(f, all_ok);
+	cycle(f, all_ok);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(other_calls, 2);
+	cycle(f, all_timeout);
+	assert_int_equal(other_calls, 2);
+	cycle(f, all_ok);
+	assert_int_equal(other_calls, 3);
+	poll_del_notify(f->p, on_other, &other_calls);
+	cycle(f, all_ok);
+	assert_int_equal(other_calls, 3);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 4);
+	for (int s = 0; s < DEV_SLOTS; s++)
+		if (s != DEV_SLOT_LEFT_IR)
+			assert_int_equal(notified[s], 0);
+}
+
+/* ---- scan ownership ---- */
+
+static int scan_err = 1;
+static json_t *scan_res;
+
+static void on_scan(int err, const char *msg, json_t *result, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	scan_err = err;
+	scan_res = result;
+}
+
+static void on_op(int err, const char *msg, json_t *result, void *arg)
+{
+	(void)msg;
+	(void)result;
+	*(int *)arg = err;
+}
+
+/* Answer every pending transaction on RS485 of the scan (high priority). */
+static struct bus_txn *scan_txn(void)
+{
+	for (unsigned i = 0; i < npend; i++)
+		if (pend[i].b == RS && pend[i].prio == BUS_PRIO_HIGH)
+			return pend[i].t;
+	return NULL;
+}
+
+static void test_scan_owns_rs485(void **state)
+{
+	struct fx *f = *state;
+	struct pslot *rs = &f->p->slot[DEV_SLOT_RS485(1)];
+	const struct dev *d = rs->dev;
+	struct bus_txn *t, mb = {.fc = 3, .addr = 0, .count = 1};
+	int op_err = 1, rs_asked;
+
+	f->p->meas_interval_ms = 1000;
+	slot_apply(f->p, rs, &(struct slot_cfg){CLASS_METER, 5, ""});
+	/* the RS485 meter identified and read once */
+	for (int n = 0; next_txn_on(RS) && rs->kind != CHAIN_CYCLE; n++) {
+		assert_true(n < 50);
+		answer_txn(f, next_txn_on(RS), 0);
+	}
+	do
+		answer_txn(f, next_txn_on(RS), 0);
+	while (find_pending(RS) >= 0);
+	assert_int_equal(d->health, DEV_OK);
+	assert_false(reg_bus_busy(f->reg, CONF_BUS_RS485));
+	assert_false(poll_scanning(f->p));
+
+	/* a transaction in flight when the scan starts */
+	t = next_txn_on(RS);
+	assert_int_equal(poll_scan(f->p, 9600, 'E', 1, 7, 8, on_scan, NULL), 0);
+	assert_true(reg_bus_busy(f->reg, CONF_BUS_RS485));
+	assert_true(poll_scanning(f->p));
+	assert_false(reg_bus_busy(f->reg, CONF_BUS_LEFT_IR));
+	assert_int_equal(line[1].baud, 9600);
+	assert_int_equal(line[1].parity, 'E');
+	/* while it scans: a second scan, raw Modbus and set-parameters are refused */
+	assert_int_equal(poll_scan(f->p, 0, 0, 0, 1, 2, on_scan, NULL), -EBUSY);
+	assert_int_equal(poll_modbus(f->p, 5, &mb, on_op, &op_err), -EBUSY);
+	assert_int_equal(poll_set_parameters(f->p, 7, "WM3M4", -1, 2, -1, -1, on_op, &op_err),
+			 -EBUSY);
+	/* the in-flight read fails (wrong line speed): not the device's fault */
+	answer_txn(f, t, -ETIMEDOUT);
+	assert_int_equal(d->fails, 0);
+	for (unsigned i = 0; i < CHAIN_MAX; i++)
+		assert_int_equal(rs->blk[i].fails, 0);
+	/* background polling of RS485 stops; Left IR goes on */
+	rs_asked = 0;
+	for (int i = 0; now < 5000; i++) {
+		assert_true(i < 1000);
+		answer_txn(f, next_txn_on(IR), 0);
+		for (unsigned k = 0; k < npend; k++)
+			rs_asked += pend[k].b == RS && pend[k].prio == BUS_PRIO_LOW;
+	}
+	assert_int_equal(rs_asked, 0);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_LEFT_IR)->health, DEV_OK);
+	assert_int_equal(d->health, DEV_OK);
+	/* the scan: address 7 answers, 8 is silent (asked twice) */
+	t = scan_txn();
+	assert_non_null(t);
+	assert_int_equal(t->unit, 7);
+	answer_txn(f, t, 0);
+	t = scan_txn();
+	assert_int_equal(t->unit, 8);
+	answer_txn(f, t, -ETIMEDOUT);
+	t = scan_txn();
+	assert_int_equal(t->unit, 8);
+	assert_true(reg_bus_busy(f->reg, CONF_BUS_RS485));
+	answer_txn(f, t, -ETIMEDOUT);
+	assert_int_equal(scan_err, 0);
+	assert_int_equal(json_array_size(json_object_get(scan_res, "devices")), 1);
+	json_decref(scan_res);
+	/* released: the line is back at its own speed and RS485 polling resumes */
+	assert_false(reg_bus_busy(f->reg, CONF_BUS_RS485));
+	assert_false(poll_scanning(f->p));
+	assert_int_equal(line[1].baud, 115200);
+	assert_int_equal(line[1].parity, 'N');
+	next_txn_on(RS);
+	assert_int_equal(pend[find_pending(RS)].t->unit, 5);
+	assert_int_equal(poll_modbus(f->p, 5, &mb, on_op, &op_err), 0);
+	answer_txn(f, &mb, 0);
+	assert_int_equal(op_err, 0);
+}
+
+/* A cancelled scan (shutdown) releases the bus too. */
+static void test_scan_cancel_releases(void **state)
+{
+	struct fx *f = *state;
+	struct bus_txn *t;
+
+	assert_int_equal(poll_scan(f->p, 0, 0, 0, 1, 1, on_scan, NULL), 0);
+	assert_true(reg_bus_busy(f->reg, CONF_BUS_RS485));
+	t = scan_txn();
+	answer_txn(f, t, -ECANCELED);
+	assert_int_equal(scan_err, -ECANCELED);
+	assert_false(reg_bus_busy(f->reg, CONF_BUS_RS485));
+}
+
+/* Settings put the slots into the registry: classes and addresses, RS485
+ * line parameters (not while a scan holds the line), a disabled slot. */
+static void test_configure_from_settings(void **state)
+{
+	struct fx *f = *state;
+	struct settings *st;
+	char dir[] = "/tmp/sgd-test-poll-XXXXXX", err[256];
+	char *kv[] = {"rs485_type_2=1",	   "rs485_addr_2=9",	   "rs485_baud_rate=3",
+		      "rs485_parity=2",	   "rs485_stop_bits=1",	   "left_ir_enabled=0",
+		      "ir_ext_rel_mode=1", "poll_meas_interval=5", "rs485_desc_2=Hall"};
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(settings_init(&st, dir, "12345678", "SG"), 0);
+	assert_int_equal(settings_set_kv(st, kv, 9, err, sizeof(err)), 0);
+	poll_configure(f->p, st);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_LEFT_IR)->health, DEV_DISABLED);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RS485(2))->cls, CLASS_METER);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RS485(2))->addr, 9);
+	assert_string_equal(reg_dev(f->reg, DEV_SLOT_RS485(2))->cfg_description, "Hall");
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RS485(2))->health, DEV_IDENTIFYING);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RIGHT_IR)->cls, CLASS_BICOM);
+	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RIGHT_IR)->addr, 33);
+	assert_int_equal(reg_bicom_slot(f->reg, 0), DEV_SLOT_RIGHT_IR);
+	assert_int_equal(poll_bicom_slot(f->p, 0), DEV_SLOT_RIGHT_IR);
+	assert_int_equal(reg_slot_of_unit(f->reg, 9), DEV_SLOT_RS485(2));
+	assert_int_equal(f->p->meas_interval_ms, 5000);
+	assert_int_equal(line[1].parity, 'E');
+	assert_int_equal(line[1].stop_bits, 2);
+	assert_int_equal(line[1].baud, bus_baud_from_code(3));
+	assert_true(reg_bus_used(f->reg, CONF_BUS_RS485));
+	assert_false(reg_bus_used(f->reg, CONF_BUS_LEFT_IR));
+	/* the enabled RS485 slot is asked at its address */
+	assert_int_equal(next_txn_on(RS)->unit, 9);
+	/* during a scan a new line setting waits for the scan's end */
+	assert_int_equal(poll_scan(f->p, 0, 0, 0, 1, 1, on_scan, NULL), 0);
+	{
+		char *kv2[] = {"rs485_parity=1"};
+		unsigned calls = set_params_calls;
+
+		assert_int_equal(settings_set_kv(st, kv2, 1, err, sizeof(err)), 0);
+		poll_configure(f->p, st);
+		assert_int_equal(set_params_calls, calls);
+		answer_txn(f, scan_txn(), EXC2);
+		assert_int_equal(line[1].parity, 'O');
+		json_decref(scan_res);
+	}
+	settings_fini(st);
+	{
+		char cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_identify, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_model, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cycle_applies_at_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_exceptions_make_read_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partial_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timeouts_and_exceptions_alike, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_ok_before_a_cycle_reads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_responding_after_three, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backoff, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reidentify_swapped_meter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exception_answers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_subscribers_once_per_update, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_owns_rs485, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_cancel_releases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_configure_from_settings, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
