@@ -232,10 +232,20 @@ static json_t *profile_fill_json(struct app *a)
 	return list;
 }
 
+/* How long the main loop's turns take: one that waits delays everything. */
+static json_t *loop_json(const struct loop *l)
+{
+	struct loop_stats st;
+
+	loop_stats(l, &st);
+	return json_pack("{s:I, s:f, s:f}", "turns", (json_int_t)st.turns, "turn_p99_ms",
+			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0);
+}
+
 json_t *status_json(struct app *a)
 {
 	struct netinfo ni;
-	json_t *buses = json_array(), *st;
+	json_t *buses = json_array(), *st, *doc;
 	int enabled = 0, ok = 0;
 
 	/* No qualifying interface leaves empty fields, shown as null. */
@@ -253,12 +263,15 @@ json_t *status_json(struct app *a)
 	st = status_part(a, &ni);
 	if (st)
 		add_times(a, st);
-	return json_pack(
-	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
-	    device_json(a, &ni), "status", st, "network", network_json(&ni), "links", links_json(a),
-	    "modbus", modbus_status_json(a->modbus), "buses", buses, "devices_enabled", enabled,
-	    "devices_responding", ok, "rs485_scanning", poll_scanning(a->poll), "profile_fill",
-	    profile_fill_json(a), "settings_file", status_settings_file_json(a), "descriptions",
-	    "loaded", (int)a->descs.n, "broken", (int)a->descs.nbroken, "errors",
-	    status_desc_errors_json(a));
+	doc =
+	    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}",
+		      "device", device_json(a, &ni), "status", st, "network", network_json(&ni),
+		      "links", links_json(a), "modbus", modbus_status_json(a->modbus), "buses",
+		      buses, "devices_enabled", enabled, "devices_responding", ok, "rs485_scanning",
+		      poll_scanning(a->poll), "profile_fill", profile_fill_json(a), "settings_file",
+		      status_settings_file_json(a), "descriptions", "loaded", (int)a->descs.n,
+		      "broken", (int)a->descs.nbroken, "errors", status_desc_errors_json(a));
+	if (doc)
+		json_object_set_new(doc, "loop", loop_json(a->loop));
+	return doc;
 }
