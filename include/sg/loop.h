@@ -12,9 +12,15 @@ struct loop;
  * no sort. Values of about two minutes and more share the
  * last bucket. */
 #define LOOP_HIST_BUCKETS 104
+/* The targets of a turn (p99 under 5 ms, none over 50 ms): turns beyond
+ * each are counted exactly, so a reader comparing two snapshots knows how a
+ * time window did without the histogram. */
+#define LOOP_SLOW_US 5000
+#define LOOP_STALL_US 50000
 struct loop_hist {
 	uint64_t count;
 	uint64_t max_us;
+	uint64_t slow, stalls; /* durations > LOOP_SLOW_US, > LOOP_STALL_US */
 	uint64_t n[LOOP_HIST_BUCKETS];
 };
 
@@ -24,6 +30,8 @@ struct loop_stats {
 	uint64_t turns;
 	uint64_t p99_us; /* upper bound of the bucket the 99th percentile lies in, <= max */
 	uint64_t max_us;
+	uint64_t slow;	 /* turns over LOOP_SLOW_US */
+	uint64_t stalls; /* turns over LOOP_STALL_US */
 };
 
 /* Count one duration of us microseconds. */

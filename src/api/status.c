@@ -238,8 +238,10 @@ static json_t *loop_json(const struct loop *l)
 	struct loop_stats st;
 
 	loop_stats(l, &st);
-	return json_pack("{s:I, s:f, s:f}", "turns", (json_int_t)st.turns, "turn_p99_ms",
-			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0);
+	return json_pack("{s:I, s:f, s:f, s:I, s:I}", "turns", (json_int_t)st.turns, "turn_p99_ms",
+			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0,
+			 "turns_over_5ms", (json_int_t)st.slow, "turns_over_50ms",
+			 (json_int_t)st.stalls);
 }
 
 json_t *status_json(struct app *a)

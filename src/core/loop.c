@@ -65,6 +65,8 @@ void loop_hist_add(struct loop_hist *h, uint64_t us)
 {
 	h->n[loop_hist_bucket(us)]++;
 	h->count++;
+	h->slow += us > LOOP_SLOW_US;
+	h->stalls += us > LOOP_STALL_US;
 	if (us > h->max_us)
 		h->max_us = us;
 }
@@ -338,5 +340,7 @@ void loop_stats(const struct loop *l, struct loop_stats *out)
 {
 	out->turns = l->turns.count;
 	out->max_us = l->turns.max_us;
+	out->slow = l->turns.slow;
+	out->stalls = l->turns.stalls;
 	out->p99_us = loop_hist_quantile(&l->turns, 990);
 }

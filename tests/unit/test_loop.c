@@ -455,10 +455,19 @@ static void test_hist_quantile(void **state)
 	p = loop_hist_quantile(&h, 990);
 	assert_true(p >= 100 && p <= 125);
 	assert_int_equal(loop_hist_quantile(&h, 1000), 40000);
+	assert_int_equal(h.slow, 1);
+	assert_int_equal(h.stalls, 0);
 	/* a second long one: now more than 1 % are long */
 	loop_hist_add(&h, 30000);
 	p = loop_hist_quantile(&h, 990);
 	assert_true(p >= 30000 && p <= 37500);
+	/* the thresholds count strictly longer turns */
+	loop_hist_add(&h, LOOP_SLOW_US);
+	loop_hist_add(&h, LOOP_SLOW_US + 1);
+	loop_hist_add(&h, LOOP_STALL_US);
+	loop_hist_add(&h, LOOP_STALL_US + 1);
+	assert_int_equal(h.slow, 5);
+	assert_int_equal(h.stalls, 1);
 	/* the bound never exceeds the largest value seen */
 	memset(&h, 0, sizeof(h));
 	loop_hist_add(&h, 4100);
@@ -497,6 +506,7 @@ static void test_turn_stats(void **state)
 	loop_stats(l, &st);
 	assert_true(st.turns >= 2);
 	assert_true(st.max_us >= 20000);
+	assert_true(st.slow >= 1);
 	assert_true(st.p99_us <= st.max_us);
 	loop_fini(l);
 }
