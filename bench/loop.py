@@ -26,7 +26,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,32 +89,12 @@ def main():
     try:
         broker = Broker(workdir=work).start()
         obs = Observer(broker.plain)
-        rs485 = ["%s:%d" % (m, i + 1) for i, (m, _) in enumerate(cpu.RS485_MIX)]
-        sims.append(harness.Sim(work, "rs485", rs485, baud=115200, pace=True))
-        sims.append(harness.Sim(work, "left_ir", ["%s:%d" % (cpu.LEFT_IR, cpu.IR_ADDR)],
-                                baud=19200, pace=True))
-        sims.append(harness.Sim(work, "right_ir", ["Bicom:%d" % harness.RIGHT_IR_BICOM_ADDR],
-                                baud=19200, pace=True))
-        sgd = harness.Sgd(work, {"rs485": sims[0].link, "left": sims[1].link,
-                                 "right": sims[2].link})
-        sgd.start()
-        settings = ["left_ir_enabled=1", "ir_counter_addr=%d" % cpu.IR_ADDR, "ir_ext_rel_mode=1",
-                    "poll_meas_interval=1", "poll_counter_interval=1",
-                    "push1_protocol=1", "mqtt1_server=127.0.0.1", "mqtt1_port=%d" % broker.plain,
-                    "mqtt1_tls=0", "leftir_pushlink=1", "leftir_pushintv=1",
-                    "ir_relay_pushlink=1", "ir_relay_pushintv=1"]
-        for i, (_, typ) in enumerate(cpu.RS485_MIX):
-            n = i + 1
-            settings += ["rs485_type_%d=%d" % (n, typ), "rs485_addr_%d=%d" % (n, n),
-                         "rs485_pushlnk%d=1" % n, "rs485_pushint%d=1" % n]
-        for k in range(0, len(settings), 40):  # sgctl takes up to 64 arguments
-            sgd.ok("set", *settings[k:k + 40])
+        sgd, _ = cpu.start_rig(harness, work, sims, cpu.rig_settings(
+            lambda n: ["rs485_pushlnk%d=1" % n, "rs485_pushint%d=1" % n]) + [
+            "push1_protocol=1", "mqtt1_server=127.0.0.1", "mqtt1_port=%d" % broker.plain,
+            "mqtt1_tls=0", "leftir_pushlink=1", "leftir_pushintv=1",
+            "ir_relay_pushlink=1", "ir_relay_pushintv=1"])
         port = sgd.http_on()
-
-        def all_ok():
-            live = [d for d in sgd.ok("devices")["devices"] if d["status"] != "disabled"]
-            return len(live) == 18 and all(d["status"] == "ok" for d in live)
-        harness.wait_until(all_ok, 60, "all 18 devices ok", interval=0.25)
         st = sgd.ok("settings")["settings"]
         base = "%s/%s" % (st["mqtt1_roottopic"], st["mqtt1_pub_topic"])
         obs.wait_msg(base + "/status/hello", timeout=20, what="sgd's hello")
@@ -179,19 +158,7 @@ def main():
     finally:
         if obs:
             obs.close()
-        if sgd:
-            try:
-                sgd.stop()
-            except Exception as e:
-                print("loop.py: stopping sgd: %s" % e)
-        for s in sims:
-            s.stop()
-        if broker:
-            broker.cleanup()
-        if rc == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("loop.py: state kept in %s" % work)
+        cpu.stop_rig("loop.py", rc, work, sgd, sims, (broker,))
     return rc
 
 
