@@ -1812,7 +1812,7 @@ def test_dns_off_loop():
     demo = Demo(workdir, wrapper=netns_wrapper(workdir, dns.addr, {
         "localhost": "127.0.0.1", "wrong.sgdtest": "127.0.0.1"}))
     try:
-        copy_files(demo.sgd, broker.certs, ("ca.pem",))
+        copy_files(demo.sgd, broker.certs, ("ca.pem", "client.pem", "client.key"))
         demo.start(FAST + link_settings(1, broker.plain, server="stall.sgdtest")
                    + ["push1_resp_time=300", "leftir_pushlink=1", "leftir_pushintv=1"])
         sgd = demo.sgd
@@ -1835,20 +1835,33 @@ def test_dns_off_loop():
         obs.wait_msg("sgdtest/dns2/publish/status/hello", mark, timeout=20,
                      what="hello over TLS to localhost")
         wait_connected(sgd, 2)
+        # mutual TLS by name: the client certificate goes into our TLS context too
+        sgd.ok("set", "push2_protocol=0")
+        wait_link(sgd, 2, lambda li: li["status"] == "Disabled", 10, "Disabled")
+        mark = obs.mark()
+        sgd.ok("set", *link_settings(2, broker.mtls, tls=2, server="localhost", ca_file="ca.pem",
+                                     cert_file="client.pem", key_file="client.key",
+                                     username=USER, password=PASSWORD,
+                                     roottopic="sgdtest/dns4"))
+        obs.wait_msg("sgdtest/dns4/publish/status/hello", mark, timeout=20,
+                     what="hello over mutual TLS to localhost")
+        wait_connected(sgd, 2)
         # The certificate names localhost and 127.0.0.1, not wrong.sgdtest:
         # the same broker behind that name must fail verification.
         sgd.ok("set", "push2_protocol=0")
         wait_link(sgd, 2, lambda li: li["status"] == "Disabled", 10, "Disabled")
         mark = obs.mark()
         sgd.ok("set", *link_settings(2, broker.tls, tls=1, server="wrong.sgdtest",
-                                     ca_file="ca.pem", roottopic="sgdtest/dns3"))
+                                     ca_file="ca.pem", cert_file="", key_file="",
+                                     username="", password="", roottopic="sgdtest/dns3"))
         li = wait_error(sgd, 2, timeout=20)
         print("  TLS to wrong.sgdtest: %s" % li["status"])
         assert any(w in li["status"].lower() for w in ("certificate", "verif")), li
         assert not obs.since(mark, "sgdtest/dns3/publish/status/hello")
         # SNI carries the name, not the address connected to.
         sgd.ok("set", *link_settings(2, sni.port, tls=1, server="localhost",
-                                     ca_file="ca.pem"))
+                                     ca_file="ca.pem", cert_file="", key_file="",
+                                     username="", password=""))
         wait_until(lambda: "localhost" in sni.names, 20, "a TLS handshake with SNI localhost")
         assert all(n == "localhost" for n in sni.names), sni.names
         # the loop's turn figures
