@@ -14,11 +14,11 @@
  * certificate against the name and send it as SNI (cloud brokers route on
  * it), while libmosquitto would use the address for both: such a link gets
  * a TLS context of ours (libmosquitto still loads the CA and client
- * certificate into it) whose info callback, when each handshake starts,
- * sets SNI and OpenSSL's host check to the name and makes OpenSSL's own
- * verdict final; libmosquitto's host check (against the address) is off
- * (mosquitto_tls_insecure_set). A certificate for another name, or of
- * another CA, still fails. A numeric server goes to libmosquitto as is.
+ * certificate into it) that has OpenSSL check the certificate against the
+ * name, and whose info callback, when each handshake starts, puts the name
+ * into SNI and makes OpenSSL's verdict final in place of libmosquitto's
+ * check (which would compare the address). A certificate for another name,
+ * or of another CA, still fails. A numeric server goes to libmosquitto as is.
  *
  * One mosquitto object per configuration: created when this link's settings
  * change and reused across reconnects (mosquitto_reconnect_async), so that
@@ -682,9 +682,10 @@ static int tls_verify(int ok, X509_STORE_CTX *ctx)
 }
 
 /* A handshake starts (libmosquitto made the SSL object for the numeric
- * address): the name goes into SNI and into OpenSSL's certificate host
- * check. OpenSSL passes the SSL as const, but this is the documented moment
- * for client-side settings of the handshake about to be built. */
+ * address and set it as SNI): the name goes into SNI instead, and OpenSSL's
+ * verdict (with the host check of the context) decides. OpenSSL passes the
+ * SSL as const, but this is the moment for client-side settings of the
+ * handshake about to be built. */
 static void tls_info(const SSL *ssl, int where, int ret)
 {
 	struct mqtt_link *l = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
@@ -694,8 +695,8 @@ static void tls_info(const SSL *ssl, int where, int ret)
 	if (!(where & SSL_CB_HANDSHAKE_START) || !l)
 		return;
 	SSL_set_verify(s, SSL_VERIFY_PEER, tls_verify);
-	if (SSL_set_tlsext_host_name(s, l->cfg.server) != 1 || SSL_set1_host(s, l->cfg.server) != 1)
-		log_err("mqtt%d: cannot set the TLS host name", l->n); /* verification then fails */
+	if (SSL_set_tlsext_host_name(s, l->cfg.server) != 1)
+		log_err("mqtt%d: cannot set the TLS server name", l->n);
 }
 
 /* For a server given by name: our TLS context (see the top of this file). */
@@ -710,14 +711,15 @@ static bool tls_by_name(struct mqtt_link *l)
 	}
 	SSL_CTX_set_app_data(ctx, l);
 	SSL_CTX_set_info_callback(ctx, tls_info);
-	/* No SSL object exists before the callback runs: also the default for
-	 * every one made from this context, in case a handshake skips it. */
-	X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), l->cfg.server, 0);
+	/* Every SSL object made from this context checks the certificate
+	 * against the name (copied at SSL_new, before any handshake). */
+	if (X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), l->cfg.server, 0) != 1) {
+		SSL_CTX_free(ctx);
+		halt(l, "TLS setup: cannot set the host name to verify");
+		return false;
+	}
 	rc = mosquitto_void_option(l->mosq, MOSQ_OPT_SSL_CTX, ctx); /* takes a reference */
 	SSL_CTX_free(ctx);
-	if (rc == MOSQ_ERR_SUCCESS)
-		rc = mosquitto_tls_insecure_set(l->mosq,
-						true); /* its check would compare the address */
 	if (rc != MOSQ_ERR_SUCCESS) {
 		halt(l, "TLS setup: %s", mosquitto_strerror(rc));
 		return false;
