@@ -9,8 +9,7 @@ struct loop;
 
 /* Durations in microseconds on logarithmic buckets: four per power of two
  * (at most 25 % wide), so adding one costs a few instructions and p99 needs
- * no sort. Values of about two minutes and more share the
- * last bucket. */
+ * no sort. Values of about two minutes and more share the last bucket. */
 #define LOOP_HIST_BUCKETS 104
 /* The targets of a turn (p99 under 5 ms, none over 50 ms): turns beyond
  * each are counted exactly, so a reader comparing two snapshots knows how a
@@ -39,8 +38,9 @@ void loop_hist_add(struct loop_hist *h, uint64_t us);
 /* The quantile of permille/1000 (1…1000; 990 = p99) as the upper bound of
  * its bucket, never above the largest value seen; 0 when empty. */
 uint64_t loop_hist_quantile(const struct loop_hist *h, unsigned permille);
-/* Bucket of us, and the largest value that bucket holds. */
+/* The bucket a duration of us falls in. */
 unsigned loop_hist_bucket(uint64_t us);
+/* The largest duration bucket holds (UINT64_MAX for the last one). */
 uint64_t loop_hist_upper(unsigned bucket);
 /* Called when fd is ready; events are EPOLLIN/EPOLLOUT/... */
 typedef void (*loop_fd_cb)(int fd, uint32_t events, void *arg);
