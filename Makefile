@@ -9,7 +9,7 @@
 BUILD ?= build
 SAN ?= 0
 
-PKGS := libmodbus jansson sqlite3 libsystemd libmicrohttpd libmosquitto
+PKGS := libmodbus jansson sqlite3 libsystemd libmicrohttpd libmosquitto openssl
 CC ?= cc
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS_BASE := -std=gnu11 -O2 -g $(WARN) -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \

@@ -57,6 +57,62 @@ def reads_per_cycle(build, baud, devs):
     return int(last[3].rstrip(",")), float(last[5])
 
 
+def rig_devices(harness):
+    """sgsim device lists (RS485, Left IR, Right IR) of the 18-device mix."""
+    return (["%s:%d" % (m, i + 1) for i, (m, _) in enumerate(RS485_MIX)],
+            ["%s:%d" % (LEFT_IR, IR_ADDR)], ["Bicom:%d" % harness.RIGHT_IR_BICOM_ADDR])
+
+
+def rig_settings(extra_rs485=lambda n: []):
+    """Settings polling all 18 slots every second; extra_rs485(n): more per RS485 slot."""
+    settings = ["left_ir_enabled=1", "ir_counter_addr=%d" % IR_ADDR, "ir_ext_rel_mode=1",
+                "poll_meas_interval=1", "poll_counter_interval=1"]
+    for i, (_, typ) in enumerate(RS485_MIX):
+        settings += ["rs485_type_%d=%d" % (i + 1, typ), "rs485_addr_%d=%d" % (i + 1, i + 1)]
+        settings += extra_rs485(i + 1)
+    return settings
+
+
+def start_rig(harness, work, sims, settings):
+    """The three paced simulators (appended to sims as they start) and sgd
+    with settings, once all 18 devices are ok; returns (sgd, seconds to ok)."""
+    rs485_devs, left_devs, right_devs = rig_devices(harness)
+    sims.append(harness.Sim(work, "rs485", rs485_devs, baud=115200, pace=True))
+    sims.append(harness.Sim(work, "left_ir", left_devs, baud=19200, pace=True))
+    sims.append(harness.Sim(work, "right_ir", right_devs, baud=19200, pace=True))
+    sgd = harness.Sgd(work, {"rs485": sims[0].link, "left": sims[1].link, "right": sims[2].link})
+    sgd.start()
+    for k in range(0, len(settings), 40):  # sgctl takes up to 64 arguments
+        sgd.ok("set", *settings[k:k + 40])
+
+    def all_ok():
+        devs = sgd.ok("devices")["devices"]
+        live = [d for d in devs if d["status"] != "disabled"]
+        return len(live) == 18 and all(d["status"] == "ok" for d in live)
+    t_ok = time.monotonic()
+    harness.wait_until(all_ok, 60, "all 18 devices ok", interval=0.25)
+    return sgd, time.monotonic() - t_ok
+
+
+def stop_rig(name, rc, work, sgd, sims, others=()):
+    """Stop sgd, the simulators and others (objects with a stop/close/cleanup);
+    keep work when rc != 0."""
+    if sgd:
+        try:
+            sgd.stop()
+        except Exception as e:
+            print("%s: stopping sgd: %s" % (name, e))
+    for s in sims:
+        s.stop()
+    for o in others:
+        if o is not None:
+            (getattr(o, "cleanup", None) or o.close)()
+    if rc == 0:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print("%s: state kept in %s" % (name, work))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -70,9 +126,7 @@ def main():
     import harness  # noqa: E402  (needs SG_BUILD set first)
     harness.BUILD = build
 
-    rs485_devs = ["%s:%d" % (m, i + 1) for i, (m, _) in enumerate(RS485_MIX)]
-    left_devs = ["%s:%d" % (LEFT_IR, IR_ADDR)]
-    right_devs = ["Bicom:%d" % harness.RIGHT_IR_BICOM_ADDR]
+    rs485_devs, left_devs, right_devs = rig_devices(harness)
     expect = {
         "RS485": reads_per_cycle(build, 115200, rs485_devs),
         "Left IR": reads_per_cycle(build, 19200, left_devs),
@@ -83,25 +137,7 @@ def main():
     sims, sgd = [], None
     rc = 0
     try:
-        sims.append(harness.Sim(work, "rs485", rs485_devs, baud=115200, pace=True))
-        sims.append(harness.Sim(work, "left_ir", left_devs, baud=19200, pace=True))
-        sims.append(harness.Sim(work, "right_ir", right_devs, baud=19200, pace=True))
-        sgd = harness.Sgd(work, {"rs485": sims[0].link, "left": sims[1].link,
-                                 "right": sims[2].link})
-        sgd.start()
-        settings = ["left_ir_enabled=1", "ir_counter_addr=%d" % IR_ADDR, "ir_ext_rel_mode=1",
-                    "poll_meas_interval=1", "poll_counter_interval=1"]
-        for i, (_, typ) in enumerate(RS485_MIX):
-            settings += ["rs485_type_%d=%d" % (i + 1, typ), "rs485_addr_%d=%d" % (i + 1, i + 1)]
-        sgd.ok("set", *settings)
-
-        def all_ok():
-            devs = sgd.ok("devices")["devices"]
-            live = [d for d in devs if d["status"] != "disabled"]
-            return len(live) == 18 and all(d["status"] == "ok" for d in live)
-        t_ok = time.monotonic()
-        harness.wait_until(all_ok, 60, "all 18 devices ok", interval=0.25)
-        t_ok = time.monotonic() - t_ok
+        sgd, t_ok = start_rig(harness, work, sims, rig_settings())
         time.sleep(a.settle)
 
         pid = sgd.proc.pid
@@ -140,17 +176,7 @@ def main():
             print("--- sgd log (tail) ---\n" + "".join(open(sgd.logpath).readlines()[-20:]))
         rc = 1
     finally:
-        if sgd:
-            try:
-                sgd.stop()
-            except Exception as e:
-                print("cpu.py: stopping sgd: %s" % e)
-        for s in sims:
-            s.stop()
-        if rc == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("cpu.py: state kept in %s" % work)
+        stop_rig("cpu.py", rc, work, sgd, sims)
     return rc
 
 

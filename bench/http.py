@@ -175,25 +175,7 @@ def main():
     sims, sgd, ngx = [], None, None
     rc = 0
     try:
-        rs485 = ["%s:%d" % (m, i + 1) for i, (m, _) in enumerate(cpu.RS485_MIX)]
-        sims.append(harness.Sim(work, "rs485", rs485, baud=115200, pace=True))
-        sims.append(harness.Sim(work, "left_ir", ["%s:%d" % (cpu.LEFT_IR, cpu.IR_ADDR)],
-                                baud=19200, pace=True))
-        sims.append(harness.Sim(work, "right_ir", ["Bicom:%d" % harness.RIGHT_IR_BICOM_ADDR],
-                                baud=19200, pace=True))
-        sgd = harness.Sgd(work, {"rs485": sims[0].link, "left": sims[1].link,
-                                 "right": sims[2].link})
-        sgd.start()
-        settings = ["left_ir_enabled=1", "ir_counter_addr=%d" % cpu.IR_ADDR, "ir_ext_rel_mode=1",
-                    "poll_meas_interval=1", "poll_counter_interval=1"]
-        for i, (_, typ) in enumerate(cpu.RS485_MIX):
-            settings += ["rs485_type_%d=%d" % (i + 1, typ), "rs485_addr_%d=%d" % (i + 1, i + 1)]
-        sgd.ok("set", *settings)
-
-        def all_ok():
-            live = [d for d in sgd.ok("devices")["devices"] if d["status"] != "disabled"]
-            return len(live) == 18 and all(d["status"] == "ok" for d in live)
-        harness.wait_until(all_ok, 60, "all 18 devices ok", interval=0.25)
+        sgd, _ = cpu.start_rig(harness, work, sims, cpu.rig_settings())
         port = sgd.http_on()
         st, _, body = sgd.http("GET", PATH, raw=True)
         if st != 200:
@@ -265,17 +247,7 @@ def main():
     finally:
         if ngx:
             stop_nginx(*ngx)
-        if sgd:
-            try:
-                sgd.stop()
-            except Exception as e:
-                print("http.py: stopping sgd: %s" % e)
-        for s in sims:
-            s.stop()
-        if rc == 0:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("http.py: state kept in %s" % work)
+        cpu.stop_rig("http.py", rc, work, sgd, sims)
     return rc
 
 

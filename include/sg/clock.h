@@ -7,6 +7,8 @@
 
 /* Monotonic milliseconds, for timeouts and intervals. */
 int64_t clock_mono_ms(void);
+/* Monotonic microseconds, for measuring short durations (a loop turn). */
+int64_t clock_mono_us(void);
 /* Wall-clock seconds since the epoch (shifted by clock_set_offset). */
 time_t clock_wall(void);
 /* Wall-clock milliseconds since the epoch. */

@@ -6,6 +6,42 @@
 #include <stdint.h>
 
 struct loop;
+
+/* Durations in microseconds on logarithmic buckets: four per power of two
+ * (at most 25 % wide), so adding one costs a few instructions and p99 needs
+ * no sort. Values of about two minutes and more share the last bucket. */
+#define LOOP_HIST_BUCKETS 104
+/* The targets of a turn (p99 under 5 ms, none over 50 ms): turns beyond
+ * each are counted exactly, so a reader comparing two snapshots knows how a
+ * time window did without the histogram. */
+#define LOOP_SLOW_US 5000
+#define LOOP_STALL_US 50000
+struct loop_hist {
+	uint64_t count;
+	uint64_t max_us;
+	uint64_t slow, stalls; /* durations > LOOP_SLOW_US, > LOOP_STALL_US */
+	uint64_t n[LOOP_HIST_BUCKETS];
+};
+
+/* How long the loop's turns took (one turn: from epoll_wait returning to
+ * the next call of it, i.e. the callbacks it ran). */
+struct loop_stats {
+	uint64_t turns;
+	uint64_t p99_us; /* upper bound of the bucket the 99th percentile lies in, <= max */
+	uint64_t max_us;
+	uint64_t slow;	 /* turns over LOOP_SLOW_US */
+	uint64_t stalls; /* turns over LOOP_STALL_US */
+};
+
+/* Count one duration of us microseconds. */
+void loop_hist_add(struct loop_hist *h, uint64_t us);
+/* The quantile of permille/1000 (1…1000; 990 = p99) as the upper bound of
+ * its bucket, never above the largest value seen; 0 when empty. */
+uint64_t loop_hist_quantile(const struct loop_hist *h, unsigned permille);
+/* The bucket a duration of us falls in. */
+unsigned loop_hist_bucket(uint64_t us);
+/* The largest duration bucket holds (UINT64_MAX for the last one). */
+uint64_t loop_hist_upper(unsigned bucket);
 /* Called when fd is ready; events are EPOLLIN/EPOLLOUT/... */
 typedef void (*loop_fd_cb)(int fd, uint32_t events, void *arg);
 /* Called when a timer fires. */
@@ -29,5 +65,7 @@ void loop_timer_cancel(struct loop *l, int64_t id);
 int loop_run(struct loop *l);
 /* Make loop_run return after the current iteration. */
 void loop_quit(struct loop *l);
+/* Turns measured since loop_init, with their p99 and maximum duration. */
+void loop_stats(const struct loop *l, struct loop_stats *out);
 
 #endif

@@ -237,10 +237,22 @@ static json_t *profile_fill_json(const struct status_env *e)
 	return list;
 }
 
+/* How long the main loop's turns take: one that waits delays everything. */
+static json_t *loop_json(const struct loop *l)
+{
+	struct loop_stats st;
+
+	loop_stats(l, &st);
+	return json_pack("{s:I, s:f, s:f, s:I, s:I}", "turns", (json_int_t)st.turns, "turn_p99_ms",
+			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0,
+			 "turns_over_5ms", (json_int_t)st.slow, "turns_over_50ms",
+			 (json_int_t)st.stalls);
+}
+
 json_t *status_json(const struct status_env *e)
 {
 	struct netinfo ni;
-	json_t *buses = json_array(), *st;
+	json_t *buses = json_array(), *st, *doc;
 	int enabled = 0, ok = 0;
 
 	/* No qualifying interface leaves empty fields, shown as null. */
@@ -258,12 +270,15 @@ json_t *status_json(const struct status_env *e)
 	st = status_part(e, &ni);
 	if (st)
 		add_times(e, st);
-	return json_pack(
+	doc = json_pack(
 	    "{s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i, s:b, s:o, s:o, s:{s:i, s:i, s:o}}", "device",
 	    device_json(e, &ni), "status", st, "network", network_json(&ni), "links", links_json(e),
 	    "modbus", modbus_status_json(e->modbus), "buses", buses, "devices_enabled", enabled,
-	    "devices_responding", ok, "rs485_scanning", reg_bus_busy(e->reg, CONF_BUS_RS485), "profile_fill",
-	    profile_fill_json(e), "settings_file", status_settings_file_json(e->settings),
-	    "descriptions", "loaded", (int)e->descs->n, "broken", (int)e->descs->nbroken, "errors",
-	    status_desc_errors_json(e->descs));
+	    "devices_responding", ok, "rs485_scanning", reg_bus_busy(e->reg, CONF_BUS_RS485),
+	    "profile_fill", profile_fill_json(e), "settings_file",
+	    status_settings_file_json(e->settings), "descriptions", "loaded", (int)e->descs->n,
+	    "broken", (int)e->descs->nbroken, "errors", status_desc_errors_json(e->descs));
+	if (doc)
+		json_object_set_new(doc, "loop", loop_json(e->loop));
+	return doc;
 }

@@ -35,7 +35,62 @@ struct loop {
 	size_t nheap, capheap;
 	int64_t next_id;
 	int64_t armed_ms; /* deadline the timerfd is armed for; INT64_MAX = disarmed */
+	struct loop_hist turns;
 };
+
+/* Bucket b >= 4 covers [(4 + b % 4) << (b / 4 - 1), (5 + b % 4) << (b / 4 - 1)):
+ * the top bit of the value picks the power of two, the next two bits the
+ * quarter. Values 0…3 have a bucket each. */
+unsigned loop_hist_bucket(uint64_t us)
+{
+	unsigned e, b;
+
+	if (us < 4)
+		return (unsigned)us;
+	e = 63u - (unsigned)__builtin_clzll(us); /* 2 <= e <= 63 */
+	b = 4 * (e - 1) + (unsigned)((us >> (e - 2)) & 3);
+	return b < LOOP_HIST_BUCKETS ? b : LOOP_HIST_BUCKETS - 1;
+}
+
+uint64_t loop_hist_upper(unsigned bucket)
+{
+	if (bucket < 4)
+		return bucket;
+	if (bucket >= LOOP_HIST_BUCKETS - 1)
+		return UINT64_MAX;
+	return ((uint64_t)(5 + bucket % 4) << (bucket / 4 - 1)) - 1;
+}
+
+void loop_hist_add(struct loop_hist *h, uint64_t us)
+{
+	h->n[loop_hist_bucket(us)]++;
+	h->count++;
+	h->slow += us > LOOP_SLOW_US;
+	h->stalls += us > LOOP_STALL_US;
+	if (us > h->max_us)
+		h->max_us = us;
+}
+
+uint64_t loop_hist_quantile(const struct loop_hist *h, unsigned permille)
+{
+	/* The rank of the quantile, rounded up (p99 of 100 turns is the 99th,
+	 * of 101 the 100th), in integers so no rounding error moves it. */
+	uint64_t rank = (h->count * permille + 999) / 1000, seen = 0;
+
+	if (!h->count)
+		return 0;
+	if (rank < 1)
+		rank = 1;
+	for (unsigned b = 0; b < LOOP_HIST_BUCKETS; b++) {
+		seen += h->n[b];
+		if (seen >= rank) {
+			uint64_t up = loop_hist_upper(b);
+
+			return up < h->max_us ? up : h->max_us;
+		}
+	}
+	return h->max_us;
+}
 
 static void heap_swap(struct loop *l, size_t a, size_t b)
 {
@@ -260,14 +315,18 @@ int loop_run(struct loop *l)
 	l->quit = false;
 	while (!l->quit) {
 		int n = epoll_wait(l->epfd, evs, 32, -1);
+		int64_t t0;
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		t0 = clock_mono_us();
 		for (int i = 0; i < n && !l->quit; i++)
 			dispatch(l, &evs[i]);
+		/* Two clock reads and a bucket increment: cheap enough for every turn. */
+		loop_hist_add(&l->turns, (uint64_t)(clock_mono_us() - t0));
 	}
 	return 0;
 }
@@ -275,4 +334,13 @@ int loop_run(struct loop *l)
 void loop_quit(struct loop *l)
 {
 	l->quit = true;
+}
+
+void loop_stats(const struct loop *l, struct loop_stats *out)
+{
+	out->turns = l->turns.count;
+	out->max_us = l->turns.max_us;
+	out->slow = l->turns.slow;
+	out->stalls = l->turns.stalls;
+	out->p99_us = loop_hist_quantile(&l->turns, 990);
 }

@@ -22,6 +22,8 @@ int sqlite_errno(sqlite3 *db, int rc)
 		return -EACCES;
 	case SQLITE_FULL:
 		return -ENOSPC;
+	case SQLITE_TOOBIG:
+		return -EMSGSIZE;
 	case SQLITE_CANTOPEN:
 		sys = db ? sqlite3_system_errno(db) : 0;
 		return sys > 0 ? -sys : -EACCES;

@@ -6,11 +6,19 @@
  * (1, 2, 4 … 60 s) and the connect timeout are ours; libmosquitto's own
  * reconnect logic lives in mosquitto_loop_forever, which we never call.
  *
- * Blocking: mosquitto_connect_async resolves the server name with a blocking
- * getaddrinfo() before its non-blocking connect. With an IP address or a
- * name in /etc/hosts that costs nothing; a slow DNS server stalls the loop
- * for up to the resolver timeout once per attempt (back-off bounds how
- * often). Accepted until there is an asynchronous resolver in the loop.
+ * Names: mosquitto_connect_async would resolve the server name with a
+ * blocking getaddrinfo() before its non-blocking connect, and a DNS server
+ * that does not answer would stall the whole loop. A name is resolved off
+ * the loop first (core/resolve.c, bounded by push<n>_resp_time) and
+ * libmosquitto is given the first numeric address. TLS must still check the
+ * certificate against the name and send it as SNI (cloud brokers route on
+ * it), while libmosquitto would use the address for both: such a link gets
+ * a TLS context of ours (libmosquitto still loads the CA and client
+ * certificate into it) that has OpenSSL check the certificate against the
+ * name, and whose info callback, when each handshake starts, puts the name
+ * into SNI and makes OpenSSL's verdict final in place of libmosquitto's
+ * check (which would compare the address). A certificate for another name,
+ * or of another CA, still fails. A numeric server goes to libmosquitto as is.
  *
  * One mosquitto object per configuration: created when this link's settings
  * change and reused across reconnects (mosquitto_reconnect_async), so that
@@ -34,6 +42,8 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +56,7 @@
 #include "mqtt_int.h"
 #include "sg/files.h"
 #include "sg/log.h"
+#include "sg/resolve.h"
 
 #define KEEPALIVE_S 30
 #define TICK_MS 1000
@@ -66,6 +77,7 @@ enum lstate {
 	LS_OFF,	       /* disabled, or being torn down: callbacks are ignored */
 	LS_HALT,       /* a settings problem; nothing is tried until they change */
 	LS_WAIT,       /* waiting for the back-off timer */
+	LS_RESOLVING,  /* the server name is being looked up off the loop */
 	LS_CONNECTING, /* socket in the loop, no CONNACK yet */
 	LS_UP,	       /* CONNACK accepted */
 };
@@ -89,7 +101,9 @@ struct mqtt_link {
 	bool started;	/* connect_async done once: later attempts use reconnect_async */
 	bool v311;	/* the broker refused MQTT v5: use 3.1.1 until the settings change */
 	bool mosq_v311; /* the protocol mosq was created with */
-	int fd;		/* the socket as registered in the loop, or -1 */
+	bool by_name;	/* the server is a name: resolved by us, libmosquitto gets an address */
+	struct resolve *lookup;
+	int fd; /* the socket as registered in the loop, or -1 */
 	uint32_t events;
 	bool tcp_up; /* the socket reported writable: the TCP connect is over */
 	int in_lib;  /* libmosquitto calls on the stack (callbacks may run) */
@@ -237,6 +251,8 @@ static void update_interest(struct mqtt_link *l)
 
 static void stop_io(struct mqtt_link *l)
 {
+	resolve_cancel(l->lookup); /* never waits for a DNS server */
+	l->lookup = NULL;
 	if (l->fd >= 0)
 		loop_del_fd(l->loop, l->fd);
 	l->fd = -1;
@@ -655,6 +671,62 @@ static int no_password(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
+/* OpenSSL's verdict (chain, dates, and the host name set by tls_info) as
+ * is. libmosquitto 2.0.11's own callback cannot serve a context it did not
+ * create: it finds no client object (its ex_data index is only made with
+ * its own contexts) and refuses every certificate. */
+static int tls_verify(int ok, X509_STORE_CTX *ctx)
+{
+	(void)ctx;
+	return ok;
+}
+
+/* A handshake starts (libmosquitto made the SSL object for the numeric
+ * address and set it as SNI): the name goes into SNI instead, and OpenSSL's
+ * verdict (with the host check of the context) decides. OpenSSL passes the
+ * SSL as const, but this is the moment for client-side settings of the
+ * handshake about to be built. */
+static void tls_info(const SSL *ssl, int where, int ret)
+{
+	struct mqtt_link *l = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	SSL *s = (SSL *)ssl;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_START) || !l)
+		return;
+	SSL_set_verify(s, SSL_VERIFY_PEER, tls_verify);
+	if (SSL_set_tlsext_host_name(s, l->cfg.server) != 1)
+		log_err("mqtt%d: cannot set the TLS server name", l->n);
+}
+
+/* For a server given by name: our TLS context (see the top of this file). */
+static bool tls_by_name(struct mqtt_link *l)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	int rc;
+
+	if (!ctx) {
+		halt(l, "TLS setup: cannot create a TLS context");
+		return false;
+	}
+	SSL_CTX_set_app_data(ctx, l);
+	SSL_CTX_set_info_callback(ctx, tls_info);
+	/* Every SSL object made from this context checks the certificate
+	 * against the name (copied at SSL_new, before any handshake). */
+	if (X509_VERIFY_PARAM_set1_host(SSL_CTX_get0_param(ctx), l->cfg.server, 0) != 1) {
+		SSL_CTX_free(ctx);
+		halt(l, "TLS setup: cannot set the host name to verify");
+		return false;
+	}
+	rc = mosquitto_void_option(l->mosq, MOSQ_OPT_SSL_CTX, ctx); /* takes a reference */
+	SSL_CTX_free(ctx);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		halt(l, "TLS setup: %s", mosquitto_strerror(rc));
+		return false;
+	}
+	return true;
+}
+
 static bool setup_tls(struct mqtt_link *l)
 {
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
@@ -683,7 +755,7 @@ static bool setup_tls(struct mqtt_link *l)
 		halt(l, "TLS setup: %s", mosquitto_strerror(rc));
 		return false;
 	}
-	return true;
+	return !l->by_name || tls_by_name(l);
 }
 
 static void set_callbacks(struct mqtt_link *l)
@@ -755,21 +827,20 @@ static void destroy(struct mqtt_link *l)
 
 /* ---- connecting ---- */
 
-static void attempt(struct mqtt_link *l)
+/* Connect libmosquitto to host, a numeric address: no blocking lookup. */
+static void connect_to(struct mqtt_link *l, const char *host)
 {
 	int rc, err;
 
-	if (l->mosq && l->mosq_v311 != l->v311)
-		destroy(l); /* falling back to 3.1.1: a client of the other protocol */
-	if (!l->mosq && !create(l))
-		return; /* halt() said why */
 	l->liberr[0] = l->refused[0] = '\0';
 	l->in_lib++;
 	errno = 0;
-	if (l->started)
+	/* A resolved name may have moved: connect_async takes the new address
+	 * and, like reconnect_async, keeps the messages in flight. */
+	if (l->started && !l->by_name)
 		rc = mosquitto_reconnect_async(l->mosq);
 	else
-		rc = mosquitto_connect_async(l->mosq, l->cfg.server, (int)l->cfg.port, KEEPALIVE_S);
+		rc = mosquitto_connect_async(l->mosq, host, (int)l->cfg.port, KEEPALIVE_S);
 	err = errno;
 	l->in_lib--;
 	l->started = true;
@@ -786,6 +857,70 @@ static void attempt(struct mqtt_link *l)
 	}
 	l->state = LS_CONNECTING; /* so that fail() takes it */
 	fail(l, rc, err);
+}
+
+static void on_resolve_timeout(void *arg)
+{
+	struct mqtt_link *l = arg;
+	char why[WHY_MAX];
+
+	l->connect_timer = 0;
+	if (l->state != LS_RESOLVING)
+		return;
+	snprintf(why, sizeof(why), "%.128s: no answer from DNS within %ld s", l->cfg.server,
+		 l->cfg.resp_time);
+	fail_why(l, why);
+}
+
+static void on_resolved(int err, struct addrinfo *ai, void *arg)
+{
+	struct mqtt_link *l = arg;
+	char addr[NI_MAXHOST], why[WHY_MAX];
+	int r = EAI_NONAME;
+
+	l->lookup = NULL;
+	timer_stop(l, &l->connect_timer);
+	/* The first address, as libmosquitto's own non-blocking connect takes. */
+	if (!err && ai)
+		r = getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, sizeof(addr), NULL, 0,
+				NI_NUMERICHOST);
+	if (ai)
+		freeaddrinfo(ai);
+	if (l->state != LS_RESOLVING)
+		return;
+	if (err || r) {
+		/* The same words libmosquitto's failed lookup gave (reason_of). */
+		snprintf(why, sizeof(why), "%.128s: %s", l->cfg.server,
+			 gai_strerror(err ? err : r));
+		fail_why(l, why);
+		return;
+	}
+	log_debug("mqtt%d: %s is %s", l->n, l->cfg.server, addr);
+	connect_to(l, addr);
+}
+
+static void attempt(struct mqtt_link *l)
+{
+	int r;
+
+	if (l->mosq && l->mosq_v311 != l->v311)
+		destroy(l); /* falling back to 3.1.1: a client of the other protocol */
+	if (!l->mosq && !create(l))
+		return; /* halt() said why */
+	if (!l->by_name) {
+		connect_to(l, l->cfg.server);
+		return;
+	}
+	r = resolve_start(l->loop, l->cfg.server, (int)l->cfg.port, on_resolved, l, &l->lookup);
+	if (r < 0) {
+		l->lookup = NULL;
+		fail_why(l, strerror(-r));
+		return;
+	}
+	l->state = LS_RESOLVING;
+	if (!l->had_error)
+		set_status(l, "Connecting");
+	l->connect_timer = timer_start(l, l->cfg.resp_time * 1000, on_resolve_timeout);
 }
 
 /* "Disconnect" cleanly: publish "offline" (a clean DISCONNECT suppresses the
@@ -923,6 +1058,7 @@ static void apply(void *arg)
 	l->backoff_s = 1;
 	l->had_error = false;
 	l->v311 = false;
+	l->by_name = !resolve_is_numeric(c.server);
 	if (cfg_usable(l))
 		attempt(l);
 }

@@ -23,6 +23,7 @@
 #include "sg/errbuf.h"
 #include "sg/log.h"
 #include "sg/quarantine.h"
+#include "sg/sqlerr.h"
 
 #define NLINKS MQTT_LINKS
 
@@ -59,27 +60,6 @@ struct outbox {
 static bool link_ok(int link)
 {
 	return link >= 1 && link <= NLINKS;
-}
-
-static int sql_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_CANTOPEN:
-		return -EACCES;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_TOOBIG:
-		return -EMSGSIZE;
-	default:
-		return -EIO;
-	}
 }
 
 static bool is_corrupt(int rc)
@@ -195,7 +175,7 @@ static int reopen_empty(struct outbox *o, const char *why, char *err, size_t err
 	db_close(o);
 	set_aside(o, why);
 	rc = db_open(o, err, errlen);
-	return rc == SQLITE_OK ? 0 : sql_errno(rc);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(o->db, rc);
 }
 
 int outbox_open(const char *path, unsigned max_rows, struct outbox **out, char *err, size_t errlen)
@@ -218,7 +198,7 @@ int outbox_open(const char *path, unsigned max_rows, struct outbox **out, char *
 	if (is_corrupt(rc))
 		ret = reopen_empty(o, sqlite3_errstr(rc), err, errlen);
 	else
-		ret = rc == SQLITE_OK ? 0 : sql_errno(rc);
+		ret = rc == SQLITE_OK ? 0 : sqlite_errno(o->db, rc);
 	if (ret) {
 		free(o->path);
 		free(o);
@@ -243,7 +223,7 @@ static int recover(struct outbox *o, int rc)
 	char err[256];
 
 	if (!is_corrupt(rc))
-		return sql_errno(rc);
+		return sqlite_errno(o->db, rc);
 	return reopen_empty(o, sqlite3_errstr(rc), err, sizeof(err)) ? -EIO : -EAGAIN;
 }
 
@@ -350,7 +330,7 @@ int outbox_push(struct outbox *o, int link, int64_t ts_ms, const char *subtopic,
 		return ret;
 	}
 	rc = push_txn(o, link, ts_ms, subtopic, payload, len);
-	return rc == SQLITE_OK ? 0 : sql_errno(rc);
+	return rc == SQLITE_OK ? 0 : sqlite_errno(o->db, rc);
 }
 
 static char *dup_bytes(const void *p, size_t len)

@@ -74,10 +74,10 @@
 #include "sg/clock.h"
 #include "sg/dev.h"
 #include "sg/log.h"
+#include "sg/resolve.h"
 
 #define QUEUE_MAX 64
 #define ANSWER_MAX 4096
-#define RESOLVE_POLL_MS 50
 #define STATUS_LEN 256
 #define HOST_MAX 256
 
@@ -86,16 +86,6 @@
 #define ST_CONNECTING "Connecting"
 
 enum phase { PH_IDLE, PH_RESOLVE, PH_CONNECT, PH_WRITE, PH_READ };
-
-/* A getaddrinfo_a request: glibc writes into it from its own thread until it
- * completes, so it lives on the heap and outlives an abandoned push. */
-struct lookup {
-	struct gaicb gcb;
-	struct addrinfo hints;
-	char name[HOST_MAX];
-	char service[8];
-	struct lookup *next;
-};
 
 struct stdtcp {
 	struct mqtt *m;
@@ -117,11 +107,8 @@ struct stdtcp {
 	char *doc;
 	size_t len, off;
 	int fd;
-	int64_t timer, poll_timer;
-	struct lookup *lk;	/* the async lookup of the push in flight */
-	struct lookup *orphans; /* abandoned lookups glibc still writes into */
-	struct addrinfo hints;
-	char portstr[8];
+	int64_t timer;
+	struct resolve *lookup;	    /* the name lookup of the push in flight */
 	struct addrinfo *ai, *next; /* addresses of the server; next to try */
 	int last_err;
 	char ans[ANSWER_MAX];
@@ -409,57 +396,12 @@ static void close_fd(struct stdtcp *t)
 	t->fd = -1;
 }
 
-static void lookup_free(struct lookup *lk)
-{
-	if (lk->gcb.ar_result)
-		freeaddrinfo(lk->gcb.ar_result);
-	free(lk);
-}
-
-/* Free the abandoned lookups that have finished; with wait, wait for all
- * (shutdown only: a lookup in progress cannot be cancelled). */
-static void reap_orphans(struct stdtcp *t, bool wait)
-{
-	struct lookup **pp = &t->orphans;
-
-	while (*pp) {
-		struct lookup *lk = *pp;
-		const struct gaicb *list[1] = {&lk->gcb};
-
-		while (wait && gai_error(&lk->gcb) == EAI_INPROGRESS)
-			gai_suspend(list, 1, NULL);
-		if (gai_error(&lk->gcb) == EAI_INPROGRESS) {
-			pp = &lk->next;
-			continue;
-		}
-		*pp = lk->next;
-		lookup_free(lk);
-	}
-}
-
-/* Abandon the lookup of the push in flight without blocking the loop. */
-static void drop_lookup(struct stdtcp *t)
-{
-	struct lookup *lk = t->lk;
-
-	if (!lk)
-		return;
-	t->lk = NULL;
-	gai_cancel(&lk->gcb);
-	if (gai_error(&lk->gcb) == EAI_INPROGRESS) {
-		lk->next = t->orphans;
-		t->orphans = lk;
-		return;
-	}
-	lookup_free(lk);
-}
-
 /* Release everything of the push in flight; the status is the caller's. */
 static void end_push(struct stdtcp *t)
 {
 	cancel_timer(t, &t->timer);
-	cancel_timer(t, &t->poll_timer);
-	drop_lookup(t);
+	resolve_cancel(t->lookup); /* never waits: the lookup may never end */
+	t->lookup = NULL;
 	close_fd(t);
 	if (t->ai)
 		freeaddrinfo(t->ai);
@@ -651,62 +593,19 @@ static void try_connect(struct stdtcp *t)
 	fail(t, "connect: %s", strerror(t->last_err ? t->last_err : EHOSTUNREACH));
 }
 
-static void on_resolve_poll(void *arg)
+/* The server's addresses (a name resolved off the loop thread): connect. */
+static void on_resolved(int err, struct addrinfo *ai, void *arg)
 {
 	struct stdtcp *t = arg;
-	int r = gai_error(&t->lk->gcb);
-	int64_t id;
 
-	t->poll_timer = 0;
-	if (r == EAI_INPROGRESS) {
-		id = loop_timer_add(loop_of(t), RESOLVE_POLL_MS, on_resolve_poll, t);
-		t->poll_timer = id > 0 ? id : 0;
-		return;
-	}
-	if (r) {
-		fail(t, "resolve %s: %s", t->host, gai_strerror(r));
+	t->lookup = NULL;
+	if (err) {
+		fail(t, "resolve %s: %s", t->host, gai_strerror(err));
 	} else {
-		t->ai = t->next = t->lk->gcb.ar_result;
-		t->lk->gcb.ar_result = NULL;
-		drop_lookup(t);
+		t->ai = t->next = ai;
 		try_connect(t);
 	}
 	kick(t);
-}
-
-/* A host name: glibc's getaddrinfo_a resolves it off the loop thread and the
- * loop polls for the result, because DNS must never block the loop. */
-static void resolve_async(struct stdtcp *t)
-{
-	struct lookup *lk = calloc(1, sizeof(*lk));
-	struct gaicb *list[1];
-	int64_t id;
-	int r;
-
-	if (!lk) {
-		fail(t, "out of memory");
-		return;
-	}
-	reap_orphans(t, false);
-	snprintf(lk->name, sizeof(lk->name), "%s", t->host);
-	snprintf(lk->service, sizeof(lk->service), "%s", t->portstr);
-	lk->hints = t->hints;
-	lk->hints.ai_flags = AI_NUMERICSERV;
-	lk->gcb.ar_name = lk->name;
-	lk->gcb.ar_service = lk->service;
-	lk->gcb.ar_request = &lk->hints;
-	list[0] = &lk->gcb;
-	r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-	if (r) {
-		free(lk);
-		fail(t, "resolve %s: %s", t->host, gai_strerror(r));
-		return;
-	}
-	t->lk = lk;
-	t->ph = PH_RESOLVE;
-	arm_timeout(t);
-	id = loop_timer_add(loop_of(t), RESOLVE_POLL_MS, on_resolve_poll, t);
-	t->poll_timer = id > 0 ? id : 0;
 }
 
 /* Start the oldest queued document. */
@@ -726,23 +625,14 @@ static void begin(struct stdtcp *t)
 		fail(t, "no server configured");
 		return;
 	}
-	snprintf(t->portstr, sizeof(t->portstr), "%d", t->port);
-	memset(&t->hints, 0, sizeof(t->hints));
-	t->hints.ai_family = AF_UNSPEC;
-	t->hints.ai_socktype = SOCK_STREAM;
-	t->hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	r = getaddrinfo(t->host, t->portstr, &t->hints, &t->ai);
-	if (r == EAI_NONAME) {
-		resolve_async(t);
+	r = resolve_start(loop_of(t), t->host, t->port, on_resolved, t, &t->lookup);
+	if (r < 0) {
+		t->lookup = NULL;
+		fail(t, "resolve %s: %s", t->host, strerror(-r));
 		return;
 	}
-	if (r) {
-		t->ai = NULL;
-		fail(t, "resolve %s: %s", t->host, gai_strerror(r));
-		return;
-	}
-	t->next = t->ai;
-	try_connect(t);
+	t->ph = PH_RESOLVE;
+	arm_timeout(t);
 }
 
 /* Start queued documents until one is in flight (failures can be immediate). */
@@ -858,6 +748,5 @@ void stdtcp_fini(struct stdtcp *t)
 		return;
 	end_push(t);
 	drop_queue(t);
-	reap_orphans(t, true);
 	free(t);
 }

@@ -19,6 +19,9 @@ compared with the REST API and the simulators.
   test_ha_states_and_availability       default_entity_id, announce per push link, state
                                         at once and after HA's birth, device offline/online
   test_standard_tcp                     XML push = REST, status, silent server
+  test_dns_off_loop                     a DNS server that never answers stalls nothing;
+                                        TLS to a name still checks that name and sends
+                                        it as SNI; GET /api "loop" turn figures
 
 Run one test: /usr/bin/python3 tests/integration/test_mqtt.py test_standard_tcp
 SG_DEBUG=1 prints arrival timelines of the outage test.
@@ -27,9 +30,11 @@ import decimal
 import json
 import math
 import os
+import random
 import re
 import shutil
 import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -1713,6 +1718,173 @@ def test_standard_tcp():
         srv.close()
         silent.close()
         demo.stop()
+
+
+# ---- 8. name lookups off the loop ----
+
+class BlackHoleDns(threading.Thread):
+    """A DNS server that reads queries and never answers, on a random
+    127.x.y.z port 53 (so parallel runs do not meet)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(20):
+            self.addr = "127.%d.%d.%d" % tuple(random.randrange(1, 255) for _ in range(3))
+            try:
+                self.sock.bind((self.addr, 53))
+                break
+            except OSError:
+                continue
+        else:
+            raise AssertionError("no free 127.x.y.z:53 for the black-hole DNS server")
+        self.queries = 0
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                self.sock.recvfrom(4096)
+            except OSError:
+                return
+            self.queries += 1
+
+    def close(self):
+        self.sock.close()
+
+
+def netns_wrapper(workdir, dns_addr, hosts):
+    """sgd in a mount namespace of its own whose /etc/resolv.conf names the
+    black-hole server (30 s a try, 5 tries: a lookup never ends within the
+    test) and whose /etc/hosts holds hosts (name -> address)."""
+    resolv = os.path.join(workdir, "resolv.conf")
+    hostsf = os.path.join(workdir, "hosts")
+    with open(resolv, "w") as f:
+        f.write("nameserver %s\noptions timeout:30 attempts:5\n" % dns_addr)
+    with open(hostsf, "w") as f:
+        f.write("".join("%s %s\n" % (a, n) for n, a in hosts.items()))
+    script = ('mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && '
+              'shift 2 && exec "$@"')
+    return ["unshare", "-m", "sh", "-c", script, "sh", resolv, hostsf]
+
+
+class SniServer(threading.Thread):
+    """TLS on a free port with the broker's server certificate: records the
+    SNI name of each handshake, then closes (no MQTT)."""
+
+    def __init__(self, certs):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certs["server.pem"], certs["server.key"])
+        self.names = []
+        self.ctx.sni_callback = lambda sock, name, ctx: self.names.append(name)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(5)
+                self.ctx.wrap_socket(c, server_side=True).close()
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                c.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+@test
+def test_dns_off_loop():
+    broker = Broker().start()
+    obs = Observer(broker.plain)
+    dns = BlackHoleDns()
+    sni = SniServer(broker.certs)
+    workdir = tempfile.mkdtemp(prefix="sgd-test-")
+    demo = Demo(workdir, wrapper=netns_wrapper(workdir, dns.addr, {
+        "localhost": "127.0.0.1", "wrong.sgdtest": "127.0.0.1"}))
+    try:
+        copy_files(demo.sgd, broker.certs, ("ca.pem", "client.pem", "client.key"))
+        demo.start(FAST + link_settings(1, broker.plain, server="stall.sgdtest")
+                   + ["push1_resp_time=300", "leftir_pushlink=1", "leftir_pushintv=1"])
+        sgd = demo.sgd
+        sgd.http_on()
+        wait_until(lambda: dns.queries > 0, 20, "the lookup of stall.sgdtest reaching DNS")
+        # The lookup hangs for minutes; the loop goes on: REST answers and
+        # the meters keep being read.
+        t0 = get_json(sgd, "/api/measurement/0")["header"]["read_at_ms"] or 0
+        for _ in range(10):
+            assert link_info(sgd, 1)["status"] == "Connecting", link_info(sgd, 1)
+            get_json(sgd, "/api/devices")
+        wait_until(lambda: (get_json(sgd, "/api/measurement/0")["header"]["read_at_ms"] or 0)
+                   > t0, 20, "a new reading of the IE38 while DNS hangs")
+        print("  %d DNS queries unanswered; link 1 Connecting, REST and polling go on"
+              % dns.queries)
+        # A name from /etc/hosts: resolved off the loop, connected; TLS checks the name.
+        mark = obs.mark()
+        sgd.ok("set", *link_settings(2, broker.tls, tls=1, server="localhost",
+                                     ca_file="ca.pem", roottopic="sgdtest/dns2"))
+        obs.wait_msg("sgdtest/dns2/publish/status/hello", mark, timeout=20,
+                     what="hello over TLS to localhost")
+        wait_connected(sgd, 2)
+        # mutual TLS by name: the client certificate goes into our TLS context too
+        sgd.ok("set", "push2_protocol=0")
+        wait_link(sgd, 2, lambda li: li["status"] == "Disabled", 10, "Disabled")
+        mark = obs.mark()
+        sgd.ok("set", *link_settings(2, broker.mtls, tls=2, server="localhost", ca_file="ca.pem",
+                                     cert_file="client.pem", key_file="client.key",
+                                     username=USER, password=PASSWORD,
+                                     roottopic="sgdtest/dns4"))
+        obs.wait_msg("sgdtest/dns4/publish/status/hello", mark, timeout=20,
+                     what="hello over mutual TLS to localhost")
+        wait_connected(sgd, 2)
+        # The certificate names localhost and 127.0.0.1, not wrong.sgdtest:
+        # the same broker behind that name must fail verification.
+        sgd.ok("set", "push2_protocol=0")
+        wait_link(sgd, 2, lambda li: li["status"] == "Disabled", 10, "Disabled")
+        mark = obs.mark()
+        sgd.ok("set", *link_settings(2, broker.tls, tls=1, server="wrong.sgdtest",
+                                     ca_file="ca.pem", cert_file="", key_file="",
+                                     username="", password="", roottopic="sgdtest/dns3"))
+        li = wait_error(sgd, 2, timeout=20)
+        print("  TLS to wrong.sgdtest: %s" % li["status"])
+        assert any(w in li["status"].lower() for w in ("certificate", "verif")), li
+        assert not obs.since(mark, "sgdtest/dns3/publish/status/hello")
+        # SNI carries the name, not the address connected to.
+        sgd.ok("set", *link_settings(2, sni.port, tls=1, server="localhost",
+                                     ca_file="ca.pem", cert_file="", key_file="",
+                                     username="", password=""))
+        wait_until(lambda: "localhost" in sni.names, 20, "a TLS handshake with SNI localhost")
+        assert all(n == "localhost" for n in sni.names), sni.names
+        # the loop's turn figures
+        lp = get_json(sgd, "/api")["loop"]
+        assert set(lp) == {"turns", "turn_p99_ms", "turn_max_ms", "turns_over_5ms",
+                           "turns_over_50ms"}, lp
+        assert lp["turns"] > 0 and 0 <= lp["turn_p99_ms"] <= lp["turn_max_ms"], lp
+        assert lp["turns"] >= lp["turns_over_5ms"] >= lp["turns_over_50ms"] >= 0, lp
+        print("  GET /api loop: %r" % lp)
+        assert link_info(sgd, 1)["status"] == "Connecting"
+        stop_clean(sgd)  # exits without waiting for the lookup
+    finally:
+        obs.close()
+        demo.stop()
+        dns.close()
+        sni.close()
+        broker.cleanup()
+
+
+def get_json(sgd, path):
+    st, _, data = sgd.http("GET", path, timeout=10)
+    assert st == 200 and isinstance(data, dict), (path, st, data)
+    return data
 
 
 if __name__ == "__main__":

@@ -405,6 +405,112 @@ static void test_del_fd_in_same_batch(void **state)
 	loop_fini(l);
 }
 
+/* Every value lies in its bucket, buckets are contiguous and increasing,
+ * and none is wider than a quarter of its lower bound. */
+static void test_hist_buckets(void **state)
+{
+	(void)state;
+	for (uint64_t v = 0; v < 5000000; v += v < 4096 ? 1 : 997) {
+		unsigned b = loop_hist_bucket(v);
+
+		assert_true(v <= loop_hist_upper(b));
+		if (b > 0)
+			assert_true(v > loop_hist_upper(b - 1));
+	}
+	assert_int_equal(loop_hist_bucket(0), 0);
+	assert_int_equal(loop_hist_bucket(3), 3);
+	assert_int_equal(loop_hist_bucket(4), 4);
+	assert_int_equal(loop_hist_bucket(7), 7);
+	assert_int_equal(loop_hist_bucket(8), 8);
+	assert_int_equal(loop_hist_bucket(9), 8);
+	assert_int_equal(loop_hist_bucket(10), 9);
+	assert_int_equal(loop_hist_upper(8), 9);
+	assert_int_equal(loop_hist_upper(11), 15);
+	assert_int_equal(loop_hist_bucket(16), 12);
+	for (unsigned b = 8; b < LOOP_HIST_BUCKETS - 1; b++) {
+		uint64_t lo = loop_hist_upper(b - 1) + 1, hi = loop_hist_upper(b);
+
+		assert_true(hi > lo);
+		assert_true((hi + 1 - lo) * 4 <= lo);
+	}
+	/* far beyond the range: the last bucket, still counted */
+	assert_int_equal(loop_hist_bucket(UINT64_MAX), LOOP_HIST_BUCKETS - 1);
+	assert_int_equal(loop_hist_bucket((uint64_t)1 << 40), LOOP_HIST_BUCKETS - 1);
+}
+
+static void test_hist_quantile(void **state)
+{
+	struct loop_hist h;
+	uint64_t p;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(loop_hist_quantile(&h, 990), 0);
+	/* 99 short turns and one long one: p99 is a short one */
+	for (int i = 0; i < 99; i++)
+		loop_hist_add(&h, 100);
+	loop_hist_add(&h, 40000);
+	assert_int_equal(h.count, 100);
+	assert_int_equal(h.max_us, 40000);
+	p = loop_hist_quantile(&h, 990);
+	assert_true(p >= 100 && p <= 125);
+	assert_int_equal(loop_hist_quantile(&h, 1000), 40000);
+	assert_int_equal(h.slow, 1);
+	assert_int_equal(h.stalls, 0);
+	/* a second long one: now more than 1 % are long */
+	loop_hist_add(&h, 30000);
+	p = loop_hist_quantile(&h, 990);
+	assert_true(p >= 30000 && p <= 37500);
+	/* the thresholds count strictly longer turns */
+	loop_hist_add(&h, LOOP_SLOW_US);
+	loop_hist_add(&h, LOOP_SLOW_US + 1);
+	loop_hist_add(&h, LOOP_STALL_US);
+	loop_hist_add(&h, LOOP_STALL_US + 1);
+	assert_int_equal(h.slow, 5);
+	assert_int_equal(h.stalls, 1);
+	/* the bound never exceeds the largest value seen */
+	memset(&h, 0, sizeof(h));
+	loop_hist_add(&h, 4100);
+	assert_int_equal(loop_hist_quantile(&h, 990), 4100);
+	assert_int_equal(loop_hist_quantile(&h, 1), 4100);
+	/* 1…1000: p50 is about 500, p99 about 990 */
+	memset(&h, 0, sizeof(h));
+	for (uint64_t v = 1000; v > 0; v--)
+		loop_hist_add(&h, v);
+	p = loop_hist_quantile(&h, 500);
+	assert_true(p >= 500 && p <= 625);
+	p = loop_hist_quantile(&h, 990);
+	assert_true(p >= 990 && p <= 1000);
+}
+
+static void on_sleep(void *arg)
+{
+	(void)arg;
+	usleep(20000);
+}
+
+/* Each dispatching turn is counted; a callback that sleeps shows in max. */
+static void test_turn_stats(void **state)
+{
+	struct loop *l;
+	struct loop_stats st;
+
+	(void)state;
+	assert_int_equal(loop_init(&l), 0);
+	loop_stats(l, &st);
+	assert_int_equal(st.turns, 0);
+	assert_int_equal(st.max_us, 0);
+	assert_true(loop_timer_add(l, 1, on_sleep, NULL) > 0);
+	assert_true(loop_timer_add(l, 40, on_quit, l) > 0);
+	assert_int_equal(loop_run(l), 0);
+	loop_stats(l, &st);
+	assert_true(st.turns >= 2);
+	assert_true(st.max_us >= 20000);
+	assert_true(st.slow >= 1);
+	assert_true(st.p99_us <= st.max_us);
+	loop_fini(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +523,9 @@ int main(void)
 	    cmocka_unit_test(test_fd_readable),
 	    cmocka_unit_test(test_fd_mod),
 	    cmocka_unit_test(test_del_fd_in_same_batch),
+	    cmocka_unit_test(test_hist_buckets),
+	    cmocka_unit_test(test_hist_quantile),
+	    cmocka_unit_test(test_turn_stats),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
