@@ -13,6 +13,7 @@
 #include "sg/dev.h"
 #include "sg/localtime.h"
 #include "sg/poll.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/store.h"
 #include "sg/version.h"
@@ -52,7 +53,7 @@ static void run_status(struct ops_call *c, json_t *args)
 		json_array_append_new(buses,
 				      busjson_status(names[i], e->buses ? e->buses[i] : NULL));
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *dv = poll_dev(e->poll, s);
+		const struct dev *dv = reg_dev(e->reg, s);
 
 		enabled += dv->health != DEV_DISABLED;
 		ok += dv->health == DEV_OK;
@@ -66,7 +67,8 @@ static void run_status(struct ops_call *c, json_t *args)
 		      e->conf->hw_version, "uptime_s",
 		      (json_int_t)((clock_mono_ms() - e->start_mono_ms) / 1000), "local_time", now,
 		      "settings_crc", crc, "buses", buses, "devices_enabled", enabled,
-		      "devices_responding", ok, "rs485_scanning", poll_scanning(e->poll));
+		      "devices_responding", ok, "rs485_scanning",
+		      reg_bus_busy(e->reg, CONF_BUS_RS485));
 	if (!d) {
 		ops_fail(c, OPS_INTERNAL, "out of memory");
 		return;
