@@ -30,12 +30,7 @@ static void reply_doc(struct http_req *r, json_t *doc)
 
 const char *rest_clip(const char *s, char buf[REST_CLIP_LEN])
 {
-	size_t i = 0;
-
-	for (; s && s[i] && i < REST_CLIP_LEN - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
+	return ops_clip(s, buf, REST_CLIP_LEN);
 }
 
 /* Local time now in the gateway's zone (settings timezone, dst_auto). */

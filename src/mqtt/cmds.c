@@ -47,27 +47,16 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 /* Client text safe to quote: printable ASCII, at most CLIP_LEN-1 bytes. */
 static const char *clip(const char *s, char buf[CLIP_LEN])
 {
-	size_t i = 0;
-
-	for (; s && s[i] && i < CLIP_LEN - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
+	return ops_clip(s, buf, CLIP_LEN);
 }
 
 json_t *cmd_text(const char *s)
 {
 	char buf[CMD_ERR_MAX];
-	size_t i = 0;
 	json_t *j = json_string(s);
 
-	if (j)
-		return j;
 	/* A truncated message may end in half a UTF-8 sequence. */
-	for (; s[i] && i < sizeof(buf) - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return json_string(buf);
+	return j ? j : json_string(ops_clip(s, buf, sizeof(buf)));
 }
 
 /* ---- publishing ---- */

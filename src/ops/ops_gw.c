@@ -22,20 +22,12 @@
 static void add_file_problems(const struct ops_env *e, json_t *d)
 {
 	const char *err = settings_load_error(e->settings);
-	json_t *errs = json_array();
-
-	for (unsigned i = 0; i < e->descs->nerr; i++) {
-		const struct desc_error *de = &e->descs->errs[i];
-
-		json_array_append_new(errs, json_pack("{s:s, s:s, s:s}", "file", de->file, "path",
-						      de->member, "reason", de->reason));
-	}
 	json_object_set_new(d, "settings_source",
 			    json_string(settings_origin_name(settings_origin(e->settings))));
 	json_object_set_new(d, "settings_error", err[0] ? json_string(err) : json_null());
 	json_object_set_new(d, "descriptions_loaded", json_integer(e->descs->n));
 	json_object_set_new(d, "descriptions_broken", json_integer(e->descs->nbroken));
-	json_object_set_new(d, "description_errors", errs);
+	json_object_set_new(d, "description_errors", desc_errors_json(e->descs));
 }
 
 /* The gateway's identity, uptime, buses and device health: sgctl status. */
