@@ -14,7 +14,6 @@ struct hist;
 struct loop;
 struct modbus;
 struct mqtt;
-struct poll;
 struct settings;
 struct store;
 

@@ -18,7 +18,7 @@
 #include "sg/legacy.h"
 #include "sg/localtime.h"
 #include "sg/netinfo.h"
-#include "sg/poll.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/store.h"
 #include "sg/version.h"

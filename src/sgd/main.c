@@ -347,7 +347,6 @@ static int start(struct app *a)
 						     .settings = a->settings,
 						     .conf = &a->conf,
 						     .ops = a->ops,
-						     .poll = a->poll,
 						     .reg = a->reg,
 						     .hist = a->hist,
 						     .status = &a->status},
