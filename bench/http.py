@@ -5,7 +5,7 @@ sgd polls 18 simulated devices (the set-up of bench/cpu.py: sgsim --pace with
 16 RS485 devices at 115200 baud, an IE38 on the Left IR and a Bicom on the
 Right IR at 19200, poll_meas_interval=1, poll_counter_interval=1) and serves
 HTTP on a free loopback port. The body of /api/measurement/0 is written to a
-temporary document root, and nginx (Debian nginx-light, keep-alive, access log
+temporary document root, and nginx (Debian nginx, keep-alive, access log
 off, application/json) serves that file on another loopback port. wrk
 (-t2 -c64 --latency, keep-alive) runs against sgd, then against nginx with
 worker_processes 1 (the reference: sgd's HTTP runs on one thread), then against
@@ -157,7 +157,7 @@ def main():
     wrk, nginx = find_tool("wrk"), find_tool("nginx")
     missing = [n for n, p in (("wrk", wrk), ("nginx", nginx)) if not p]
     if missing:
-        print("http.py: %s not installed (Debian packages wrk, nginx-light: run "
+        print("http.py: %s not installed (Debian packages wrk, nginx: run "
               "tools/install-deps bench as root)" % " and ".join(missing))
         return 2
 

@@ -1,8 +1,7 @@
 /* The daemon's state, owned by the main thread; built by main.c in start-up
  * order and torn down in reverse. Only src/sgd/ should include this: modules
  * get the handles they use (hist_env, modbus_env, disc_env, status_env…),
- * and follow settings through settings_subscribe(). (api/http.c, rest*,
- * mqtt/ and ctl/ still take it until their own decoupling.) */
+ * and follow settings through settings_subscribe(). */
 #ifndef SG_APP_H
 #define SG_APP_H
 

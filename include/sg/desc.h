@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "sg/decode.h"
 
 #define DESC_NAME_MAX 32
@@ -207,6 +209,9 @@ int desc_load_dir_lenient(const char *dir, struct desc_set *out, char *err, size
  * d's (d may be NULL), or NULL: then d, if any, is the description meant. */
 const struct desc_error *desc_broken_for(const struct desc_set *set, const char *model,
 					 const struct desc *d);
+/* [{"file", "path" (member path, "" for the whole file), "reason"}] of the
+ * skipped files (GET /api, sgctl status). */
+json_t *desc_errors_json(const struct desc_set *set);
 /* Free a set (and its descriptions). */
 void desc_set_free(struct desc_set *set);
 /* Free one description. */

@@ -16,7 +16,6 @@ struct loop;
 struct settings;
 struct conf;
 struct ops;
-struct poll;
 struct reg;
 struct hist;
 struct status_env;
@@ -51,9 +50,8 @@ struct http_env {
 	struct loop *loop;
 	struct settings *settings;
 	const struct conf *conf;
-	struct ops *ops; /* every command a route runs */
-	struct poll *poll;
-	struct reg *reg;
+	struct ops *ops;		 /* every command a route runs */
+	struct reg *reg;		 /* the devices the routes show */
 	struct hist *hist;		 /* NULL when history.db cannot be used */
 	const struct status_env *status; /* GET /api */
 };

@@ -8,13 +8,29 @@
 
 #include <jansson.h>
 
-struct app;
+struct conf;
+struct hist;
+struct loop;
 struct mqtt;
+struct ops;
+struct reg;
+struct settings;
 
 #define MQTT_LINKS 2
 
-/* Create the links from the settings (connecting starts in the loop). 0 or -errno. */
-int mqtt_init(struct app *a, struct mqtt **out);
+/* The handles the links use; owned by the caller, outliving the mqtt. */
+struct mqtt_env {
+	struct loop *loop;
+	struct settings *settings;
+	const struct conf *conf; /* state_dir, identity, mqtt_buffer_max */
+	struct reg *reg;	 /* the devices published and announced */
+	struct ops *ops;	 /* what commands run */
+	struct hist *hist;	 /* active tariff in readings; NULL without history */
+};
+
+/* Create the links from the settings over env (copied); connecting starts
+ * in the loop. 0 or -errno. */
+int mqtt_init(const struct mqtt_env *env, struct mqtt **out);
 /* Settings changed: links whose settings changed reconnect; schedules follow. */
 void mqtt_configure(struct mqtt *m);
 /* Publish "offline" where connected, disconnect, close the buffer. */

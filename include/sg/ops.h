@@ -27,6 +27,7 @@ struct loop;
 struct settings;
 struct store;
 struct poll;
+struct reg;
 struct hist;
 struct desc_set;
 struct bus;
@@ -60,6 +61,7 @@ struct ops_env {
 	struct settings *settings;
 	struct store *store; /* event log */
 	struct poll *poll;   /* the Modbus reader's on-demand operations */
+	struct reg *reg;     /* the devices, the bus ownership (a scan) */
 	struct hist *hist;   /* NULL when history.db cannot be used */
 	const struct conf *conf;
 	const struct desc_set *descs;

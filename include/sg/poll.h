@@ -18,8 +18,6 @@
 
 struct poll;
 
-/* Old name of reg_notify_cb (until every subscriber uses reg_subscribe). */
-typedef reg_notify_cb poll_notify_cb;
 /* Completion of an on-demand operation: err 0 with a JSON result (owned by
  * the callee: decref it), or err < 0 with msg. */
 typedef void (*poll_result_cb)(int err, const char *msg, json_t *result, void *arg);
@@ -37,15 +35,6 @@ void poll_quiesce(struct poll *p);
 /* Apply the slot settings (types, addresses, descriptions, intervals, RS485
  * line parameters); changed slots are re-identified. */
 void poll_configure(struct poll *p, const struct settings *s);
-/* Deprecated wrappers over the registry, kept until their last callers
- * move: reg_dev, reg_subscribe, reg_unsubscribe, reg_bicom_slot. */
-const struct dev *poll_dev(const struct poll *p, int slot);
-/* Deprecated: reg_subscribe. */
-int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg);
-/* Deprecated: reg_unsubscribe. */
-void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg);
-/* Deprecated: reg_bicom_slot. */
-int poll_bicom_slot(const struct poll *p, int addr);
 /* Switch or read a Bicom: result {"bicom": addr, "state": "on"|"off"}. */
 int poll_bicom(struct poll *p, int slot, enum bicom_op op, poll_result_cb cb, void *arg);
 /* Raw transaction to Modbus address addr (0 = Left IR device, else RS485);
@@ -58,10 +47,6 @@ int poll_scan(struct poll *p, int baud, char parity, int stop_bits, int first, i
 /* Write a scanned device's new address/comm parameters (-1 = keep). */
 int poll_set_parameters(struct poll *p, int addr, const char *model, int new_addr, int baud_code,
 			int parity, int stop_code, poll_result_cb cb, void *arg);
-/* Deprecated: reg_bus_busy(r, CONF_BUS_RS485). */
-bool poll_scanning(const struct poll *p);
-/* Deprecated: reg_slot_of_unit. */
-int poll_slot_of_unit(const struct poll *p, int unit);
 /* The bus a slot's device is on (NULL when that port is absent). */
 struct bus *poll_slot_bus(const struct poll *p, int slot);
 

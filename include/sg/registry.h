@@ -35,7 +35,7 @@ struct reg;
  * a failed one changes its health; d->health is what subscribers act on. */
 typedef void (*reg_notify_cb)(const struct dev *d, void *arg);
 
-#define REG_SUB_MAX 4
+#define REG_SUB_MAX 8
 
 /* Create the registry with every slot disabled; buses[CONF_BUS_COUNT]
  * (entries may be NULL) are the lines whose slave role it manages. */

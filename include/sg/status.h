@@ -14,7 +14,6 @@ struct hist;
 struct loop;
 struct modbus;
 struct mqtt;
-struct poll;
 struct settings;
 struct store;
 
@@ -40,7 +39,5 @@ struct status_env {
 json_t *status_json(const struct status_env *e);
 /* {"source": "settings.json"|"settings.json.prev"|"defaults", "error": text or null}. */
 json_t *status_settings_file_json(const struct settings *s);
-/* [{"file", "path" (member path, "" for the whole file), "reason"}] of skipped descriptions. */
-json_t *status_desc_errors_json(const struct desc_set *descs);
 
 #endif

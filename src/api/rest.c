@@ -12,8 +12,8 @@
 #include "sg/devop.h"
 #include "sg/legacy.h"
 #include "sg/localtime.h"
-#include "sg/poll.h"
 #include "sg/reading.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/status.h"
 
@@ -30,12 +30,7 @@ static void reply_doc(struct http_req *r, json_t *doc)
 
 const char *rest_clip(const char *s, char buf[REST_CLIP_LEN])
 {
-	size_t i = 0;
-
-	for (; s && s[i] && i < REST_CLIP_LEN - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
+	return ops_clip(s, buf, REST_CLIP_LEN);
 }
 
 /* Local time now in the gateway's zone (settings timezone, dst_auto). */
@@ -117,7 +112,7 @@ static void reading_done(struct rest_call *rc, enum ops_status st, const char *m
 		http_reply_json(
 		    r, 503,
 		    json_pack("{s:s, s:i, s:s}", "error", msg, "status", 503, "device_status",
-			      dev_health_name(poll_dev(http_req_env(r)->poll, rc->slot)->health)));
+			      dev_health_name(reg_dev(http_req_env(r)->reg, rc->slot)->health)));
 	else
 		rest_ops_reply(r, st, msg, res);
 }

@@ -12,51 +12,27 @@
 #include "sg/legacy.h"
 #include "sg/ops.h"
 
-/* One route's call in flight: answered now or, deferred, later. */
-struct hist_call {
-	struct http_req *r;
-	bool returned; /* ops_run has returned: the completion frees this */
-	bool answered;
-};
-
-static void hist_done(enum ops_status st, const char *msg, json_t *res, void *arg)
+/* rest_reply_fn: a "csv" result is the body as text/csv, any other the JSON. */
+static void hist_reply(struct rest_call *rc, enum ops_status st, const char *msg, json_t *res)
 {
-	struct hist_call *hc = arg;
 	json_t *csv = json_object_get(res, "csv");
 
 	if (st != OPS_OK)
-		http_reply_error(hc->r, ops_http_status(st), "%s", msg);
+		http_reply_error(rc->r, ops_http_status(st), "%s", msg);
 	else if (json_is_string(csv))
-		http_reply_data(hc->r, 200, "text/csv; charset=utf-8", json_string_value(csv),
+		http_reply_data(rc->r, 200, "text/csv; charset=utf-8", json_string_value(csv),
 				json_string_length(csv));
 	else
-		http_reply_json(hc->r, 200, json_incref(res));
+		http_reply_json(rc->r, 200, json_incref(res));
 	json_decref(res);
-	hc->answered = true;
-	if (hc->returned)
-		free(hc);
 }
 
-/* Run cmd (stolen) for r. */
+/* Run cmd ({"cmd": name, …}, stolen; NULL: out of memory) for r. */
 static void run(struct http_req *r, json_t *cmd)
 {
-	struct hist_call *hc = calloc(1, sizeof(*hc));
+	static const struct rest_call how = {.reply = hist_reply};
 
-	if (!hc || !cmd) {
-		free(hc);
-		json_decref(cmd);
-		http_reply_error(r, 500, "out of memory");
-		return;
-	}
-	hc->r = r;
-	ops_run(http_req_env(r)->ops, cmd, OPS_FROM_REST, hist_done, hc);
-	json_decref(cmd);
-	if (hc->answered) {
-		free(hc);
-		return;
-	}
-	hc->returned = true;
-	http_req_defer(r);
+	rest_ops_run(r, json_string_value(json_object_get(cmd, "cmd")), cmd, &how);
 }
 
 /* ?format=json|csv as the command's "csv"; false after replying 400. */

@@ -18,7 +18,7 @@
 #include "sg/legacy.h"
 #include "sg/localtime.h"
 #include "sg/netinfo.h"
-#include "sg/poll.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/store.h"
 #include "sg/version.h"
@@ -149,19 +149,6 @@ json_t *status_settings_file_json(const struct settings *s)
 			 err[0] ? json_string(err) : json_null());
 }
 
-json_t *status_desc_errors_json(const struct desc_set *descs)
-{
-	json_t *list = json_array();
-
-	for (unsigned i = 0; i < descs->nerr; i++) {
-		const struct desc_error *e = &descs->errs[i];
-
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "file", e->file, "path",
-						      e->member, "reason", e->reason));
-	}
-	return list;
-}
-
 static void uptime_text(int64_t s, char *buf, size_t len)
 {
 	snprintf(buf, len, "%lldd %02lld:%02lld:%02lld", (long long)(s / 86400),
@@ -277,7 +264,7 @@ json_t *status_json(const struct status_env *e)
 	    "devices_responding", ok, "rs485_scanning", reg_bus_busy(e->reg, CONF_BUS_RS485),
 	    "profile_fill", profile_fill_json(e), "settings_file",
 	    status_settings_file_json(e->settings), "descriptions", "loaded", (int)e->descs->n,
-	    "broken", (int)e->descs->nbroken, "errors", status_desc_errors_json(e->descs));
+	    "broken", (int)e->descs->nbroken, "errors", desc_errors_json(e->descs));
 	if (doc)
 		json_object_set_new(doc, "loop", loop_json(e->loop));
 	return doc;

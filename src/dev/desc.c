@@ -1322,6 +1322,19 @@ void desc_free(struct desc *d)
 	free(d);
 }
 
+json_t *desc_errors_json(const struct desc_set *set)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; i < set->nerr; i++) {
+		const struct desc_error *e = &set->errs[i];
+
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "file", e->file, "path",
+						      e->member, "reason", e->reason));
+	}
+	return list;
+}
+
 void desc_set_free(struct desc_set *set)
 {
 	unsigned i;

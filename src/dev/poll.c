@@ -518,28 +518,6 @@ void poll_fini(struct poll *p)
 	free(p);
 }
 
-/* ---- wrappers over the registry, until every caller asks it ---- */
-
-const struct dev *poll_dev(const struct poll *p, int slot)
-{
-	return reg_dev(p->reg, slot);
-}
-
-int poll_slot_of_unit(const struct poll *p, int unit)
-{
-	return reg_slot_of_unit(p->reg, unit);
-}
-
-int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg)
-{
-	return reg_subscribe(p->reg, cb, arg);
-}
-
-void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg)
-{
-	reg_unsubscribe(p->reg, cb, arg);
-}
-
 struct bus *poll_slot_bus(const struct poll *p, int slot)
 {
 	return slot >= 0 && slot < DEV_SLOTS ? p->buses[p->slot[slot].dev->bus] : NULL;

@@ -87,17 +87,7 @@ void poll_ops_quiesce(struct poll *p)
 	(void)p; /* operations finish through bus_stop()'s cancellations */
 }
 
-bool poll_scanning(const struct poll *p)
-{
-	return reg_bus_busy(p->reg, CONF_BUS_RS485);
-}
-
 /* ---- Bicom ---- */
-
-int poll_bicom_slot(const struct poll *p, int addr)
-{
-	return reg_bicom_slot(p->reg, addr);
-}
 
 static void bicom_read(struct op *o);
 

@@ -24,7 +24,7 @@
 /* One command from arrival to reply; on the heap because bus operations
  * finish after mqtt_cmd_run has returned. */
 struct cmd {
-	struct app *app;
+	struct mqtt *m;
 	int link; /* the reply goes back to the link the command came on */
 	char name[CMD_NAME_MAX];
 	int addr; /* bicom: its state is also published retained */
@@ -47,27 +47,16 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 /* Client text safe to quote: printable ASCII, at most CLIP_LEN-1 bytes. */
 static const char *clip(const char *s, char buf[CLIP_LEN])
 {
-	size_t i = 0;
-
-	for (; s && s[i] && i < CLIP_LEN - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
+	return ops_clip(s, buf, CLIP_LEN);
 }
 
 json_t *cmd_text(const char *s)
 {
 	char buf[CMD_ERR_MAX];
-	size_t i = 0;
 	json_t *j = json_string(s);
 
-	if (j)
-		return j;
 	/* A truncated message may end in half a UTF-8 sequence. */
-	for (; s[i] && i < sizeof(buf) - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return json_string(buf);
+	return j ? j : json_string(ops_clip(s, buf, sizeof(buf)));
 }
 
 /* ---- publishing ---- */
@@ -114,9 +103,18 @@ static void reply_ok(struct mqtt_link *l, const char *name, json_t *doc)
 	publish_doc(l, out);
 }
 
-struct mqtt_link *cmd_link_again(struct app *a, int n, const char *what)
+void mqtt_cmd_topic(const struct mqtt *m, int n, char *buf, size_t len)
 {
-	struct mqtt *m = a->mqtt;
+	char root[32], sub[32];
+
+	snprintf(root, sizeof(root), "mqtt%d_roottopic", n);
+	snprintf(sub, sizeof(sub), "mqtt%d_sub_topic", n);
+	snprintf(buf, len, "%s/%s", settings_str(m->env.settings, root),
+		 settings_str(m->env.settings, sub));
+}
+
+struct mqtt_link *cmd_link_again(struct mqtt *m, int n, const char *what)
+{
 	struct mqtt_link *l = m && n >= 1 && n <= MQTT_LINKS ? m->link[n - 1] : NULL;
 
 	if (!l || !link_connected(l)) {
@@ -258,7 +256,7 @@ static bool offered(const char *name, char *err, size_t len)
 static void cmd_done(enum ops_status st, const char *msg, json_t *res, void *arg)
 {
 	struct cmd *c = arg;
-	struct mqtt_link *l = cmd_link_again(c->app, c->link, c->name);
+	struct mqtt_link *l = cmd_link_again(c->m, c->link, c->name);
 	const char *state;
 
 	if (!l) {
@@ -297,12 +295,12 @@ void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size
 	if (data && offered(name, err, sizeof(err)) && !(c = calloc(1, sizeof(*c))))
 		snprintf(err, sizeof(err), "out of memory");
 	if (c) {
-		*c = (struct cmd){.app = m->app, .link = link_number(l)};
+		*c = (struct cmd){.m = m, .link = link_number(l)};
 		snprintf(c->name, sizeof(c->name), "%s", name);
 		log_debug("mqtt%d: command %s", c->link, c->name);
 	}
 	if (c && (cmd = ops_command(c, data, err, sizeof(err)))) {
-		ops_run(m->app->ops, cmd, OPS_FROM_MQTT, cmd_done, c);
+		ops_run(m->env.ops, cmd, OPS_FROM_MQTT, cmd_done, c);
 		json_decref(cmd);
 	} else {
 		reply_error(l, name[0] ? name : NULL, err);
@@ -311,9 +309,9 @@ void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size
 	json_decref(data);
 }
 
-json_t *mqtt_hello_json(struct app *a)
+json_t *mqtt_hello_json(const struct conf *c)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "hello", "hello world", "serial_number",
-			 a->conf.serial_number, "model_type", a->conf.model_type, "sw_ver",
-			 SGD_VERSION, "hw_ver", a->conf.hw_version);
+			 c->serial_number, "model_type", c->model_type, "sw_ver", SGD_VERSION,
+			 "hw_ver", c->hw_version);
 }

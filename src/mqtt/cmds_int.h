@@ -33,8 +33,10 @@ json_t *cmd_parse(const void *payload, size_t len, char name[CMD_NAME_MAX], char
 json_t *cmd_settings_changes(json_t *data, int link, char *err, size_t errlen);
 
 /* Link n (1 or 2) if it is still connected, else NULL (logged): for replies
- * of operations that finished after the link may have gone. */
-struct mqtt_link *cmd_link_again(struct app *a, int n, const char *what);
+ * of operations that finished after the link may have gone. m outlives
+ * them: mqtt_fini runs after the buses stopped, whose cancellations are the
+ * last completions (src/sgd/main.c). */
+struct mqtt_link *cmd_link_again(struct mqtt *m, int n, const char *what);
 /* JSON string of a message, made valid even if err truncation cut a UTF-8 sequence. */
 json_t *cmd_text(const char *s);
 

@@ -374,31 +374,20 @@ int hadisc_slot_links(const struct settings *st, int slot)
 	return (int)settings_int(st, key);
 }
 
-/* "<root>/<sub topic>" of link n: where commands (and HA switches) arrive. */
-static void cmd_topic(struct app *a, int n, char *buf, size_t len)
-{
-	char root[32], sub[32];
-
-	snprintf(root, sizeof(root), "mqtt%d_roottopic", n);
-	snprintf(sub, sizeof(sub), "mqtt%d_sub_topic", n);
-	snprintf(buf, len, "%s/%s", settings_str(a->settings, root),
-		 settings_str(a->settings, sub));
-}
-
 /* Everything each time: configs are retained and idempotent, so a repeat
  * costs a few messages and a changed device is never missed. */
 bool hadisc_announce(struct mqtt *m, struct mqtt_link *l)
 {
-	struct app *a = m->app;
+	const struct mqtt_env *a = &m->env;
 	char gw[ID_MAX], cmd[TOPIC_MAX];
-	struct hadisc_env e = {gw, a->conf.model_type, a->conf.hw_version, link_base(l), cmd};
+	struct hadisc_env e = {gw, a->conf->model_type, a->conf->hw_version, link_base(l), cmd};
 	struct announce an = {l, 0, 0, 0};
 	int bit = 1 << (link_number(l) - 1);
 
 	if (!settings_int(a->settings, "ha_discovery"))
 		return false;
-	hadisc_id(a->conf.serial_number, gw, sizeof(gw));
-	cmd_topic(a, link_number(l), cmd, sizeof(cmd));
+	hadisc_id(a->conf->serial_number, gw, sizeof(gw));
+	mqtt_cmd_topic(m, link_number(l), cmd, sizeof(cmd));
 	hadisc_gateway_config(&e, publish_config, &an);
 	for (int s = 0; s < DEV_SLOTS; s++) {
 		const struct dev *d = reg_dev(a->reg, s);
@@ -420,7 +409,7 @@ bool hadisc_announce(struct mqtt *m, struct mqtt_link *l)
 /* ---- switch commands ---- */
 
 struct sw_op {
-	struct app *app;
+	struct mqtt *m;
 	int link, addr;
 };
 
@@ -443,7 +432,7 @@ static void sw_error(struct mqtt_link *l, const char *fmt, ...)
 static void sw_done(enum ops_status st, const char *msg, json_t *res, void *arg)
 {
 	struct sw_op *o = arg;
-	struct mqtt_link *l = cmd_link_again(o->app, o->link, "Bicom switch");
+	struct mqtt_link *l = cmd_link_again(o->m, o->link, "Bicom switch");
 	const char *state = json_string_value(json_object_get(res, "state"));
 
 	if (l && st != OPS_OK)
@@ -478,17 +467,18 @@ static int switch_topic(const char *sub, long *addr)
 	return 0;
 }
 
-static int switch_op(const void *payload, size_t len)
+/* The bicom command's "val" of a switch payload, or NULL. */
+static const char *switch_val(const void *payload, size_t len)
 {
 	static const char *const on[] = {"ON", "on"}, *const off[] = {"OFF", "off"};
 
 	for (size_t i = 0; i < 2; i++) {
 		if (len == 2 && !memcmp(payload, on[i], 2))
-			return BICOM_ON;
+			return "on";
 		if (len == 3 && !memcmp(payload, off[i], 3))
-			return BICOM_OFF;
+			return "off";
 	}
-	return -EINVAL;
+	return NULL;
 }
 
 bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, const void *payload,
@@ -497,7 +487,8 @@ bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, c
 	struct sw_op *o;
 	json_t *cmd;
 	long addr;
-	int r = switch_topic(subtopic, &addr), op;
+	int r = switch_topic(subtopic, &addr);
+	const char *val;
 
 	if (r == -ENOENT)
 		return false;
@@ -505,19 +496,18 @@ bool hadisc_command(struct mqtt *m, struct mqtt_link *l, const char *subtopic, c
 		sw_error(l, "Error: bicom/<addr>/set: addr must be 0…247");
 		return true;
 	}
-	op = switch_op(payload, len);
-	if (op < 0) {
+	val = switch_val(payload, len);
+	if (!val) {
 		sw_error(l, "Error: Bicom %ld: expected ON or OFF", addr);
 		return true;
 	}
 	/* Through the operations table: its rules (the Right IR Bicom's relay
 	 * mode) hold for the switch entity too. */
 	o = calloc(1, sizeof(*o));
-	cmd = json_pack("{s:s, s:i, s:s}", "cmd", "bicom", "addr", (int)addr, "val",
-			op == BICOM_ON ? "on" : "off");
+	cmd = json_pack("{s:s, s:i, s:s}", "cmd", "bicom", "addr", (int)addr, "val", val);
 	if (o && cmd) {
-		*o = (struct sw_op){m->app, link_number(l), (int)addr};
-		ops_run(m->app->ops, cmd, OPS_FROM_MQTT, sw_done, o);
+		*o = (struct sw_op){m, link_number(l), (int)addr};
+		ops_run(m->env.ops, cmd, OPS_FROM_MQTT, sw_done, o);
 		json_decref(cmd);
 		return true;
 	}

@@ -151,7 +151,7 @@ static long get_int(const struct mqtt_link *l, const char *prefix, const char *n
 	char key[48];
 
 	key_of(l, prefix, name, key, sizeof(key));
-	return settings_int(l->m->app->settings, key);
+	return settings_int(l->m->env.settings, key);
 }
 
 static void get_str(const struct mqtt_link *l, const char *name, char *out)
@@ -160,7 +160,7 @@ static void get_str(const struct mqtt_link *l, const char *name, char *out)
 	const char *v;
 
 	key_of(l, "mqtt", name, key, sizeof(key));
-	v = settings_str(l->m->app->settings, key);
+	v = settings_str(l->m->env.settings, key);
 	snprintf(out, STR_MAX, "%s", v ? v : "");
 }
 
@@ -651,7 +651,7 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *str
 /* A file-manager name to a readable path; false with the status set. */
 static bool resolve_file(struct mqtt_link *l, const char *name, char *out, size_t len)
 {
-	int r = files_path(l->m->app->conf.state_dir, name, out, len);
+	int r = files_path(l->m->env.conf->state_dir, name, out, len);
 
 	if (r == -EINVAL) {
 		halt(l, "%s: not a valid file name", name);
@@ -792,7 +792,7 @@ static bool create(struct mqtt_link *l)
 {
 	char id[64], avail[sizeof(l->base) + 16];
 
-	snprintf(id, sizeof(id), "%s-%d", l->m->app->conf.serial_number, l->n);
+	snprintf(id, sizeof(id), "%s-%d", l->m->env.conf->serial_number, l->n);
 	l->mosq = mosquitto_new(id, true, l);
 	if (!l->mosq) {
 		halt(l, "cannot create the MQTT client: %s", strerror(errno));
@@ -988,7 +988,7 @@ static void file_stamp(const struct mqtt_link *l, const char *name, char *buf, s
 	char path[PATH_MAX];
 	struct stat st;
 
-	if (!name[0] || files_path(l->m->app->conf.state_dir, name, path, sizeof(path)) < 0 ||
+	if (!name[0] || files_path(l->m->env.conf->state_dir, name, path, sizeof(path)) < 0 ||
 	    stat(path, &st) < 0) {
 		snprintf(buf, len, "-");
 		return;
@@ -1069,13 +1069,13 @@ int link_init(struct mqtt *m, int n, struct mqtt_link **out)
 {
 	struct mqtt_link *l;
 
-	if (!m || !m->app || !out || n < 1 || n > MQTT_LINKS)
+	if (!m || !m->env.conf || !out || n < 1 || n > MQTT_LINKS)
 		return -EINVAL;
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->m = m;
-	l->loop = m->app->loop;
+	l->loop = m->env.loop;
 	l->n = n;
 	l->fd = -1;
 	l->backoff_s = 1;

@@ -17,18 +17,7 @@ static long link_proto(const struct mqtt *m, int n)
 	char key[32];
 
 	snprintf(key, sizeof(key), "push%d_protocol", n);
-	return settings_int(m->app->settings, key);
-}
-
-/* "<root>/<sub topic>" of link n: where its commands arrive. */
-static void cmd_topic(const struct mqtt *m, int n, char *buf, size_t len)
-{
-	char root[32], sub[32];
-
-	snprintf(root, sizeof(root), "mqtt%d_roottopic", n);
-	snprintf(sub, sizeof(sub), "mqtt%d_sub_topic", n);
-	snprintf(buf, len, "%s/%s", settings_str(m->app->settings, root),
-		 settings_str(m->app->settings, sub));
+	return settings_int(m->env.settings, key);
 }
 
 /* Announce to Home Assistant on l, then give every announced entity its
@@ -55,7 +44,7 @@ static void on_device(const struct dev *d, void *arg)
 			announce(m, m->link[i], false);
 }
 
-int mqtt_init(struct app *a, struct mqtt **out)
+int mqtt_init(const struct mqtt_env *env, struct mqtt **out)
 {
 	struct mqtt *m = calloc(1, sizeof(*m));
 	char path[CONF_PATH_MAX + 16], err[256];
@@ -63,12 +52,13 @@ int mqtt_init(struct app *a, struct mqtt **out)
 
 	if (!m)
 		return -ENOMEM;
-	m->app = a;
+	m->env = *env;
 	mosquitto_lib_init();
-	snprintf(path, sizeof(path), "%s/outbox.db", a->conf.state_dir);
+	snprintf(path, sizeof(path), "%s/outbox.db", env->conf->state_dir);
 	/* Without the buffer the links still work; publications made while one
 	 * is down are then lost, and the log says why. */
-	if (outbox_open(path, (unsigned)a->conf.mqtt_buffer_max, &m->outbox, err, sizeof(err)) < 0)
+	if (outbox_open(path, (unsigned)env->conf->mqtt_buffer_max, &m->outbox, err, sizeof(err)) <
+	    0)
 		log_err("mqtt: buffer %s: %s (publications during outages are lost)", path, err);
 	for (int i = 0; i < MQTT_LINKS; i++) {
 		if ((r = link_init(m, i + 1, &m->link[i])) < 0 ||
@@ -81,7 +71,10 @@ int mqtt_init(struct app *a, struct mqtt **out)
 		mqtt_fini(m);
 		return r;
 	}
-	reg_subscribe(a->reg, on_device, m);
+	if (env->reg && (r = reg_subscribe(env->reg, on_device, m)) < 0) {
+		mqtt_fini(m);
+		return r;
+	}
 	mqtt_configure(m);
 	*out = m;
 	return 0;
@@ -117,8 +110,8 @@ void mqtt_fini(struct mqtt *m)
 {
 	if (!m)
 		return;
-	if (m->app->reg)
-		reg_unsubscribe(m->app->reg, on_device, m);
+	if (m->env.reg)
+		reg_unsubscribe(m->env.reg, on_device, m);
 	publisher_fini(m->pub);
 	for (int i = 0; i < MQTT_LINKS; i++) {
 		if (m->link[i])
@@ -167,7 +160,7 @@ json_t *mqtt_status_json(struct mqtt *m)
 
 void mqtt_on_connect(struct mqtt *m, struct mqtt_link *l)
 {
-	json_t *hello = mqtt_hello_json(m->app);
+	json_t *hello = mqtt_hello_json(m->env.conf);
 	char *txt = hello ? json_dumps(hello, SG_JSON_FLAGS) : NULL;
 
 	if (txt)
@@ -196,7 +189,7 @@ void mqtt_on_message(struct mqtt *m, struct mqtt_link *l, const char *topic, con
 	char cmd[160];
 	size_t n;
 
-	cmd_topic(m, link_number(l), cmd, sizeof(cmd));
+	mqtt_cmd_topic(m, link_number(l), cmd, sizeof(cmd));
 	n = strlen(cmd);
 	if (!strcmp(topic, cmd)) {
 		mqtt_cmd_run(m, l, payload, len);

@@ -17,9 +17,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "sg/app.h"
+#include "sg/conf.h"
 #include "sg/dev.h"
+#include "sg/loop.h"
 #include "sg/mqtt.h"
+#include "sg/registry.h"
+#include "sg/settings.h"
 
 struct mqtt_link;
 struct stdtcp;
@@ -53,7 +56,7 @@ static inline int mqtt_avail_sub(const struct dev *d, char *buf, size_t len)
 }
 
 struct mqtt {
-	struct app *app;
+	struct mqtt_env env;
 	struct mqtt_link *link[MQTT_LINKS];
 	struct stdtcp *tcp[MQTT_LINKS];
 	struct outbox *outbox; /* NULL when the buffer could not be opened */
@@ -100,11 +103,13 @@ void mqtt_on_message(struct mqtt *m, struct mqtt_link *l, const char *topic, con
 void mqtt_on_published(struct mqtt *m, struct mqtt_link *l, int mid);
 
 /* ---- cmds.c ---- */
+/* "<root>/<sub topic>" of link n: where its commands (and HA switches) arrive. */
+void mqtt_cmd_topic(const struct mqtt *m, int n, char *buf, size_t len);
 /* A command on <root>/<sub topic>: reply on SUB_STATUS (JSON with "cmd"), or
  * on SUB_ERROR for a bad command / failed device. Never trusts the payload. */
 void mqtt_cmd_run(struct mqtt *m, struct mqtt_link *l, const void *payload, size_t len);
 /* {"hello": "hello world", "serial_number", "model_type", "sw_ver", "hw_ver"} */
-json_t *mqtt_hello_json(struct app *a);
+json_t *mqtt_hello_json(const struct conf *c);
 
 /* ---- hadisc.c ---- */
 /* Publish (retained) the discovery configs of every identified device the
@@ -126,7 +131,7 @@ void stdtcp_fini(struct stdtcp *t);
 void stdtcp_push(struct stdtcp *t, const struct dev *d);
 const char *stdtcp_status(const struct stdtcp *t);
 /* The XML document for one device (also used by the tests through a unit test). */
-char *stdtcp_xml(struct app *a, const struct dev *d);
+char *stdtcp_xml(const struct settings *s, const struct dev *d);
 
 /* ---- outbox.c ---- */
 struct outbox_msg {

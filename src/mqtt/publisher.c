@@ -86,12 +86,12 @@ struct publisher {
 
 static struct loop *loop_of(const struct publisher *p)
 {
-	return p->m && p->m->app ? p->m->app->loop : NULL;
+	return p->m ? p->m->env.loop : NULL;
 }
 
 static const struct settings *settings_of(const struct publisher *p)
 {
-	return p->m && p->m->app ? p->m->app->settings : NULL;
+	return p->m ? p->m->env.settings : NULL;
 }
 
 static struct mqtt_link *link_of(const struct publisher *p, int n)
@@ -238,8 +238,7 @@ static bool readable(const struct dev *d)
 
 static char *render(struct publisher *p, const struct dev *d, bool counters)
 {
-	const struct app *a = p->m ? p->m->app : NULL;
-	json_t *j = reading_json(a ? a->hist : NULL, a ? a->settings : NULL, d, counters);
+	json_t *j = reading_json(p->m ? p->m->env.hist : NULL, settings_of(p), d, counters);
 	char *s = j ? json_dumps(j, SG_JSON_FLAGS) : NULL;
 
 	json_decref(j);
@@ -320,7 +319,7 @@ static void report_down(struct publisher *p, struct pslot *s, const struct dev *
 
 static void publish_slot(struct publisher *p, struct pslot *s)
 {
-	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, s->idx) : NULL;
+	const struct dev *d = reg_dev(p->m->env.reg, s->idx);
 
 	if (!d || d->health == DEV_DISABLED)
 		return;
@@ -354,7 +353,7 @@ static bool link_is_mqtt_up(const struct publisher *p, int n)
  * identifying, unknown model) is "offline". */
 static void avail_update(struct publisher *p, int n, int idx, bool force)
 {
-	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, idx) : NULL;
+	const struct dev *d = reg_dev(p->m->env.reg, idx);
 	enum avail want, *sent = &p->avail[n - 1][idx];
 	char sub[64];
 	const char *txt;
@@ -391,11 +390,11 @@ static void on_avail_timer(void *arg)
 
 void publisher_state_now(struct publisher *p, int n, bool force)
 {
-	if (!p || n < 1 || n > MQTT_LINKS || !p->m->app->poll || !link_is_mqtt_up(p, n))
+	if (!p || n < 1 || n > MQTT_LINKS || !p->m->env.reg || !link_is_mqtt_up(p, n))
 		return;
 	for (int i = 0; i < DEV_SLOTS; i++) {
 		struct pslot one = p->slot[i];
-		const struct dev *d = poll_dev(p->m->app->poll, i);
+		const struct dev *d = reg_dev(p->m->env.reg, i);
 
 		if (!(one.links & (1 << (n - 1))))
 			continue;
@@ -459,7 +458,7 @@ static void on_due(void *arg)
 {
 	struct pslot *s = arg;
 	struct publisher *p = s->p;
-	const struct dev *d = p->m->app->poll ? poll_dev(p->m->app->poll, s->idx) : NULL;
+	const struct dev *d = reg_dev(p->m->env.reg, s->idx);
 
 	s->timer = 0;
 	arm(p, s); /* first, so the period does not stretch by the publishing time */
@@ -540,7 +539,7 @@ int publisher_init(struct mqtt *m, struct publisher **out)
 		p->slot[i].idx = i;
 	}
 	p->on_tick = bench_on_tick();
-	if (m->app && m->app->poll && (r = poll_add_notify(m->app->poll, on_cycle, p)) < 0) {
+	if (m->env.reg && (r = reg_subscribe(m->env.reg, on_cycle, p)) < 0) {
 		free(p);
 		return r;
 	}
@@ -555,8 +554,8 @@ void publisher_fini(struct publisher *p)
 {
 	if (!p)
 		return;
-	if (p->m && p->m->app && p->m->app->poll)
-		poll_del_notify(p->m->app->poll, on_cycle, p);
+	if (p->m && p->m->env.reg)
+		reg_unsubscribe(p->m->env.reg, on_cycle, p);
 	for (int i = 0; i < DEV_SLOTS; i++)
 		disarm(p, &p->slot[i]);
 	if (p->avail_timer > 0 && loop_of(p))

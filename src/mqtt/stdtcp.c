@@ -121,12 +121,12 @@ struct stdtcp {
 
 static struct loop *loop_of(const struct stdtcp *t)
 {
-	return t->m && t->m->app ? t->m->app->loop : NULL;
+	return t->m ? t->m->env.loop : NULL;
 }
 
 static struct settings *settings_of(const struct stdtcp *t)
 {
-	return t->m && t->m->app ? t->m->app->settings : NULL;
+	return t->m ? t->m->env.settings : NULL;
 }
 
 /* ---- XML ---- */
@@ -305,10 +305,9 @@ static void put_device(FILE *f, const struct dev *d, const json_t *meas, const j
 	fputs(" </device>\n", f);
 }
 
-static void put_push(FILE *f, struct app *a, const struct dev *d, const json_t *meas,
+static void put_push(FILE *f, const struct settings *s, const struct dev *d, const json_t *meas,
 		     const json_t *ctr)
 {
-	const struct settings *s = a ? a->settings : NULL;
 	char now[40];
 
 	iso_time(clock_wall_ms(), false, now, sizeof(now));
@@ -321,7 +320,7 @@ static void put_push(FILE *f, struct app *a, const struct dev *d, const json_t *
 	fputs("</push>\n", f);
 }
 
-char *stdtcp_xml(struct app *a, const struct dev *d)
+char *stdtcp_xml(const struct settings *s, const struct dev *d)
 {
 	json_t *meas = dev_reading_json(d, false), *ctr = dev_reading_json(d, true);
 	/* printf follows the thread's locale: switch to "C" for the '.' point. */
@@ -333,7 +332,7 @@ char *stdtcp_xml(struct app *a, const struct dev *d)
 	bool bad = true;
 
 	if (f) {
-		put_push(f, a, d, meas, ctr);
+		put_push(f, s, d, meas, ctr);
 		bad = ferror(f) != 0;
 		bad = fclose(f) != 0 || bad;
 	}
@@ -676,7 +675,7 @@ void stdtcp_push(struct stdtcp *t, const struct dev *d)
 
 	if (!t || !t->enabled || !d)
 		return;
-	doc = stdtcp_xml(t->m->app, d);
+	doc = stdtcp_xml(t->m->env.settings, d);
 	if (!doc) {
 		set_status(t, "Error: out of memory");
 		log_failure(t);

@@ -83,17 +83,6 @@ const struct ops_def *ops_find(const char *name)
 	return NULL;
 }
 
-/* Client text made safe to quote in one line of JSON. */
-static const char *clip(const char *s, char buf[CLIP_LEN])
-{
-	size_t i;
-
-	for (i = 0; s[i] && i < CLIP_LEN - 1; i++)
-		buf[i] = s[i] >= 0x20 && s[i] < 0x7F ? s[i] : '?';
-	buf[i] = '\0';
-	return buf;
-}
-
 static enum ops_status bad(char *msg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -198,7 +187,7 @@ enum ops_status ops_check(const struct ops_def *def, json_t *cmd, char *msg, siz
 		if (!a && !(def->flags & OPS_ARGS_OPEN)) {
 			arg_list(def, list, sizeof(list));
 			return bad(msg, len, "unknown member '%s' (%s takes %s)",
-				   clip(key, clipped), def->name, list);
+				   ops_clip(key, clipped, sizeof(clipped)), def->name, list);
 		}
 		if (a && (st = check_value(a, v, msg, len)) != OPS_OK)
 			return st;
@@ -227,7 +216,8 @@ static const struct ops_def *find_cmd(json_t *cmd, char *msg, size_t len)
 	}
 	def = ops_find(json_string_value(name));
 	if (!def)
-		bad(msg, len, "unknown command '%s'", clip(json_string_value(name), clipped));
+		bad(msg, len, "unknown command '%s'",
+		    ops_clip(json_string_value(name), clipped, sizeof(clipped)));
 	return def;
 }
 

@@ -14,6 +14,7 @@
 #include "sg/devop.h"
 #include "sg/poll.h"
 #include "sg/reading.h"
+#include "sg/registry.h"
 #include "sg/regnum.h"
 #include "sg/settings.h"
 
@@ -43,6 +44,11 @@ struct bus_call {
 static struct poll *poller(struct ops_call *c)
 {
 	return ops_call_env(c)->poll;
+}
+
+static const struct reg *devices(struct ops_call *c)
+{
+	return ops_call_env(c)->reg;
 }
 
 static long int_arg(json_t *args, const char *name, long dflt)
@@ -77,8 +83,9 @@ static void start_failed(struct ops_call *c, int r)
 
 	if (r == -EBUSY)
 		ops_fail(c, OPS_BUSY, "%s: %s", b->what,
-			 poll_scanning(poller(c)) ? "an RS485 scan is in progress"
-						  : "the bus queue is full, try again");
+			 reg_bus_busy(devices(c), CONF_BUS_RS485)
+			     ? "an RS485 scan is in progress"
+			     : "the bus queue is full, try again");
 	else if (r == -ENODEV)
 		ops_fail(c, OPS_UNAVAILABLE, "%s: this board has no serial port for that bus",
 			 b->what);
@@ -105,21 +112,21 @@ static void run_devices(struct ops_call *c, json_t *args)
 
 	(void)args;
 	for (int s = 0; s < DEV_SLOTS; s++)
-		json_array_append_new(list, dev_device_json(poll_dev(poller(c), s)));
+		json_array_append_new(list, dev_device_json(reg_dev(devices(c), s)));
 	ops_reply_doc(c, json_pack("{s:o}", "devices", list));
 }
 
 /* Slot of a device by Modbus address as the manual means it: 0 the Left IR
  * device, else an RS485 slot with that address, else the Left IR device if
  * it has it (the poller routes raw Modbus the same way). */
-static int slot_of_addr(const struct poll *p, long addr)
+static int slot_of_addr(const struct reg *r, long addr)
 {
-	const struct dev *ir = poll_dev(p, DEV_SLOT_LEFT_IR);
+	const struct dev *ir = reg_dev(r, DEV_SLOT_LEFT_IR);
 
 	if (addr == 0)
 		return DEV_SLOT_LEFT_IR;
 	for (int n = 1; n <= 16; n++) {
-		const struct dev *d = poll_dev(p, DEV_SLOT_RS485(n));
+		const struct dev *d = reg_dev(r, DEV_SLOT_RS485(n));
 
 		if (d->cls != CLASS_NONE && d->addr == addr)
 			return DEV_SLOT_RS485(n);
@@ -144,14 +151,14 @@ static void run_reading(struct ops_call *c, json_t *args, bool counters)
 		return;
 	}
 	slot = index ? dev_slot_of_index((int)json_integer_value(index))
-		     : slot_of_addr(e->poll, (long)json_integer_value(addr));
+		     : slot_of_addr(e->reg, (long)json_integer_value(addr));
 	if (slot < 0) {
 		ops_fail(c, OPS_NOT_FOUND,
 			 "no device configured at Modbus address %" JSON_INTEGER_FORMAT,
 			 json_integer_value(addr));
 		return;
 	}
-	d = poll_dev(e->poll, slot);
+	d = reg_dev(e->reg, slot);
 	if (ops_call_origin(c) == OPS_FROM_CTL) { /* sgctl's own document, ages included */
 		json_t *doc = NULL;
 		enum ops_status st = ops_ctl_reading(d, counters, &doc, why, sizeof(why));
@@ -206,7 +213,7 @@ static void run_bicom(struct ops_call *c, json_t *args)
 			 "val: expected \"on\", \"off\", \"toggle\" or \"state\"");
 		return;
 	}
-	slot = poll_bicom_slot(poller(c), (int)addr);
+	slot = reg_bicom_slot(devices(c), (int)addr);
 	if (slot < 0) {
 		ops_fail(c, OPS_NOT_FOUND, "Bicom %ld: no Bicom configured at address %ld", addr,
 			 addr);
@@ -243,13 +250,13 @@ static int scan_baud(json_t *v, int *baud)
 	return bus_baud_parse(txt, baud);
 }
 
-static int free_slot(const struct poll *p, json_t *pending, long addr)
+static int free_slot(const struct reg *r, json_t *pending, long addr)
 {
 	char key[32];
 	int free_n = 0;
 
 	for (int n = 16; n >= 1; n--) {
-		const struct dev *d = poll_dev(p, DEV_SLOT_RS485(n));
+		const struct dev *d = reg_dev(r, DEV_SLOT_RS485(n));
 
 		snprintf(key, sizeof(key), "rs485_type_%d", n);
 		if (d->cls != CLASS_NONE && d->addr == addr)
@@ -273,7 +280,7 @@ static json_t *plan_add_all(const struct ops_env *e, json_t *found, json_t *adde
 		long addr = (long)json_integer_value(json_object_get(d, "address"));
 		const char *model = json_string_value(json_object_get(d, "model"));
 		const struct desc *ds = desc_match(e->descs, model ? model : "");
-		int n = free_slot(e->poll, set, addr);
+		int n = free_slot(e->reg, set, addr);
 
 		if (n <= 0)
 			continue;
@@ -370,7 +377,7 @@ static void run_scan(struct ops_call *c, json_t *args)
 		ops_fail(c, OPS_BAD_REQUEST, "from %ld is after to %ld", first, last);
 		return;
 	}
-	if (poll_scanning(poller(c))) {
+	if (reg_bus_busy(devices(c), CONF_BUS_RS485)) {
 		ops_fail(c, OPS_BUSY, "a scan is already running");
 		return;
 	}
@@ -429,11 +436,11 @@ static void run_set_parameters(struct ops_call *c, json_t *args)
 /* ---- raw Modbus ---- */
 
 /* The Modbus address of the polled device with serial number sn. */
-static enum ops_status addr_of_serial(const struct poll *p, struct bus_call *b, char *msg,
+static enum ops_status addr_of_serial(const struct reg *r, struct bus_call *b, char *msg,
 				      size_t len)
 {
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *d = poll_dev(p, s);
+		const struct dev *d = reg_dev(r, s);
 
 		if (d->cls == CLASS_NONE || !d->serial[0] || strcmp(d->serial, b->serial))
 			continue;
@@ -639,7 +646,7 @@ static void run_modbus(struct ops_call *c, json_t *args)
 	}
 	if (sn) {
 		snprintf(b->serial, sizeof(b->serial), "%s", json_string_value(sn));
-		if ((st = addr_of_serial(poller(c), b, msg, sizeof(msg))) != OPS_OK) {
+		if ((st = addr_of_serial(devices(c), b, msg, sizeof(msg))) != OPS_OK) {
 			ops_fail(c, st, "%s", msg);
 			return;
 		}

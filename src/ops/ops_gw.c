@@ -13,6 +13,7 @@
 #include "sg/dev.h"
 #include "sg/localtime.h"
 #include "sg/poll.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 #include "sg/store.h"
 #include "sg/version.h"
@@ -21,20 +22,12 @@
 static void add_file_problems(const struct ops_env *e, json_t *d)
 {
 	const char *err = settings_load_error(e->settings);
-	json_t *errs = json_array();
-
-	for (unsigned i = 0; i < e->descs->nerr; i++) {
-		const struct desc_error *de = &e->descs->errs[i];
-
-		json_array_append_new(errs, json_pack("{s:s, s:s, s:s}", "file", de->file, "path",
-						      de->member, "reason", de->reason));
-	}
 	json_object_set_new(d, "settings_source",
 			    json_string(settings_origin_name(settings_origin(e->settings))));
 	json_object_set_new(d, "settings_error", err[0] ? json_string(err) : json_null());
 	json_object_set_new(d, "descriptions_loaded", json_integer(e->descs->n));
 	json_object_set_new(d, "descriptions_broken", json_integer(e->descs->nbroken));
-	json_object_set_new(d, "description_errors", errs);
+	json_object_set_new(d, "description_errors", desc_errors_json(e->descs));
 }
 
 /* The gateway's identity, uptime, buses and device health: sgctl status. */
@@ -52,7 +45,7 @@ static void run_status(struct ops_call *c, json_t *args)
 		json_array_append_new(buses,
 				      busjson_status(names[i], e->buses ? e->buses[i] : NULL));
 	for (int s = 0; s < DEV_SLOTS; s++) {
-		const struct dev *dv = poll_dev(e->poll, s);
+		const struct dev *dv = reg_dev(e->reg, s);
 
 		enabled += dv->health != DEV_DISABLED;
 		ok += dv->health == DEV_OK;
@@ -66,7 +59,8 @@ static void run_status(struct ops_call *c, json_t *args)
 		      e->conf->hw_version, "uptime_s",
 		      (json_int_t)((clock_mono_ms() - e->start_mono_ms) / 1000), "local_time", now,
 		      "settings_crc", crc, "buses", buses, "devices_enabled", enabled,
-		      "devices_responding", ok, "rs485_scanning", poll_scanning(e->poll));
+		      "devices_responding", ok, "rs485_scanning",
+		      reg_bus_busy(e->reg, CONF_BUS_RS485));
 	if (!d) {
 		ops_fail(c, OPS_INTERNAL, "out of memory");
 		return;

@@ -291,6 +291,7 @@ static int start_ops(struct app *a)
 	    .settings = a->settings,
 	    .store = a->store,
 	    .poll = a->poll,
+	    .reg = a->reg,
 	    .hist = a->hist,
 	    .conf = &a->conf,
 	    .descs = &a->descs,
@@ -346,13 +347,19 @@ static int start(struct app *a)
 						     .settings = a->settings,
 						     .conf = &a->conf,
 						     .ops = a->ops,
-						     .poll = a->poll,
 						     .reg = a->reg,
 						     .hist = a->hist,
 						     .status = &a->status},
 				  &a->http)) < 0 ||
 	    (r = follow(a, http_keys, on_http_settings, a->http, "http")) < 0 ||
-	    (r = disc_init(&de, &a->disc)) < 0 || (r = mqtt_init(a, &a->mqtt)) < 0 ||
+	    (r = disc_init(&de, &a->disc)) < 0 ||
+	    (r = mqtt_init(&(struct mqtt_env){.loop = a->loop,
+					      .settings = a->settings,
+					      .conf = &a->conf,
+					      .reg = a->reg,
+					      .ops = a->ops,
+					      .hist = a->hist},
+			   &a->mqtt)) < 0 ||
 	    (r = follow(a, mqtt_keys, on_mqtt_settings, a->mqtt, "mqtt")) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();

@@ -170,6 +170,7 @@ static int start(struct app *a)
 			       .settings = a->settings,
 			       .store = a->store,
 			       .poll = a->poll,
+			       .reg = a->reg,
 			       .hist = a->hist,
 			       .conf = &a->conf,
 			       .descs = &a->descs,
@@ -182,7 +183,6 @@ static int start(struct app *a)
 						     .settings = a->settings,
 						     .conf = &a->conf,
 						     .ops = a->ops,
-						     .poll = a->poll,
 						     .reg = a->reg,
 						     .hist = a->hist,
 						     .status = &a->status},
@@ -191,7 +191,14 @@ static int start(struct app *a)
 	    (r = disc_init(
 		 &(struct disc_env){.loop = a->loop, .settings = a->settings, .conf = &a->conf},
 		 &a->disc)) < 0 ||
-	    (r = mqtt_init(a, &a->mqtt)) < 0 || (r = follow(a, on_mqtt_settings, a->mqtt)) < 0)
+	    (r = mqtt_init(&(struct mqtt_env){.loop = a->loop,
+					      .settings = a->settings,
+					      .conf = &a->conf,
+					      .reg = a->reg,
+					      .ops = a->ops,
+					      .hist = a->hist},
+			   &a->mqtt)) < 0 ||
+	    (r = follow(a, on_mqtt_settings, a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
 	r = modbus_init(&a->modbus, &(struct modbus_env){.loop = a->loop,

@@ -3,6 +3,7 @@
  * on link 1; the link is not connected, so replies go nowhere. */
 #include "../../src/mqtt/mqtt_int.h"
 #include "fuzz.h"
+#include "sg/app.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

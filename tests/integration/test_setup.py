@@ -16,6 +16,9 @@ imports and the programs run in the tree.
   install-deps's program table (or in an Essential package), and each row
   of that table is a program of its listed package.
 - `tools/install-deps --check` passes on this machine.
+- The folders of src/ include each other without a cycle (tools/deps), and
+  tools/deps does find one when a lower folder includes a higher one's
+  header (checked on a copy of the tree with such an include).
 
 Standard library only. Run: /usr/bin/python3 tests/integration/test_setup.py
 """
@@ -24,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, run, test  # noqa: E402
@@ -207,6 +211,18 @@ def dpkg_owner(path):
     raise AssertionError("no Debian package owns %s (dpkg -S: %s)" % (path, p.stderr.strip()))
 
 
+def transitional_hint(pkg, owner):
+    """Why a listed package may not own its program: an empty transitional
+    package (Debian 12's nginx-light depends on nginx, which ships the
+    binary) installs it only through a dependency; list the owner instead."""
+    p = subprocess.run(["dpkg-query", "-W", "-f", "${Depends}", pkg], capture_output=True,
+                       text=True, timeout=30)
+    deps = {d.strip().split(" ")[0].split(":")[0] for d in p.stdout.replace("|", ",").split(",")}
+    if p.returncode == 0 and owner in deps:
+        return " (%s only depends on %s: list %s)" % (pkg, owner, owner)
+    return ""
+
+
 @test
 def test_every_import_is_stdlib_local_or_in_the_table():
     _, table = install_deps_list("bench")
@@ -295,7 +311,8 @@ def test_every_table_program_comes_from_its_listed_package():
         checked += 1
         owner = dpkg_owner(exe)
         if owner != pkg:
-            wrong.append("COMMANDS table: %s (%s) is from %s, not %s" % (prog, exe, owner, pkg))
+            wrong.append("COMMANDS table: %s (%s) is from %s, not %s%s" % (
+                prog, exe, owner, pkg, transitional_hint(pkg, owner)))
     assert checked, "no program of the table is installed: the check checks nothing"
     assert not wrong, "\n".join(wrong)
 
@@ -305,6 +322,36 @@ def test_install_deps_check_passes():
     p = subprocess.run([INSTALL_DEPS, "--check"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, "tools/install-deps --check: exit %d\n%s%s" % (
         p.returncode, p.stdout, p.stderr)
+
+
+DEPS = os.path.join(ROOT, "tools", "deps")
+
+
+def deps_report(root):
+    """(exit status, output) of tools/deps over the tree at root."""
+    p = subprocess.run(["/usr/bin/python3", DEPS, root], capture_output=True, text=True,
+                       timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+@test
+def test_no_include_cycle_across_folders():
+    rc, out = deps_report(ROOT)
+    assert rc == 0 and "cycles across folders: 0" in out, (
+        "tools/deps finds a cycle across the folders of src/ (exit %d); each module gets "
+        "the handles it uses instead of including a higher folder's header:\n%s"
+        % (rc, out[out.find("cycles across folders"):]))
+    # The check can fail: core/ (the bottom) including the program's state
+    # (sgd/, the top) closes a cycle, and tools/deps says so.
+    with tempfile.TemporaryDirectory(prefix="sgd-deps-") as tmp:
+        for d in ("src", "include"):
+            shutil.copytree(os.path.join(ROOT, d), os.path.join(tmp, d))
+        with open(os.path.join(tmp, "src", "core", "log.c"), "a") as f:
+            f.write('\n#include "sg/app.h"\n')
+        rc, out = deps_report(tmp)
+    assert rc == 1 and "core -> sgd" in out and "sgd -> core" in out, (
+        "tools/deps missed the cycle of a core/ file including sg/app.h (exit %d):\n%s"
+        % (rc, out))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 /* A fake poller for unit tests of the operations and their front-ends:
  * records which on-demand operation was started (pend), returns poll_ret
  * from the start, and the test completes the operation with complete().
- * devs[] are the slots poll_dev serves, set up with dev_setup. Included by one test file each. */
+ * devs[] are the slots the fake registry (reg_dev) serves, set up with dev_setup. Included by one
+ * test file each. */
 #ifndef SG_TEST_FAKE_POLL_H
 #define SG_TEST_FAKE_POLL_H
 
@@ -31,15 +32,9 @@ const struct dev *reg_dev(const struct reg *r, int slot)
 	return &devs[slot];
 }
 
-const struct dev *poll_dev(const struct poll *p, int slot)
+int reg_bicom_slot(const struct reg *r, int addr)
 {
-	(void)p;
-	return &devs[slot];
-}
-
-int poll_bicom_slot(const struct poll *p, int addr)
-{
-	(void)p;
+	(void)r;
 	if (addr == 0)
 		return devs[DEV_SLOT_RIGHT_IR].cls == CLASS_BICOM ? DEV_SLOT_RIGHT_IR : -1;
 	for (int n = 1; n <= 16; n++)
@@ -102,10 +97,11 @@ int poll_set_parameters(struct poll *p, int addr, const char *model, int new_add
 	return start(OP_SETPARAM, cb, arg);
 }
 
-bool poll_scanning(const struct poll *p)
+/* scanning: a scan owns RS485. */
+bool reg_bus_busy(const struct reg *r, enum conf_bus bus)
 {
-	(void)p;
-	return scanning;
+	(void)r;
+	return scanning && bus == CONF_BUS_RS485;
 }
 
 static void complete(int err, const char *msg, json_t *res)

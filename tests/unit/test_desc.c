@@ -740,6 +740,32 @@ static void test_dir_lenient(void **state)
 			 -ENOENT);
 }
 
+/* The skipped files as GET /api and sgctl status show them. */
+static void test_errors_json(void **state)
+{
+	struct desc_set set = {0};
+	char err[512] = "";
+	json_t *j, *e;
+
+	(void)state;
+	j = desc_errors_json(&set);
+	assert_true(json_is_array(j) && json_array_size(j) == 0);
+	json_decref(j);
+	assert_int_equal(desc_load_dir_lenient(DATA "lenient", &set, err, sizeof(err)), 0);
+	j = desc_errors_json(&set);
+	assert_int_equal(json_array_size(j), 3);
+	e = json_array_get(j, 0);
+	assert_int_equal(json_object_size(e), 3);
+	assert_string_equal(json_string_value(json_object_get(e, "file")), "b_broken.json");
+	assert_string_equal(json_string_value(json_object_get(e, "path")), "measurements[0].reg");
+	assert_string_equal(json_string_value(json_object_get(e, "reason")), "must be 0…65535");
+	e = json_array_get(j, 1);
+	assert_string_equal(json_string_value(json_object_get(e, "file")), "c_syntax.json");
+	assert_string_equal(json_string_value(json_object_get(e, "path")), "");
+	json_decref(j);
+	desc_set_free(&set);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -783,6 +809,7 @@ int main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_dir_all_or_nothing),
 	    cmocka_unit_test(test_dir_lenient),
+	    cmocka_unit_test(test_errors_json),
 	    cmocka_unit_test(test_names),
 	};
 

@@ -121,7 +121,13 @@ static void on_settings_applied(const struct settings *s, void *arg)
 /* ---- fixture ---- */
 
 static char dir[64];
-static struct app app;
+/* The handles the daemon would give (src/sgd/main.c). */
+static struct {
+	struct conf conf;
+	struct settings *settings;
+	struct hist *hist;
+	struct ops *ops;
+} app;
 
 #define FAKE_HIST_OWN_TARIFFS
 #include "fake_hist_ops.h"
@@ -200,8 +206,6 @@ static int setup(void **state)
 	snprintf(app.conf.model_type, sizeof(app.conf.model_type), "SG-E1");
 	snprintf(app.conf.hw_version, sizeof(app.conf.hw_version), "D");
 	snprintf(app.conf.state_dir, sizeof(app.conf.state_dir), "%s", dir);
-	app.mqtt = &mq;
-	mq.app = &app;
 	mq.link[0] = &link1;
 	mq.link[1] = &link2;
 	return 0;
@@ -224,6 +228,8 @@ static void ops_start(void)
 	ops_fini(app.ops);
 	app.ops = NULL;
 	assert_int_equal(ops_init(&app.ops, &env), 0);
+	mq.env = (struct mqtt_env){
+	    .settings = app.settings, .conf = &app.conf, .ops = app.ops, .hist = app.hist};
 }
 
 /* Fresh settings, devices and records for each test. */
@@ -401,7 +407,7 @@ static void test_bad_commands(void **state)
 
 static void test_hello(void **state)
 {
-	json_t *h = mqtt_hello_json(&app);
+	json_t *h = mqtt_hello_json(&app.conf);
 	char *s = json_dumps(h, SG_JSON_FLAGS);
 
 	(void)state;

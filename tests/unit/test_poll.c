@@ -512,7 +512,6 @@ static void test_identify(void **state)
 	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 0);
 	/* the registry knows it by unit address now */
 	assert_int_equal(reg_slot_of_unit(f->reg, 33), DEV_SLOT_LEFT_IR);
-	assert_int_equal(poll_slot_of_unit(f->p, 33), DEV_SLOT_LEFT_IR);
 }
 
 /* A model without a description: "unknown model", asked again a minute later. */
@@ -717,7 +716,7 @@ static void test_subscribers_once_per_update(void **state)
 	struct fx *f = *state;
 
 	other_calls = 0;
-	assert_int_equal(poll_add_notify(f->p, on_other, &other_calls), 0);
+	assert_int_equal(reg_subscribe(f->reg, on_other, &other_calls), 0);
 	identify(f);
 	cycle(f, all_ok);
 	cycle(f, all_ok);
@@ -727,7 +726,7 @@ static void test_subscribers_once_per_update(void **state)
 	assert_int_equal(other_calls, 2);
 	cycle(f, all_ok);
 	assert_int_equal(other_calls, 3);
-	poll_del_notify(f->p, on_other, &other_calls);
+	reg_unsubscribe(f->reg, on_other, &other_calls);
 	cycle(f, all_ok);
 	assert_int_equal(other_calls, 3);
 	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 4);
@@ -785,13 +784,11 @@ static void test_scan_owns_rs485(void **state)
 	while (find_pending(RS) >= 0);
 	assert_int_equal(d->health, DEV_OK);
 	assert_false(reg_bus_busy(f->reg, CONF_BUS_RS485));
-	assert_false(poll_scanning(f->p));
 
 	/* a transaction in flight when the scan starts */
 	t = next_txn_on(RS);
 	assert_int_equal(poll_scan(f->p, 9600, 'E', 1, 7, 8, on_scan, NULL), 0);
 	assert_true(reg_bus_busy(f->reg, CONF_BUS_RS485));
-	assert_true(poll_scanning(f->p));
 	assert_false(reg_bus_busy(f->reg, CONF_BUS_LEFT_IR));
 	assert_int_equal(line[1].baud, 9600);
 	assert_int_equal(line[1].parity, 'E');
@@ -833,7 +830,6 @@ static void test_scan_owns_rs485(void **state)
 	json_decref(scan_res);
 	/* released: the line is back at its own speed and RS485 polling resumes */
 	assert_false(reg_bus_busy(f->reg, CONF_BUS_RS485));
-	assert_false(poll_scanning(f->p));
 	assert_int_equal(line[1].baud, 115200);
 	assert_int_equal(line[1].parity, 'N');
 	next_txn_on(RS);
@@ -880,7 +876,6 @@ static void test_configure_from_settings(void **state)
 	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RIGHT_IR)->cls, CLASS_BICOM);
 	assert_int_equal(reg_dev(f->reg, DEV_SLOT_RIGHT_IR)->addr, 33);
 	assert_int_equal(reg_bicom_slot(f->reg, 0), DEV_SLOT_RIGHT_IR);
-	assert_int_equal(poll_bicom_slot(f->p, 0), DEV_SLOT_RIGHT_IR);
 	assert_int_equal(reg_slot_of_unit(f->reg, 9), DEV_SLOT_RS485(2));
 	assert_int_equal(f->p->meas_interval_ms, 5000);
 	assert_int_equal(line[1].parity, 'E');

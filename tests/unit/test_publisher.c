@@ -19,8 +19,8 @@
 #include "sg/dev.h"
 #include "sg/hist.h"
 #include "sg/loop.h"
-#include "sg/poll.h"
 #include "sg/reading.h"
+#include "sg/registry.h"
 #include "sg/settings.h"
 
 #include <dirent.h>
@@ -164,31 +164,31 @@ void stdtcp_push(struct stdtcp *t, const struct dev *d)
 
 static struct dev devs[DEV_SLOTS];
 
-const struct dev *poll_dev(const struct poll *p, int slot)
+const struct dev *reg_dev(const struct reg *r, int slot)
 {
-	(void)p;
+	(void)r;
 	return &devs[slot];
 }
 
-/* ---- fake poller: the cycle notifications the publisher subscribes to ---- */
+/* ---- fake registry: the cycle notifications the publisher subscribes to ---- */
 
-static poll_notify_cb notify_cb;
+static reg_notify_cb notify_cb;
 static void *notify_arg;
 static bool stalled[DEV_SLOTS]; /* this device's cycles never complete */
 static bool manual_cycles;	/* no periodic cycles: the test calls cycle() */
 
-int poll_add_notify(struct poll *p, poll_notify_cb cb, void *arg)
+int reg_subscribe(struct reg *r, reg_notify_cb cb, void *arg)
 {
-	(void)p;
+	(void)r;
 	assert_null(notify_cb);
 	notify_cb = cb;
 	notify_arg = arg;
 	return 0;
 }
 
-void poll_del_notify(struct poll *p, poll_notify_cb cb, void *arg)
+void reg_unsubscribe(struct reg *r, reg_notify_cb cb, void *arg)
 {
-	(void)p;
+	(void)r;
 	assert_ptr_equal(cb, notify_cb);
 	assert_ptr_equal(arg, notify_arg);
 	notify_cb = NULL;
@@ -295,7 +295,7 @@ int hist_active_tariff(struct hist *h)
 
 struct fx {
 	char dir[64];
-	struct app a;
+	struct mqtt_env a;
 	struct mqtt m;
 	struct mqtt_link l[MQTT_LINKS];
 	struct outbox *o;
@@ -334,9 +334,9 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(loop_init(&f->a.loop), 0);
 	assert_int_equal(settings_init(&f->a.settings, f->dir, "SG123456", "SG-E1"), 0);
-	f->a.poll = (struct poll *)f; /* only passed to the fake poll_* */
+	f->a.reg = (struct reg *)f; /* only passed to the fake reg_* */
 	f->o = calloc(1, sizeof(*f->o));
-	f->m.app = &f->a;
+	f->m.env = f->a;
 	f->m.outbox = f->o;
 	for (int i = 0; i < MQTT_LINKS; i++) {
 		f->l[i].n = i + 1;

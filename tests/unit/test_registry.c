@@ -113,12 +113,19 @@ static void on_a(const struct dev *d, void *arg)
 	last = d;
 }
 
+static void on_other_sub(const struct dev *d, void *arg)
+{
+	(void)d, (void)arg;
+}
+
 static void test_subscribers(void **state)
 {
 	(void)state;
 	memset(calls, 0, sizeof(calls));
-	for (uintptr_t i = 0; i < REG_SUB_MAX; i++)
+	for (uintptr_t i = 0; i < 4; i++)
 		assert_int_equal(reg_subscribe(r, on_a, (void *)(i % 3)), 0);
+	for (uintptr_t i = 4; i < REG_SUB_MAX; i++) /* the other places: someone else */
+		assert_int_equal(reg_subscribe(r, on_other_sub, NULL), 0);
 	assert_int_equal(reg_subscribe(r, on_a, (void *)2), -ENOSPC);
 	reg_updated(r, DEV_SLOT_RS485(4));
 	assert_ptr_equal(last, reg_dev(r, DEV_SLOT_RS485(4)));

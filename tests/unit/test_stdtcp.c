@@ -482,7 +482,7 @@ static void test_xml_ie38(void **state)
 	static struct dev d;
 	const struct xel *dev, *push, *pf;
 	char dir[] = "/tmp/sgd-test-stdtcp-XXXXXX";
-	struct app a;
+	struct mqtt_env a;
 	char *xml;
 
 	(void)state;
@@ -507,11 +507,11 @@ static void test_xml_ie38(void **state)
 	assert_string_equal(xattr(pf, "unit"), "");
 	assert_null(xattr(xfind(&xd, "m", "Frequency", NULL), "phase"));
 
-	/* with an app: the gateway's identity from the settings */
+	/* with settings: the gateway's identity from the settings */
 	memset(&a, 0, sizeof(a));
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(settings_init(&a.settings, dir, "SG123456", "SG-E1"), 0);
-	xml = stdtcp_xml(&a, &d);
+	xml = stdtcp_xml(a.settings, &d);
 	assert_non_null(xml);
 	assert_true(xparse(xml, &xd));
 	push = &xd.el[0];
@@ -609,7 +609,7 @@ struct srv {
 
 struct net {
 	char dir[64];
-	struct app a;
+	struct mqtt_env a;
 	struct mqtt m;
 	struct stdtcp *t;
 	struct srv srv;
@@ -702,7 +702,7 @@ static int net_setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(loop_init(&f->a.loop), 0);
 	assert_int_equal(settings_init(&f->a.settings, f->dir, "SG123456", "SG-E1"), 0);
-	f->m.app = &f->a;
+	f->m.env = f->a;
 	f->srv.l = f->a.loop;
 	f->srv.answer = ANSWER;
 	f->srv.lfd = tcp_socket(true, &f->srv.port);
