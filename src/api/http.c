@@ -926,8 +926,17 @@ static void on_rebind(void *arg)
 	start_mhd(s, want);
 }
 
+static void on_settings(const struct settings *st, void *arg)
+{
+	(void)st;
+	http_server_configure(arg);
+}
+
 int http_server_init(const struct http_env *env, struct http_server **out)
 {
+	/* Only the port: authentication is read per request. */
+	static const char *const keys[] = {"http_port", NULL};
+	int r;
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	if (!s)
@@ -940,6 +949,11 @@ int http_server_init(const struct http_env *env, struct http_server **out)
 		log_warn("http: web root %s: %s (the web UI is not served)", env->conf->www_dir,
 			 strerror(errno));
 	on_rebind(s);
+	r = settings_subscribe(env->settings, keys, on_settings, s);
+	if (r < 0) {
+		http_server_fini(s);
+		return r;
+	}
 	*out = s;
 	return 0;
 }
@@ -967,6 +981,7 @@ void http_server_fini(struct http_server *s)
 {
 	if (!s)
 		return;
+	settings_unsubscribe(s->env.settings, on_settings, s);
 	if (s->rebind_timer)
 		loop_timer_cancel(s->env.loop, s->rebind_timer);
 	stop_mhd(s);

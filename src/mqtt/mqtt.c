@@ -44,8 +44,26 @@ static void on_device(const struct dev *d, void *arg)
 			announce(m, m->link[i], false);
 }
 
+static void on_settings(const struct settings *s, void *arg)
+{
+	(void)s;
+	mqtt_configure(arg);
+}
+
 int mqtt_init(const struct mqtt_env *env, struct mqtt **out)
 {
+	/* The links (link.c, stdtcp.c) and what the publisher pushes where. */
+	static const char *const keys[] = {"push1_*",
+					   "push2_*",
+					   "mqtt1_*",
+					   "mqtt2_*",
+					   "leftir_pushlink",
+					   "leftir_pushintv",
+					   "ir_relay_pushlink",
+					   "ir_relay_pushintv",
+					   "rs485_pushlnk*",
+					   "rs485_pushint*",
+					   NULL};
 	struct mqtt *m = calloc(1, sizeof(*m));
 	char path[CONF_PATH_MAX + 16], err[256];
 	int r;
@@ -71,7 +89,8 @@ int mqtt_init(const struct mqtt_env *env, struct mqtt **out)
 		mqtt_fini(m);
 		return r;
 	}
-	if (env->reg && (r = reg_subscribe(env->reg, on_device, m)) < 0) {
+	if ((env->reg && (r = reg_subscribe(env->reg, on_device, m)) < 0) ||
+	    (r = settings_subscribe(env->settings, keys, on_settings, m)) < 0) {
 		mqtt_fini(m);
 		return r;
 	}
@@ -110,6 +129,7 @@ void mqtt_fini(struct mqtt *m)
 {
 	if (!m)
 		return;
+	settings_unsubscribe(m->env.settings, on_settings, m);
 	if (m->env.reg)
 		reg_unsubscribe(m->env.reg, on_device, m);
 	publisher_fini(m->pub);

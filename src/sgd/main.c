@@ -55,21 +55,6 @@ static const char *const poll_keys[] = {"poll_meas_interval",
 					"rs485_parity",
 					"rs485_stop_bits",
 					NULL};
-/* Only the port: authentication is read per request. */
-static const char *const http_keys[] = {"http_port", NULL};
-/* The links (link.c, stdtcp.c) and what the publisher pushes where. */
-static const char *const mqtt_keys[] = {"push1_*",
-					"push2_*",
-					"mqtt1_*",
-					"mqtt2_*",
-					"leftir_pushlink",
-					"leftir_pushintv",
-					"ir_relay_pushlink",
-					"ir_relay_pushintv",
-					"rs485_pushlnk*",
-					"rs485_pushint*",
-					NULL};
-
 /* Per-module logging (log_disable1/2), from the first settings on. */
 static void log_configure(const struct settings *s, void *arg)
 {
@@ -81,18 +66,6 @@ static void log_configure(const struct settings *s, void *arg)
 static void on_poll_settings(const struct settings *s, void *arg)
 {
 	poll_configure(arg, s);
-}
-
-static void on_http_settings(const struct settings *s, void *arg)
-{
-	(void)s;
-	http_server_configure(arg);
-}
-
-static void on_mqtt_settings(const struct settings *s, void *arg)
-{
-	(void)s;
-	mqtt_configure(arg);
 }
 
 /* A refused subscription is a wrong key name: caught by the first test run. */
@@ -351,7 +324,6 @@ static int start(struct app *a)
 						     .hist = a->hist,
 						     .status = &a->status},
 				  &a->http)) < 0 ||
-	    (r = follow(a, http_keys, on_http_settings, a->http, "http")) < 0 ||
 	    (r = disc_init(&de, &a->disc)) < 0 ||
 	    (r = mqtt_init(&(struct mqtt_env){.loop = a->loop,
 					      .settings = a->settings,
@@ -359,8 +331,7 @@ static int start(struct app *a)
 					      .reg = a->reg,
 					      .ops = a->ops,
 					      .hist = a->hist},
-			   &a->mqtt)) < 0 ||
-	    (r = follow(a, mqtt_keys, on_mqtt_settings, a->mqtt, "mqtt")) < 0)
+			   &a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
 	struct modbus_env me = {.loop = a->loop,
@@ -387,8 +358,6 @@ static void stop(struct app *a)
 {
 	memset(&a->status, 0, sizeof(a->status));
 	if (a->settings) {
-		settings_unsubscribe(a->settings, on_mqtt_settings, a->mqtt);
-		settings_unsubscribe(a->settings, on_http_settings, a->http);
 		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
 	}
 	if (a->poll)

@@ -32,23 +32,11 @@ static struct app *app;
 static json_t *baseline;
 static unsigned baseline_gen;
 
-/* As in main.c: the harness is the daemon's main here. History, discovery
- * and Modbus follow their settings themselves; these are wired by main. */
+/* As in main.c: the harness is the daemon's main here. Every module but
+ * the poller follows its settings itself; the poller is wired by main. */
 static void on_poll_settings(const struct settings *s, void *arg)
 {
 	poll_configure(arg, s);
-}
-
-static void on_http_settings(const struct settings *s, void *arg)
-{
-	(void)s;
-	http_server_configure(arg);
-}
-
-static void on_mqtt_settings(const struct settings *s, void *arg)
-{
-	(void)s;
-	mqtt_configure(arg);
 }
 
 static int follow(struct app *a, settings_cb cb, void *arg)
@@ -79,8 +67,6 @@ static void stop(void)
 	if (!a)
 		return;
 	if (a->settings) {
-		settings_unsubscribe(a->settings, on_mqtt_settings, a->mqtt);
-		settings_unsubscribe(a->settings, on_http_settings, a->http);
 		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
 	}
 	if (a->poll)
@@ -187,7 +173,6 @@ static int start(struct app *a)
 						     .hist = a->hist,
 						     .status = &a->status},
 				  &a->http)) < 0 ||
-	    (r = follow(a, on_http_settings, a->http)) < 0 ||
 	    (r = disc_init(
 		 &(struct disc_env){.loop = a->loop, .settings = a->settings, .conf = &a->conf},
 		 &a->disc)) < 0 ||
@@ -197,8 +182,7 @@ static int start(struct app *a)
 					      .reg = a->reg,
 					      .ops = a->ops,
 					      .hist = a->hist},
-			   &a->mqtt)) < 0 ||
-	    (r = follow(a, on_mqtt_settings, a->mqtt)) < 0)
+			   &a->mqtt)) < 0)
 		return r;
 	a->start_mono_ms = clock_mono_ms();
 	r = modbus_init(&a->modbus, &(struct modbus_env){.loop = a->loop,
