@@ -4,9 +4,11 @@
  * interval: leftir_pushlink/intv (slot 0), ir_relay_pushlink/intv (slot 1,
  * the Right IR Bicom), rs485_pushlnkN/pushintN (slot 1+N). One loop timer per
  * slot fires every interval. Publish when fresh: once the interval has passed,
- * a device that is ok is published when its next poll cycle completes (the
- * poller's notification), so a reading reaches the broker milliseconds after
- * it was read instead of waiting for the next tick. A device that is not ok
+ * a device that is ok is published at its next poll cycle's updates (the
+ * registry's notifications): the measurements when the cycle's measurement
+ * part is read, the counters when its counter part is (both at once when the
+ * cycle tells one update), so a reading reaches the broker milliseconds after
+ * it was read instead of waiting for the next tick or for the counter reads. A device that is not ok
  * has no cycle to wait for: its error is said at the due time, as before;
  * and a due time that no completed cycle answered by the next one is
  * published then with what there is (a device polled less often than it is

@@ -7,7 +7,9 @@
  * real time and every delay the poller asks for can be checked exactly. The
  * registry (src/dev/registry.c) is the real one.
  *   - Identification, then cycles whose values and read times are applied
- *     together when the cycle ends; subscribers are told once per update.
+ *     together per part: the measurements (told at once, before the counter
+ *     blocks are read), then the counters when the cycle ends; subscribers
+ *     are told once per update.
  *   - A block answered with an exception keeps its values and read time;
  *     3 failed reads in a row (not 2) make the device DEV_READ_ERROR with the
  *     error and registers in last_error; a good cycle makes it ok.

@@ -2,8 +2,9 @@
  * fake devices, a fake poller (its cycle notifications) and a fake loop whose
  * timers run on virtual time (no real-time waits), with the real settings:
  * live publications equal the REST JSON; a due push goes out when the
- * device's poll cycle completes, never before it is due, and at the next due
- * time when no cycle completed; while a link is down they are buffered and
+ * device's poll cycle completes (the measurements at a measurement update,
+ * the counters at that cycle's counter update), never before it is due, and
+ * at the next due time when no cycle completed; while a link is down they are buffered and
  * replayed in order in batches of 100 once acknowledged; publications made
  * during a replay, or after a paused one, queue behind it; not-responding
  * errors once per transition; Bicom states retained and never buffered;
