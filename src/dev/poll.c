@@ -420,8 +420,10 @@ static void on_txn_done(struct bus_txn *t, void *arg)
 		return;
 	}
 	start_chain(p, s);
-	/* the first counter block is on its way: tell the measurements meanwhile */
-	if (s->kind == CHAIN_CYCLE && s->pos == s->nmeas_chain && !p->stopping)
+	/* The first counter block is on its way: tell the measurements meanwhile.
+	 * Not before the counters were ever read: the first update of a device
+	 * (which announces it to Home Assistant) carries both documents. */
+	if (s->kind == CHAIN_CYCLE && s->pos == s->nmeas_chain && s->dev->ctr_ms && !p->stopping)
 		meas_done(p, s);
 }
 
