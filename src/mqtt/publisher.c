@@ -8,9 +8,9 @@
  * registry's notifications): the measurements when the cycle's measurement
  * part is read, the counters when its counter part is (both at once when the
  * cycle tells one update), so a reading reaches the broker milliseconds after
- * it was read instead of waiting for the next tick or for the counter reads. A device that is not ok
- * has no cycle to wait for: its error is said at the due time, as before;
- * and a due time that no completed cycle answered by the next one is
+ * it was read instead of waiting for the next tick or for the counter
+ * reads. A device that is not ok has no cycle to wait for: its error is said
+ * at the due time, as before; and a due time that no completed cycle answered by the next one is
  * published then with what there is (a device polled less often than it is
  * pushed still gets one push per interval). At each publication every link
  * of the mask gets:
