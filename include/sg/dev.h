@@ -62,6 +62,15 @@ struct dev {
 	 * used before by any slot (cache tags: a partial read changes values
 	 * without changing the oldest read time). */
 	uint64_t meas_seq, ctr_seq;
+	/* What the update being told (reg_updated) covers: a reader that reads
+	 * its measurements before its counters tells them apart, so a
+	 * measurements push need not wait for the counter reads. */
+	enum dev_upd {
+		DEV_UPD_ALL,  /* a whole cycle, or a change of health */
+		DEV_UPD_MEAS, /* a cycle's measurements, relay and meas_ms only: its
+			       * counters follow with a DEV_UPD_CTR update */
+		DEV_UPD_CTR,  /* the rest of that cycle: counters, ctr_ms, health */
+	} upd;
 
 	int relay; /* -1 unknown, 0 off, 1 on */
 

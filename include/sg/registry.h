@@ -32,7 +32,9 @@
 struct reg;
 
 /* Told once per update of a device: after each completed read cycle, and when
- * a failed one changes its health; d->health is what subscribers act on. */
+ * a failed one changes its health; d->health is what subscribers act on. A
+ * reader may tell a cycle in two updates, its measurements first: d->upd
+ * says what the update covers. */
 typedef void (*reg_notify_cb)(const struct dev *d, void *arg);
 
 #define REG_SUB_MAX 8

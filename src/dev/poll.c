@@ -63,6 +63,7 @@ static void build_cycle_chain(struct poll *p, struct pslot *s, bool counters)
 	s->nchain = s->pos = 0;
 	s->kind = CHAIN_CYCLE;
 	memset(s->staged, 0, sizeof(s->staged));
+	s->meas_told = false;
 	for (unsigned i = 0; i < d->nmeas_blocks; i++)
 		add_block(s, d->meas_blocks[i].space, d->meas_blocks[i].start,
 			  d->meas_blocks[i].count);
@@ -106,10 +107,13 @@ static void log_event(struct poll *p, struct pslot *s, const char *kind, const c
 		store_event_add(p->store, clock_wall_ms(), s->dev->slot, kind, msg);
 }
 
-/* The update of the slot is complete: the registry tells its subscribers. */
-static void notify(struct poll *p, struct pslot *s)
+/* The update of the slot is complete: the registry tells its subscribers
+ * what it covers (upd). */
+static void notify(struct poll *p, struct pslot *s, enum dev_upd upd)
 {
+	s->dev->upd = upd;
 	reg_updated(p->reg, s->dev->slot);
+	s->dev->upd = DEV_UPD_ALL;
 }
 
 /* "exception 4 (slave device failure) on input 105–190": the error and the
@@ -203,7 +207,8 @@ static bool is_exception(int err)
 }
 
 /* The chain stopped because the device did not answer. What the cycle read
- * before is dropped unapplied: those blocks keep their old read times. */
+ * before and has not applied (its counter part; its measurement part too when
+ * that was not complete) is dropped: those blocks keep their old read times. */
 static void chain_failed(struct poll *p, struct pslot *s)
 {
 	int64_t interval = s->kind == CHAIN_CYCLE ? p->meas_interval_ms : 1000;
@@ -219,7 +224,7 @@ static void chain_failed(struct poll *p, struct pslot *s)
 	else if (s->kind == CHAIN_CYCLE && failing_blocks(s, &first))
 		mark_read_error(p, s); /* e.g. timeouts between exceptions */
 	if (s->dev->health != was)
-		notify(p, s);
+		notify(p, s, DEV_UPD_ALL);
 	schedule(p, s, sched_next_delay(interval, s->dev->fails));
 }
 
@@ -278,6 +283,38 @@ static int64_t oldest_read(const struct pslot *s, unsigned first, unsigned end)
 	return ms;
 }
 
+/* Apply the read results staged for cycle blocks first…end-1, each block
+ * with the time it was read. */
+static void apply_staged(struct poll *p, struct pslot *s, unsigned first, unsigned end)
+{
+	for (unsigned i = first; i < end && i < s->nchain; i++) {
+		if (!s->staged[i])
+			continue;
+		dev_apply_block(s->dev, s->chain[i].space, s->chain[i].start, s->chain[i].count,
+				s->stage[i]);
+		s->blk[i].read_ms = s->stage_ms[i];
+		s->blk[i].fails = 0;
+		if (i < s->nmeas_chain)
+			s->dev->meas_seq = reg_next_seq(p->reg);
+		else
+			s->dev->ctr_seq = reg_next_seq(p->reg);
+		s->staged[i] = false;
+	}
+}
+
+/* The measurement part of a cycle (measurement blocks and relay) was
+ * answered and counter blocks follow: its values and meas_ms apply together
+ * now and subscribers hear of them (a due measurements push need not wait for
+ * the counter reads). Failed blocks keep their values and read times; fails
+ * and health are judged when the whole cycle ends, by cycle_done. */
+static void meas_done(struct poll *p, struct pslot *s)
+{
+	apply_staged(p, s, 0, s->nmeas_chain);
+	s->dev->meas_ms = oldest_read(s, 0, s->nmeas_chain);
+	s->meas_told = true;
+	notify(p, s, DEV_UPD_MEAS);
+}
+
 /* Every block was answered (data or exception). A block read applies its
  * values with the time it was read; a failed one keeps its values and read
  * time, and after SCHED_FAILS_DOWN failures in a row makes the device a
@@ -287,21 +324,10 @@ static void cycle_done(struct poll *p, struct pslot *s)
 	bool ctr_all = s->ctr_in_cycle;
 	unsigned first;
 
-	for (unsigned i = 0; i < s->nchain; i++) {
-		if (!s->staged[i]) {
-			ctr_all &= i < s->nmeas_chain;
-			continue;
-		}
-		dev_apply_block(s->dev, s->chain[i].space, s->chain[i].start, s->chain[i].count,
-				s->stage[i]);
-		s->blk[i].read_ms = s->stage_ms[i];
-		s->blk[i].fails = 0;
-		if (i < s->nmeas_chain)
-			s->dev->meas_seq = reg_next_seq(p->reg);
-		else
-			s->dev->ctr_seq = reg_next_seq(p->reg);
-	}
-	memset(s->staged, 0, sizeof(s->staged));
+	for (unsigned i = s->nmeas_chain; i < s->nchain; i++)
+		ctr_all &= s->staged[i];
+	/* the measurement part, unless meas_done applied it already */
+	apply_staged(p, s, 0, s->nchain);
 	s->dev->meas_ms = oldest_read(s, 0, s->nmeas_chain);
 	s->dev->ctr_ms = oldest_read(s, s->nmeas_chain, s->nmeas_chain + s->dev->d->nctr_blocks);
 	/* counters that failed are asked again next cycle, not an interval later */
@@ -312,7 +338,7 @@ static void cycle_done(struct poll *p, struct pslot *s)
 		mark_read_error(p, s);
 	else
 		mark_up(p, s);
-	notify(p, s);
+	notify(p, s, s->meas_told ? DEV_UPD_CTR : DEV_UPD_ALL);
 	/* lock-step tests: the next reading is one step later */
 	if (s->ctr_in_cycle)
 		clock_lockstep_advance();
@@ -389,10 +415,16 @@ static void on_txn_done(struct bus_txn *t, void *arg)
 		}
 	}
 	s->pos++;
-	if (s->pos < s->nchain)
-		start_chain(p, s);
-	else
+	if (s->pos >= s->nchain) {
 		chain_complete(p, s);
+		return;
+	}
+	start_chain(p, s);
+	/* The first counter block is on its way: tell the measurements meanwhile.
+	 * Not before the counters were ever read: the first update of a device
+	 * (which announces it to Home Assistant) carries both documents. */
+	if (s->kind == CHAIN_CYCLE && s->pos == s->nmeas_chain && s->dev->ctr_ms && !p->stopping)
+		meas_done(p, s);
 }
 
 /* Submit the chain's current block. */

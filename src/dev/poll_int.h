@@ -40,6 +40,7 @@ struct pslot {
 	int64_t stage_ms[CHAIN_MAX]; /* when each staged block was read */
 	struct pblock blk[CHAIN_MAX];
 	unsigned nmeas_chain; /* cycle chain blocks before the counter blocks */
+	bool meas_told;	      /* this cycle's measurement part was applied and told */
 	bool need_ident;      /* (re-)identify before the next cycle (after an outage) */
 	bool ctr_in_cycle;
 	int64_t cycle_start, last_ctr_mono;

@@ -4,11 +4,13 @@
  * interval: leftir_pushlink/intv (slot 0), ir_relay_pushlink/intv (slot 1,
  * the Right IR Bicom), rs485_pushlnkN/pushintN (slot 1+N). One loop timer per
  * slot fires every interval. Publish when fresh: once the interval has passed,
- * a device that is ok is published when its next poll cycle completes (the
- * poller's notification), so a reading reaches the broker milliseconds after
- * it was read instead of waiting for the next tick. A device that is not ok
- * has no cycle to wait for: its error is said at the due time, as before;
- * and a due time that no completed cycle answered by the next one is
+ * a device that is ok is published at its next poll cycle's updates (the
+ * registry's notifications): the measurements when the cycle's measurement
+ * part is read, the counters when its counter part is (both at once when the
+ * cycle tells one update), so a reading reaches the broker milliseconds after
+ * it was read instead of waiting for the next tick or for the counter
+ * reads. A device that is not ok has no cycle to wait for: its error is said
+ * at the due time, as before; and a due time that no completed cycle answered by the next one is
  * published then with what there is (a device polled less often than it is
  * pushed still gets one push per interval). At each publication every link
  * of the mask gets:
@@ -61,8 +63,10 @@ struct pslot {
 	int links;  /* bit 0 link 1, bit 1 link 2 */
 	int intv_s; /* interval the timer runs at */
 	int64_t timer;
-	bool due;  /* the interval passed: publish at the next completed poll cycle */
-	bool down; /* not responding at the last due time */
+	bool due;	/* the interval passed: publish at the next poll cycle's updates */
+	bool meas_sent; /* …and the measurements went out at that cycle's measurement
+			 * update: the counters follow at its counter update */
+	bool down;	/* not responding at the last due time */
 	bool err_sent[MQTT_LINKS];
 };
 
@@ -245,7 +249,12 @@ static char *render(struct publisher *p, const struct dev *d, bool counters)
 	return s;
 }
 
-static void publish_reading(struct publisher *p, const struct pslot *s, const struct dev *d)
+/* What a publication carries: the measurements (with a Bicom's relay state),
+ * the counters (with the Standard TCP pair), or both. */
+enum part { PART_MEAS = 1, PART_CTR = 2, PART_ALL = 3 };
+
+static void publish_reading(struct publisher *p, const struct pslot *s, const struct dev *d,
+			    enum part parts)
 {
 	char *meas = NULL, *ctr = NULL, sm[48], sc[48];
 	int idx = dev_ha_index(s->idx);
@@ -255,18 +264,22 @@ static void publish_reading(struct publisher *p, const struct pslot *s, const st
 	for (int n = 1; n <= MQTT_LINKS; n++) {
 		int proto = s->links & (1 << (n - 1)) ? protocol_of(p, n) : PROTO_NONE;
 
-		if (proto == PROTO_STDTCP && p->m->tcp[n - 1])
+		/* one XML document pair: once per cycle, when it is complete */
+		if (proto == PROTO_STDTCP && p->m->tcp[n - 1] && (parts & PART_CTR))
 			stdtcp_push(p->m->tcp[n - 1], d);
 		if (proto != PROTO_MQTT)
 			continue;
-		if (!meas)
+		if (!meas && (parts & PART_MEAS))
 			meas = render(p, d, false);
-		if (!ctr)
+		if (!ctr && (parts & PART_CTR))
 			ctr = render(p, d, true);
-		if (meas && ctr) {
-			deliver(p, n, sm, meas);
-			deliver(p, n, sc, ctr);
-			p->sent_ms[n - 1][s->idx] = d->meas_ms;
+		if ((meas || !(parts & PART_MEAS)) && (ctr || !(parts & PART_CTR))) {
+			if (meas) {
+				deliver(p, n, sm, meas);
+				p->sent_ms[n - 1][s->idx] = d->meas_ms;
+			}
+			if (ctr)
+				deliver(p, n, sc, ctr);
 		}
 	}
 	free(meas);
@@ -317,7 +330,7 @@ static void report_down(struct publisher *p, struct pslot *s, const struct dev *
 	}
 }
 
-static void publish_slot(struct publisher *p, struct pslot *s)
+static void publish_slot(struct publisher *p, struct pslot *s, enum part parts)
 {
 	const struct dev *d = reg_dev(p->m->env.reg, s->idx);
 
@@ -332,10 +345,12 @@ static void publish_slot(struct publisher *p, struct pslot *s)
 		return;
 	s->down = false;
 	memset(s->err_sent, 0, sizeof(s->err_sent));
-	if (d->cls == CLASS_BICOM)
-		publish_bicom(p, s, d);
-	else if ((d->cls == CLASS_METER || d->cls == CLASS_PQ) && readable(d))
-		publish_reading(p, s, d);
+	if (d->cls == CLASS_BICOM) {
+		if (parts & PART_MEAS) /* the relay is read with the measurements */
+			publish_bicom(p, s, d);
+	} else if ((d->cls == CLASS_METER || d->cls == CLASS_PQ) && readable(d)) {
+		publish_reading(p, s, d, parts);
+	}
 }
 
 /* ---- per-device availability ---- */
@@ -410,7 +425,7 @@ void publisher_state_now(struct publisher *p, int n, bool force)
 			continue;
 		/* This link only: a copy of the slot with just its bit. */
 		one.links = 1 << (n - 1);
-		publish_reading(p, &one, d);
+		publish_reading(p, &one, d, PART_ALL);
 	}
 }
 
@@ -423,20 +438,39 @@ int publisher_links(const struct publisher *p, int slot)
 
 static void on_due(void *arg);
 
-/* The poller completed a cycle of d (or d's health changed): a slot that is
- * due publishes now, with the values just read. */
+/* An update of d (a poll cycle, a part of one, or a change of health): a slot
+ * that is due publishes now what the update brought. The measurements go out
+ * at a cycle's measurement update, the counters at the same cycle's counter
+ * update (or both at a whole-cycle update), so each document is published
+ * the moment its values are read and a pair comes from one cycle, in order.
+ * A device no longer ok says so at once. */
 static void on_cycle(const struct dev *d, void *arg)
 {
 	struct publisher *p = arg;
 	struct pslot *s;
+	enum part parts = PART_ALL;
 
 	if (!d || d->slot < 0 || d->slot >= DEV_SLOTS)
 		return;
 	s = &p->slot[d->slot];
 	if (!s->due || !s->links)
 		return;
-	s->due = false;
-	publish_slot(p, s);
+	if (d->health == DEV_OK && d->upd == DEV_UPD_MEAS) {
+		/* already sent for this due time (that cycle's counters failed):
+		 * the counters are what is missing */
+		if (s->meas_sent)
+			return;
+		s->meas_sent = true;
+		publish_slot(p, s, PART_MEAS);
+		return;
+	}
+	/* due since that cycle's measurement update: the next cycle answers */
+	if (d->health == DEV_OK && d->upd == DEV_UPD_CTR && !s->meas_sent)
+		return;
+	if (s->meas_sent)
+		parts = PART_CTR;
+	s->due = s->meas_sent = false;
+	publish_slot(p, s, parts);
 }
 
 static void arm(struct publisher *p, struct pslot *s)
@@ -451,7 +485,7 @@ static void disarm(struct publisher *p, struct pslot *s)
 	if (s->timer > 0 && loop_of(p))
 		loop_timer_cancel(loop_of(p), s->timer);
 	s->timer = 0;
-	s->due = false;
+	s->due = s->meas_sent = false;
 }
 
 static void on_due(void *arg)
@@ -465,7 +499,8 @@ static void on_due(void *arg)
 	/* Not ok (its error now), or a whole interval without a completed cycle
 	 * (what there is, and still due for the next cycle): at the tick. */
 	if (p->on_tick || !d || d->health != DEV_OK || s->due) {
-		publish_slot(p, s);
+		publish_slot(p, s, s->meas_sent ? PART_CTR : PART_ALL);
+		s->meas_sent = false;
 		return;
 	}
 	s->due = true;

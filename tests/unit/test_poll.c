@@ -7,7 +7,9 @@
  * real time and every delay the poller asks for can be checked exactly. The
  * registry (src/dev/registry.c) is the real one.
  *   - Identification, then cycles whose values and read times are applied
- *     together when the cycle ends; subscribers are told once per update.
+ *     together per part: the measurements (told at once, before the counter
+ *     blocks are read), then the counters when the cycle ends; subscribers
+ *     are told once per update.
  *   - A block answered with an exception keeps its values and read time;
  *     3 failed reads in a row (not 2) make the device DEV_READ_ERROR with the
  *     error and registers in last_error; a good cycle makes it ok.
@@ -173,16 +175,44 @@ struct fx {
 };
 
 static struct fx *F;
+/* Updates that end a cycle or change the health (DEV_UPD_ALL, DEV_UPD_CTR);
+ * the measurement updates a cycle with counters tells first are counted
+ * apart, with what a subscriber saw in them. */
 static unsigned notified[DEV_SLOTS];
 static enum dev_health notified_health;
 static int64_t notified_meas_ms;
+static enum dev_upd notified_upd;
+static unsigned meas_notified[DEV_SLOTS];
+static struct {
+	double meas[DESC_MEAS_MAX];
+	int64_t meas_ms, ctr_ms;
+	uint64_t meas_seq, ctr_seq;
+	enum dev_health health;
+	int pending_addr; /* the transaction waiting for its answer then, -1 none */
+} told;
+
+static int find_pending(struct bus *b);
 
 static void on_update(const struct dev *d, void *arg)
 {
 	(void)arg;
+	if (d->upd == DEV_UPD_MEAS) {
+		int i = find_pending(d->bus == CONF_BUS_RS485 ? RS : IR);
+
+		meas_notified[d->slot]++;
+		memcpy(told.meas, d->meas, sizeof(told.meas));
+		told.meas_ms = d->meas_ms;
+		told.ctr_ms = d->ctr_ms;
+		told.meas_seq = d->meas_seq;
+		told.ctr_seq = d->ctr_seq;
+		told.health = d->health;
+		told.pending_addr = i < 0 ? -1 : pend[i].t->addr;
+		return;
+	}
 	notified[d->slot]++;
 	notified_health = d->health;
 	notified_meas_ms = d->meas_ms;
+	notified_upd = d->upd;
 }
 
 /* The pending transaction for bus b (NULL: any), without firing timers. */
@@ -340,6 +370,8 @@ static int setup(void **state)
 	}
 	memset(timers, 0, sizeof(timers));
 	memset(notified, 0, sizeof(notified));
+	memset(meas_notified, 0, sizeof(meas_notified));
+	memset(&told, 0, sizeof(told));
 	npend = 0;
 	now = 0;
 	set_params_calls = 0;
@@ -531,15 +563,17 @@ static void test_unknown_model(void **state)
 	assert_int_equal(f->s->kind, CHAIN_IDENT);
 }
 
-/* The cycle's values and read times change together, when it ends: a reader
- * between two blocks sees the old ones; subscribers hear once, at the end. */
+/* Each part's values and read times change together, when the part ends: a
+ * reader between two blocks of the measurement part sees the old measurements,
+ * between two counter blocks the old counters; subscribers hear once at the
+ * cycle's end (and once at the measurement part's end, counted apart). */
 static void test_cycle_applies_at_end(void **state)
 {
 	struct fx *f = *state;
 	const struct dev *d = f->s->dev;
 	unsigned u1, n = 0;
-	int64_t ms0, start;
-	uint64_t seq;
+	int64_t ms0, start, ctr_ms0;
+	uint64_t seq, ctr_seq0;
 	double v;
 
 	identify(f);
@@ -549,13 +583,20 @@ static void test_cycle_applies_at_end(void **state)
 	ms0 = d->meas_ms;
 	v = d->meas[u1];
 	seq = d->meas_seq;
+	ctr_seq0 = d->ctr_seq;
+	ctr_ms0 = d->ctr_ms;
 	next_txn();
 	start = now;
 	f->gen++;
 	do {
-		assert_int_equal(d->meas_ms, ms0); /* nothing applied mid-cycle */
-		assert_true(d->meas[u1] == v);
-		assert_int_equal(d->meas_seq, seq);
+		if (f->s->pos < f->s->nmeas_chain) { /* nothing applied mid-part */
+			assert_int_equal(d->meas_ms, ms0);
+			assert_true(d->meas[u1] == v);
+			assert_int_equal(d->meas_seq, seq);
+		} else {
+			assert_int_equal(d->ctr_seq, ctr_seq0);
+			assert_int_equal(d->ctr_ms, ctr_ms0);
+		}
 		assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
 		now += 10; /* each block read 10 ms later */
 		answer(f, 0);
@@ -574,6 +615,97 @@ static void test_cycle_applies_at_end(void **state)
 	uint16_t reg;
 	assert_true(regcache_get(&d->cache, SPACE_INPUT, 107, 1, 0, &reg));
 	assert_int_equal(reg, f->gen);
+}
+
+/* Publish when fresh: the measurement part (measurement blocks and relay) is
+ * applied and told as soon as it is read, while the counter block is still
+ * in flight, values and meas_ms together; the counters, ctr_ms and the health
+ * at the cycle's end. A counter read that times out does not take back the
+ * measurements; a cycle without counters is one update. */
+static void test_meas_told_before_counters(void **state)
+{
+	struct fx *f = *state;
+	const struct dev *d = f->s->dev;
+	unsigned u1;
+	int64_t start, ctr_ms0, meas_ms;
+	uint64_t ctr_seq0, meas_seq0;
+	double v;
+
+	identify(f);
+	cycle(f, all_ok); /* no counters read yet: told whole */
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 0);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 1);
+	assert_int_equal(notified_upd, DEV_UPD_ALL);
+	cycle(f, all_ok);
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 1);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(notified_upd, DEV_UPD_CTR);
+	u1 = meas_index(d, QTY_U, 1);
+	v = d->meas[u1];
+	ctr_ms0 = d->ctr_ms;
+	ctr_seq0 = d->ctr_seq;
+	meas_seq0 = d->meas_seq;
+	assert_true(f->s->nmeas_chain >= 2 && d->d->nctr_blocks == 1);
+
+	next_txn();
+	start = now;
+	f->gen++;
+	while (f->s->pos < f->s->nmeas_chain) {
+		assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 1);
+		now += 10;
+		answer(f, 0);
+	}
+	/* told once, the counter block submitted but not answered */
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(told.pending_addr, d->d->ctr_blocks[0].start);
+	/* what it saw: new values with their read time (the oldest block's) */
+	assert_true(told.meas[u1] != v);
+	assert_true(told.meas[u1] == d->meas[u1]);
+	assert_int_equal(told.meas_ms, WALL0 + start + 10);
+	assert_true(told.meas_seq > meas_seq0);
+	assert_int_equal(told.health, DEV_OK);
+	/* and the old counters */
+	assert_int_equal(told.ctr_ms, ctr_ms0);
+	assert_int_equal(told.ctr_seq, ctr_seq0);
+	now += 10;
+	answer(f, 0); /* the counter block */
+	assert_null(pending);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 3);
+	assert_int_equal(notified_upd, DEV_UPD_CTR);
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 2);
+	assert_int_equal(d->ctr_ms, WALL0 + start + 10 * (f->s->nmeas_chain + 1));
+	assert_true(d->ctr_seq > told.meas_seq);
+	assert_int_equal(d->meas_seq, told.meas_seq);
+	assert_int_equal(d->meas_ms, told.meas_ms);
+
+	/* the counter read times out: the measurements stay, the counters do not */
+	next_txn();
+	start = now;
+	f->gen++;
+	ctr_ms0 = d->ctr_ms;
+	while (f->s->pos < f->s->nmeas_chain) {
+		now += 10;
+		answer(f, 0);
+	}
+	answer(f, -ETIMEDOUT);
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 3);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 3); /* the health did not change */
+	assert_int_equal(d->meas_ms, WALL0 + start + 10);
+	assert_int_equal(d->ctr_ms, ctr_ms0);
+	assert_int_equal(d->fails, 1);
+	assert_int_equal(d->health, DEV_OK);
+
+	/* counters not due: the measurement part is the whole cycle, told once */
+	cycle(f, all_ok);
+	f->p->ctr_interval_ms = 3600000;
+	meas_ms = d->meas_ms;
+	assert_int_equal(cycle(f, all_ok), f->s->nmeas_chain);
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 4);
+	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 5);
+	assert_int_equal(notified_upd, DEV_UPD_ALL);
+	assert_true(d->meas_ms >= meas_ms);
+	assert_int_equal(d->fails, 0);
 }
 
 /* Timeouts: not responding after exactly 3 failed cycles, subscribers told
@@ -700,22 +832,25 @@ static void test_exception_answers(void **state)
 	assert_int_equal(notified_health, DEV_READ_ERROR);
 }
 
-/* Every subscriber is told once per completed cycle; a failed cycle that
- * does not change the health tells nobody; an unsubscribed one hears nothing. */
-static unsigned other_calls;
+/* Every subscriber is told once per completed cycle (and once per
+ * measurement part, counted apart); a failed cycle that does not change the
+ * health tells nobody; an unsubscribed one hears nothing. */
+static unsigned other_calls, other_meas_calls;
 
 static void on_other(const struct dev *d, void *arg)
 {
-	(void)d;
 	assert_ptr_equal(arg, &other_calls);
-	other_calls++;
+	if (d->upd == DEV_UPD_MEAS)
+		other_meas_calls++;
+	else
+		other_calls++;
 }
 
 static void test_subscribers_once_per_update(void **state)
 {
 	struct fx *f = *state;
 
-	other_calls = 0;
+	other_calls = other_meas_calls = 0;
 	assert_int_equal(reg_subscribe(f->reg, on_other, &other_calls), 0);
 	identify(f);
 	cycle(f, all_ok);
@@ -729,6 +864,8 @@ static void test_subscribers_once_per_update(void **state)
 	reg_unsubscribe(f->reg, on_other, &other_calls);
 	cycle(f, all_ok);
 	assert_int_equal(other_calls, 3);
+	assert_int_equal(other_meas_calls, 2); /* the first cycle is told whole */
+	assert_int_equal(meas_notified[DEV_SLOT_LEFT_IR], 3);
 	assert_int_equal(notified[DEV_SLOT_LEFT_IR], 4);
 	for (int s = 0; s < DEV_SLOTS; s++)
 		if (s != DEV_SLOT_LEFT_IR)
@@ -912,6 +1049,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_identify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_model, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cycle_applies_at_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_meas_told_before_counters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_exceptions_make_read_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partial_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_timeouts_and_exceptions_alike, setup, teardown),

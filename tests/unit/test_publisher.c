@@ -2,8 +2,9 @@
  * fake devices, a fake poller (its cycle notifications) and a fake loop whose
  * timers run on virtual time (no real-time waits), with the real settings:
  * live publications equal the REST JSON; a due push goes out when the
- * device's poll cycle completes, never before it is due, and at the next due
- * time when no cycle completed; while a link is down they are buffered and
+ * device's poll cycle completes (the measurements at a measurement update,
+ * the counters at that cycle's counter update), never before it is due, and
+ * at the next due time when no cycle completed; while a link is down they are buffered and
  * replayed in order in batches of 100 once acknowledged; publications made
  * during a replay, or after a paused one, queue behind it; not-responding
  * errors once per transition; Bicom states retained and never buffered;
@@ -769,6 +770,80 @@ static void test_fresh_at_cycle(void **state)
 			    "Error: RS485 4 Energy meter read error (timeout on input 1)");
 }
 
+/* A poller that tells a cycle's measurements before its counters: a due
+ * measurements push goes out at the measurement update, the counters at the
+ * same cycle's counter update (the Standard TCP pair with them); a due time
+ * between the two waits for the next cycle, so a pair stays in order and from
+ * one cycle. A Bicom's state goes with its measurement update. */
+static void test_parts_at_their_updates(void **state)
+{
+	struct fx *f = *state;
+	struct mqtt_link *l = &f->l[0];
+	struct dev *d = &devs[DEV_SLOT_RS485(4)], *b = &devs[DEV_SLOT_RIGHT_IR];
+	char *m, *c;
+
+	manual_cycles = true;
+	l->up = true;
+	meter(DEV_SLOT_RS485(4), 230.0);
+	b->cls = CLASS_BICOM;
+	b->health = DEV_OK;
+	b->relay = 1;
+	setting(f, "rs485_pushlnk4=3");
+	setting(f, "rs485_pushint4=1");
+	setting(f, "ir_relay_pushlink=1");
+	setting(f, "ir_relay_pushintv=1");
+	setting(f, "push2_protocol=2");	  /* link 2 is Standard TCP */
+	f->m.tcp[1] = (struct stdtcp *)f; /* only passed to the fake stdtcp_push */
+	assert_int_equal(publisher_init(&f->m, &f->p), 0);
+	run_ms(f, 1000); /* due */
+	/* the Bicom: its state at its measurement update */
+	b->upd = DEV_UPD_MEAS;
+	cycle(DEV_SLOT_RIGHT_IR);
+	assert_int_equal(l->npub, 1);
+	assert_string_equal(l->pub[0].sub, "bicom/0/state");
+	meter(DEV_SLOT_RS485(4), 240.0);
+	d->meas_ms = 1700000000100;
+	d->ctr_ms = 1699999999000; /* the counters of the previous cycle */
+	d->upd = DEV_UPD_MEAS;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 2);
+	m = rest(f, DEV_SLOT_RS485(4), false);
+	assert_string_equal(l->pub[1].sub, "device/4/measurements");
+	assert_string_equal(l->pub[1].payload, m);
+	free(m);
+	assert_int_equal(tcp_pushes, 0);
+	cycle(DEV_SLOT_RS485(4)); /* told again (its counters failed): once is enough */
+	assert_int_equal(l->npub, 2);
+	d->ctr_ms = 1700000000150;
+	d->ctr[0] = 42;
+	d->upd = DEV_UPD_CTR;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 3);
+	c = rest(f, DEV_SLOT_RS485(4), true);
+	assert_string_equal(l->pub[2].sub, "device/4/counters");
+	assert_string_equal(l->pub[2].payload, c);
+	free(c);
+	assert_int_equal(tcp_pushes, 1);
+	cycle(DEV_SLOT_RS485(4)); /* answered: nothing more until the next due time */
+	assert_int_equal(l->npub, 3);
+
+	/* due between a measurement update and its counter update */
+	run_ms(f, 1000);
+	d->upd = DEV_UPD_CTR;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 3);
+	d->upd = DEV_UPD_MEAS;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 4);
+	assert_string_equal(l->pub[3].sub, "device/4/measurements");
+	d->upd = DEV_UPD_CTR;
+	cycle(DEV_SLOT_RS485(4));
+	assert_int_equal(l->npub, 5);
+	assert_string_equal(l->pub[4].sub, "device/4/counters");
+	assert_int_equal(tcp_pushes, 2);
+	assert_int_equal(f->o->n[1], 0);
+}
+
 /* With the fake poller's cycles every second, a 5 s push goes out at the
  * first cycle after each due time, and only then. */
 static void test_not_before_due(void **state)
@@ -891,6 +966,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_null, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh_at_cycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_before_due, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parts_at_their_updates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cycle_never_completes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_paused_replay_order, setup, teardown),
 	};
