@@ -2,6 +2,7 @@
 #ifndef SG_LOOP_H
 #define SG_LOOP_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,5 +68,8 @@ int loop_run(struct loop *l);
 void loop_quit(struct loop *l);
 /* Turns measured since loop_init, with their p99 and maximum duration. */
 void loop_stats(const struct loop *l, struct loop_stats *out);
+/* The same as the document GET /api and sgctl status show: {"turns",
+ * "turn_p99_ms", "turn_max_ms", "turns_over_5ms", "turns_over_50ms"}. */
+json_t *loop_stats_json(const struct loop *l);
 
 #endif

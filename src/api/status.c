@@ -224,18 +224,6 @@ static json_t *profile_fill_json(const struct status_env *e)
 	return list;
 }
 
-/* How long the main loop's turns take: one that waits delays everything. */
-static json_t *loop_json(const struct loop *l)
-{
-	struct loop_stats st;
-
-	loop_stats(l, &st);
-	return json_pack("{s:I, s:f, s:f, s:I, s:I}", "turns", (json_int_t)st.turns, "turn_p99_ms",
-			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0,
-			 "turns_over_5ms", (json_int_t)st.slow, "turns_over_50ms",
-			 (json_int_t)st.stalls);
-}
-
 json_t *status_json(const struct status_env *e)
 {
 	struct netinfo ni;
@@ -266,6 +254,6 @@ json_t *status_json(const struct status_env *e)
 	    status_settings_file_json(e->settings), "descriptions", "loaded", (int)e->descs->n,
 	    "broken", (int)e->descs->nbroken, "errors", desc_errors_json(e->descs));
 	if (doc)
-		json_object_set_new(doc, "loop", loop_json(e->loop));
+		json_object_set_new(doc, "loop", loop_stats_json(e->loop));
 	return doc;
 }

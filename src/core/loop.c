@@ -344,3 +344,14 @@ void loop_stats(const struct loop *l, struct loop_stats *out)
 	out->stalls = l->turns.stalls;
 	out->p99_us = loop_hist_quantile(&l->turns, 990);
 }
+
+json_t *loop_stats_json(const struct loop *l)
+{
+	struct loop_stats st;
+
+	loop_stats(l, &st);
+	return json_pack("{s:I, s:f, s:f, s:I, s:I}", "turns", (json_int_t)st.turns, "turn_p99_ms",
+			 (double)st.p99_us / 1000.0, "turn_max_ms", (double)st.max_us / 1000.0,
+			 "turns_over_5ms", (json_int_t)st.slow, "turns_over_50ms",
+			 (json_int_t)st.stalls);
+}

@@ -66,6 +66,8 @@ static void run_status(struct ops_call *c, json_t *args)
 		return;
 	}
 	add_file_problems(e, d);
+	if (e->loop)
+		json_object_set_new(d, "loop", loop_stats_json(e->loop));
 	ops_reply(c, d);
 }
 

@@ -349,7 +349,10 @@ def test_bad_ctl_requests():
         for rc_args in (["bogus"], ["measurements"], ["factory-reset"]):
             rc, _, err = demo.sgd.ctl(*rc_args)
             assert rc != 0 and err and "\n" not in err, (rc_args, rc, err)
-        assert demo.sgd.ok("status")["devices_enabled"] == 6
+        st = demo.sgd.ok("status")
+        assert st["devices_enabled"] == 6
+        # sgctl status shows the loop's turns as GET /api does
+        assert st["loop"]["turns"] > 0 and st["loop"]["turn_max_ms"] >= st["loop"]["turn_p99_ms"]
     finally:
         demo.stop()
 
