@@ -100,7 +100,9 @@ bench:
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_REPLAY := $(patsubst %,$(BUILD)/tests/fuzz_%,$(FUZZ_NAMES))
-FUZZ_HELP := $(BUILD)/obj/tests/fuzz/app.o $(BUILD)/obj/tests/fuzz/util.o
+# src/sgd/modules.c: the daemon's start-up order, shared with tests/fuzz/app.c.
+FUZZ_HELP := $(BUILD)/obj/tests/fuzz/app.o $(BUILD)/obj/tests/fuzz/util.o \
+	$(BUILD)/obj/src/sgd/modules.o
 FUZZ_TIME ?= 60
 FUZZ_DIR ?= .fuzz
 

@@ -48,4 +48,12 @@ struct app {
 	struct status_env status; /* the handles GET /api and sgctl status read */
 };
 
+/* Start the modules from the device registry up (registry, poller, history,
+ * ops, ctl, HTTP, discovery, MQTT, Modbus) over a's conf, descriptions,
+ * settings, store, loop and buses; 0 or -errno (then app_stop_modules). */
+int app_start_modules(struct app *a);
+/* Reverse of app_start_modules, buses stopped in between; safe on a partial
+ * start and with absent buses. */
+void app_stop_modules(struct app *a);
+
 #endif

@@ -13,14 +13,7 @@
 
 #include "sg/app.h"
 #include "sg/clock.h"
-#include "sg/ctlsrv.h"
-#include "sg/discovery.h"
-#include "sg/hist.h"
-#include "sg/http.h"
 #include "sg/log.h"
-#include "sg/modbus.h"
-#include "sg/mqtt.h"
-#include "sg/ops.h"
 #include "sg/version.h"
 
 #define IR_BAUD 19200
@@ -34,65 +27,16 @@ static void usage(FILE *f)
 		   "  -V         print version\n");
 }
 
-/* ---- settings owners ----
- * Owners that do not hold the settings handle themselves are subscribed
- * here, each to the keys it reads when it configures; history, UDP discovery
- * and Modbus subscribe themselves in their init. The settings module tells
- * each owner once per accepted change touching its keys (settings.h). */
-
+/* Logging follows its settings from here; every module but the poller
+ * (modules.c) subscribes itself in its init. The settings module tells each
+ * owner once per accepted change touching its keys (settings.h). */
 static const char *const log_keys[] = {"log_disable1", "log_disable2", NULL};
-/* poll_configure and poll_cfg.c. */
-static const char *const poll_keys[] = {"poll_meas_interval",
-					"poll_counter_interval",
-					"left_ir_enabled",
-					"ir_counter_addr",
-					"ir_ext_rel_mode",
-					"ir_relay_desc",
-					"rs485_type_*",
-					"rs485_addr_*",
-					"rs485_desc_*",
-					"rs485_baud_rate",
-					"rs485_parity",
-					"rs485_stop_bits",
-					NULL};
 /* Per-module logging (log_disable1/2), from the first settings on. */
 static void log_configure(const struct settings *s, void *arg)
 {
 	(void)arg;
 	log_set_disabled((unsigned)settings_int(s, "log_disable1"),
 			 (unsigned)settings_int(s, "log_disable2"));
-}
-
-static void on_poll_settings(const struct settings *s, void *arg)
-{
-	poll_configure(arg, s);
-}
-
-/* A refused subscription is a wrong key name: caught by the first test run. */
-static int follow(struct app *a, const char *const *keys, settings_cb cb, void *arg,
-		  const char *who)
-{
-	int r = settings_subscribe(a->settings, keys, cb, arg);
-
-	if (r < 0)
-		log_errno(LOG_ERR, -r, "%s cannot follow settings", who);
-	return r;
-}
-
-/* What GET /api and sgctl status read, once the modules exist. */
-static void fill_status_env(struct app *a)
-{
-	a->status = (struct status_env){.conf = &a->conf,
-					.descs = &a->descs,
-					.settings = a->settings,
-					.store = a->store,
-					.buses = a->buses,
-					.reg = a->reg,
-					.loop = a->loop,
-					.mqtt = a->mqtt,
-					.modbus = a->modbus,
-					.hist = a->hist,
-					.start_mono_ms = a->start_mono_ms};
 }
 
 /* A broken description costs only its own model: the others load, and
@@ -152,8 +96,10 @@ static int open_state(struct app *a)
 	if (r < 0)
 		log_err("settings: %s", err);
 	log_configure(a->settings, NULL);
-	if ((r = follow(a, log_keys, log_configure, NULL, "logging")) < 0)
+	if ((r = settings_subscribe(a->settings, log_keys, log_configure, NULL)) < 0) {
+		log_errno(LOG_ERR, -r, "logging cannot follow settings");
 		return r;
+	}
 	snprintf(path, sizeof(path), "%s/sgd.db", a->conf.state_dir);
 	r = store_open(path, &a->store, err, sizeof(err));
 	if (r < 0)
@@ -256,25 +202,6 @@ static void start_watchdog(struct app *a)
 	on_watchdog(a);
 }
 
-/* The operations every front-end calls, over the handles they act on. */
-static int start_ops(struct app *a)
-{
-	const struct ops_env env = {
-	    .loop = a->loop,
-	    .settings = a->settings,
-	    .store = a->store,
-	    .poll = a->poll,
-	    .reg = a->reg,
-	    .hist = a->hist,
-	    .conf = &a->conf,
-	    .descs = &a->descs,
-	    .buses = a->buses,
-	    .start_mono_ms = clock_mono_ms(),
-	};
-
-	return ops_init(&a->ops, &env);
-}
-
 static int start(struct app *a)
 {
 	int r;
@@ -285,66 +212,8 @@ static int start(struct app *a)
 		return r;
 	if ((r = start_buses(a)) < 0)
 		return r;
-	if ((r = reg_init(&a->reg, a->buses)) < 0)
+	if ((r = app_start_modules(a)) < 0)
 		return r;
-	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
-		      a->conf.right_ir_addr);
-	if (r < 0) {
-		log_err("device descriptions lack the \"Generic\" identification layout");
-		return r;
-	}
-	poll_configure(a->poll, a->settings);
-	if ((r = follow(a, poll_keys, on_poll_settings, a->poll, "poller")) < 0)
-		return r;
-	struct hist_env he = {.state_dir = a->conf.state_dir,
-			      .settings = a->settings,
-			      .store = a->store,
-			      .loop = a->loop,
-			      .poll = a->poll,
-			      .reg = a->reg};
-
-	if (hist_init(&a->hist, &he) < 0)
-		a->hist = NULL; /* logged; the gateway runs without history */
-	if ((r = start_ops(a)) < 0)
-		return r;
-	r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl);
-	if (r < 0) {
-		log_errno(LOG_ERR, -r, "control socket %s", a->conf.ctl_socket);
-		return r;
-	}
-	/* A port that cannot be bound is logged and retried on the next settings
-	 * change; the gateway keeps polling either way. */
-	struct disc_env de = {.loop = a->loop, .settings = a->settings, .conf = &a->conf};
-
-	if ((r = http_server_init(&(struct http_env){.loop = a->loop,
-						     .settings = a->settings,
-						     .conf = &a->conf,
-						     .ops = a->ops,
-						     .reg = a->reg,
-						     .hist = a->hist,
-						     .status = &a->status},
-				  &a->http)) < 0 ||
-	    (r = disc_init(&de, &a->disc)) < 0 ||
-	    (r = mqtt_init(&(struct mqtt_env){.loop = a->loop,
-					      .settings = a->settings,
-					      .conf = &a->conf,
-					      .reg = a->reg,
-					      .ops = a->ops,
-					      .hist = a->hist},
-			   &a->mqtt)) < 0)
-		return r;
-	a->start_mono_ms = clock_mono_ms();
-	struct modbus_env me = {.loop = a->loop,
-				.settings = a->settings,
-				.conf = &a->conf,
-				.poll = a->poll,
-				.reg = a->reg,
-				.buses = a->buses,
-				.start_mono_ms = a->start_mono_ms};
-
-	if ((r = modbus_init(&a->modbus, &me)) < 0)
-		return r;
-	fill_status_env(a);
 	start_watchdog(a);
 	sd_notify(0, "READY=1");
 	log_notice("sgd %s ready: %s %s, control socket %s", SGD_VERSION, a->conf.model_type,
@@ -356,26 +225,7 @@ static int start(struct app *a)
  * server so pending operations are answered (cancelled) while clients exist. */
 static void stop(struct app *a)
 {
-	memset(&a->status, 0, sizeof(a->status));
-	if (a->settings) {
-		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
-	}
-	if (a->poll)
-		poll_quiesce(a->poll);
-	modbus_fini(a->modbus); /* before the buses: its running requests become orphans */
-	a->modbus = NULL;
-	for (int i = CONF_BUS_COUNT - 1; i >= 0; i--)
-		bus_stop(a->buses[i]);
-	hist_fini(a->hist); /* after the buses: no more readings come */
-	a->hist = NULL;
-	mqtt_fini(a->mqtt); /* after the buses: pending commands have their answers */
-	a->mqtt = NULL;
-	disc_fini(a->disc);
-	http_server_fini(a->http);
-	ctl_server_fini(a->ctl);
-	ops_fini(a->ops); /* after the front-ends and the buses: no call can finish any more */
-	poll_fini(a->poll);
-	reg_fini(a->reg);
+	app_stop_modules(a);
 	if (a->loop && a->sigfd > 0) {
 		loop_del_fd(a->loop, a->sigfd);
 		close(a->sigfd);

@@ -32,19 +32,6 @@ static struct app *app;
 static json_t *baseline;
 static unsigned baseline_gen;
 
-/* As in main.c: the harness is the daemon's main here. Every module but
- * the poller follows its settings itself; the poller is wired by main. */
-static void on_poll_settings(const struct settings *s, void *arg)
-{
-	poll_configure(arg, s);
-}
-
-static int follow(struct app *a, settings_cb cb, void *arg)
-{
-	/* Every key: a harness may over-apply, never miss a change. */
-	return settings_subscribe(a->settings, (const char *const[]){"*", NULL}, cb, arg);
-}
-
 /* A loopback TCP port nobody listens on now. */
 static int free_port(void)
 {
@@ -66,20 +53,7 @@ static void stop(void)
 
 	if (!a)
 		return;
-	if (a->settings) {
-		settings_unsubscribe(a->settings, on_poll_settings, a->poll);
-	}
-	if (a->poll)
-		poll_quiesce(a->poll);
-	modbus_fini(a->modbus);
-	hist_fini(a->hist);
-	mqtt_fini(a->mqtt);
-	disc_fini(a->disc);
-	http_server_fini(a->http);
-	ctl_server_fini(a->ctl);
-	ops_fini(a->ops);
-	poll_fini(a->poll);
-	reg_fini(a->reg);
+	app_stop_modules(a);
 	loop_fini(a->loop);
 	store_close(a->store);
 	settings_fini(a->settings);
@@ -99,10 +73,12 @@ static json_t *start_settings(void)
 			 "rs485_type_1", 1, "rs485_type_2", 2);
 }
 
+/* The harness is the daemon's main here: it prepares conf, descriptions,
+ * settings, store and loop (no serial lines), then starts the same modules
+ * in the same order (src/sgd/modules.c). */
 static int start(struct app *a)
 {
 	char err[512], path[CONF_PATH_MAX + 16];
-	struct ops_env env;
 	json_t *set;
 	int r;
 
@@ -136,74 +112,7 @@ static int start(struct app *a)
 	if ((r = store_open(path, &a->store, err, sizeof(err))) < 0 ||
 	    (r = loop_init(&a->loop)) < 0)
 		return r;
-	if ((r = reg_init(&a->reg, a->buses)) < 0)
-		return r;
-	r = poll_init(&a->poll, a->loop, a->reg, a->buses, &a->descs, a->store,
-		      a->conf.right_ir_addr);
-	if (r < 0)
-		return r;
-	poll_configure(a->poll, a->settings);
-	if ((r = follow(a, on_poll_settings, a->poll)) < 0)
-		return r;
-	if (hist_init(&a->hist, &(struct hist_env){.state_dir = a->conf.state_dir,
-						   .settings = a->settings,
-						   .store = a->store,
-						   .loop = a->loop,
-						   .poll = a->poll,
-						   .reg = a->reg}) < 0)
-		a->hist = NULL;
-	env = (struct ops_env){.loop = a->loop,
-			       .settings = a->settings,
-			       .store = a->store,
-			       .poll = a->poll,
-			       .reg = a->reg,
-			       .hist = a->hist,
-			       .conf = &a->conf,
-			       .descs = &a->descs,
-			       .buses = a->buses,
-			       .start_mono_ms = a->start_mono_ms};
-	if ((r = ops_init(&a->ops, &env)) < 0)
-		return r;
-	if ((r = ctl_server_init(a->loop, a->ops, a->conf.ctl_socket, &a->ctl)) < 0 ||
-	    (r = http_server_init(&(struct http_env){.loop = a->loop,
-						     .settings = a->settings,
-						     .conf = &a->conf,
-						     .ops = a->ops,
-						     .reg = a->reg,
-						     .hist = a->hist,
-						     .status = &a->status},
-				  &a->http)) < 0 ||
-	    (r = disc_init(
-		 &(struct disc_env){.loop = a->loop, .settings = a->settings, .conf = &a->conf},
-		 &a->disc)) < 0 ||
-	    (r = mqtt_init(&(struct mqtt_env){.loop = a->loop,
-					      .settings = a->settings,
-					      .conf = &a->conf,
-					      .reg = a->reg,
-					      .ops = a->ops,
-					      .hist = a->hist},
-			   &a->mqtt)) < 0)
-		return r;
-	a->start_mono_ms = clock_mono_ms();
-	r = modbus_init(&a->modbus, &(struct modbus_env){.loop = a->loop,
-							 .settings = a->settings,
-							 .conf = &a->conf,
-							 .poll = a->poll,
-							 .reg = a->reg,
-							 .buses = a->buses,
-							 .start_mono_ms = a->start_mono_ms});
-	a->status = (struct status_env){.conf = &a->conf,
-					.descs = &a->descs,
-					.settings = a->settings,
-					.store = a->store,
-					.buses = a->buses,
-					.reg = a->reg,
-					.loop = a->loop,
-					.mqtt = a->mqtt,
-					.modbus = a->modbus,
-					.hist = a->hist,
-					.start_mono_ms = a->start_mono_ms};
-	return r;
+	return app_start_modules(a);
 }
 
 struct app *fuzz_app(void)
