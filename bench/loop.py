@@ -99,7 +99,7 @@ def main():
         base = "%s/%s" % (st["mqtt1_roottopic"], st["mqtt1_pub_topic"])
         obs.wait_msg(base + "/status/hello", timeout=20, what="sgd's hello")
         reply = json.loads(harness.unix_request(sgd.sock, json.dumps(
-            {"argv": ["clock", str(int(time.time() * 1000)), str(a.clock_rate)]})))
+            {"cmd": "clock", "wall_ms": int(time.time() * 1000), "rate": a.clock_rate})))
         if not reply.get("ok"):
             raise RuntimeError("sgctl clock: %r" % reply)
         time.sleep(a.settle)
