@@ -66,6 +66,9 @@ void bus_stop(struct bus *b);
 /* Queue t; done() is called on the main thread later (never from inside this
  * call). 0, -EBUSY (queue full) or -EINVAL (bad request). */
 int bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio);
+/* Queue t at background priority ahead of the other background entries: the
+ * next block of a poll cycle already started. Same returns as bus_submit. */
+int bus_submit_next(struct bus *b, struct bus_txn *t);
 /* Change line parameters; applied by the worker before its next transaction. */
 void bus_set_params(struct bus *b, const struct bus_params *p);
 /* Current parameters. */

@@ -29,6 +29,10 @@ struct txq {
 void txq_init(struct txq *q, size_t cap_high, size_t cap_low);
 /* Append n at prio; 0 or -EBUSY when that priority is full. */
 int txq_push(struct txq *q, struct txq_node *n, enum bus_prio prio);
+/* Put n first at prio (the next block of a started poll cycle: the cycle
+ * finishes before the next device's starts, so its values are read close
+ * together); 0 or -EBUSY when that priority is full. */
+int txq_push_front(struct txq *q, struct txq_node *n, enum bus_prio prio);
 /* Remove the next entry: oldest high-priority first (but a waiting low one
  * after TXQ_HIGH_BURST high ones in a row), else oldest low; NULL if empty. */
 struct txq_node *txq_pop(struct txq *q);

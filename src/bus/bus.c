@@ -897,20 +897,33 @@ void bus_stop(struct bus *b)
 	free(b);
 }
 
-int bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio)
+static int submit(struct bus *b, struct bus_txn *t, enum bus_prio prio, bool first)
 {
 	int r = bus_txn_check(t);
 
 	if (r < 0 || !t->done)
 		return -EINVAL;
 	pthread_mutex_lock(&b->mu);
-	r = b->stop ? -ESHUTDOWN : txq_push(&b->q, &t->node, prio);
+	if (b->stop)
+		r = -ESHUTDOWN;
+	else
+		r = first ? txq_push_front(&b->q, &t->node, prio) : txq_push(&b->q, &t->node, prio);
 	if (r == 0) {
 		pthread_cond_signal(&b->cv);
 		wake_locked(b);
 	}
 	pthread_mutex_unlock(&b->mu);
 	return r;
+}
+
+int bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio)
+{
+	return submit(b, t, prio, false);
+}
+
+int bus_submit_next(struct bus *b, struct bus_txn *t)
+{
+	return submit(b, t, BUS_PRIO_LOW, true);
 }
 
 void bus_set_params(struct bus *b, const struct bus_params *p)

@@ -25,6 +25,18 @@ int txq_push(struct txq *q, struct txq_node *n, enum bus_prio prio)
 	return 0;
 }
 
+int txq_push_front(struct txq *q, struct txq_node *n, enum bus_prio prio)
+{
+	if (q->len[prio] >= q->cap[prio])
+		return -EBUSY;
+	n->next = q->head[prio];
+	q->head[prio] = n;
+	if (!q->tail[prio])
+		q->tail[prio] = n;
+	q->len[prio]++;
+	return 0;
+}
+
 struct txq_node *txq_pop(struct txq *q)
 {
 	int first =

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #define bus_submit(b, t, prio) fake_bus_submit(b, t, prio)
+#define bus_submit_next(b, t) fake_bus_submit_next(b, t)
 #define bus_params(b) fake_bus_params(b)
 #define bus_set_params(b, bp) fake_bus_set_params(b, bp)
 #define loop_timer_add(l, d, cb, arg) fake_timer_add(l, d, cb, arg)
@@ -37,6 +38,7 @@
 #include "../../src/dev/poll_cfg.c"
 #include "../../src/dev/poll_ops.c"
 #undef bus_submit
+#undef bus_submit_next
 #undef bus_params
 #undef bus_set_params
 #undef loop_timer_add
@@ -59,12 +61,14 @@ static struct {
 	struct bus *b;
 	struct bus_txn *t;
 	enum bus_prio prio;
+	bool first; /* bus_submit_next: ahead of the other background entries */
 } pend[PEND_MAX];
 static unsigned npend;
 static struct bus_params line[2]; /* IR, RS */
 static unsigned set_params_calls;
 
 int fake_bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio);
+int fake_bus_submit_next(struct bus *b, struct bus_txn *t);
 const struct bus_params *fake_bus_params(const struct bus *b);
 void fake_bus_set_params(struct bus *b, const struct bus_params *bp);
 int64_t fake_timer_add(struct loop *l, int64_t delay_ms, loop_timer_cb cb, void *arg);
@@ -80,8 +84,17 @@ int fake_bus_submit(struct bus *b, struct bus_txn *t, enum bus_prio prio)
 	pend[npend].b = b;
 	pend[npend].t = t;
 	pend[npend].prio = prio;
+	pend[npend].first = false;
 	npend++;
 	return 0;
+}
+
+int fake_bus_submit_next(struct bus *b, struct bus_txn *t)
+{
+	int r = fake_bus_submit(b, t, BUS_PRIO_LOW);
+
+	pend[npend - 1].first = true;
+	return r;
 }
 
 const struct bus_params *fake_bus_params(const struct bus *b)
@@ -517,6 +530,34 @@ static void test_no_ok_before_a_cycle_reads(void **state)
 	cycle(f, all_ok);
 	assert_int_equal(d->health, DEV_OK);
 	assert_true(d->meas_ms > read_ms);
+}
+
+/* A cycle's first block queues behind the other devices' background reads;
+ * each later block goes ahead of them (bus_submit_next), so a started cycle
+ * finishes before the next device's starts and its blocks are read close
+ * together. */
+static void test_started_cycle_goes_first(void **state)
+{
+	struct fx *f = *state;
+	unsigned blocks = 0;
+	int i;
+
+	identify(f);
+	next_txn();
+	i = find_pending(slot_bus(f->s));
+	assert_true(i >= 0);
+	assert_int_equal(pend[i].prio, BUS_PRIO_LOW);
+	assert_false(pend[i].first);
+	do {
+		answer(f, 0);
+		i = find_pending(slot_bus(f->s));
+		if (i >= 0) {
+			assert_int_equal(pend[i].prio, BUS_PRIO_LOW);
+			assert_true(pend[i].first);
+			blocks++;
+		}
+	} while (i >= 0);
+	assert_true(blocks >= 1); /* IE38 cycles have more than one block */
 }
 
 /* Identification reads the Iskra layout at the slot's address, matches the
@@ -1046,6 +1087,7 @@ static void test_configure_from_settings(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_started_cycle_goes_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_identify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_model, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cycle_applies_at_end, setup, teardown),

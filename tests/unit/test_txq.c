@@ -91,6 +91,38 @@ static void test_high_before_low(void **state)
 	assert_null(txq_pop(&q));
 }
 
+/* push_front puts an entry before the other entries of its priority (the
+ * next block of a started poll cycle), still after high-priority ones; it
+ * respects the bound and leaves the queue consistent for later pushes. */
+static void test_push_front(void **state)
+{
+	static const int want[] = {4, 3, 0, 1, 5};
+	struct txq q;
+	struct item it[6];
+	int i;
+
+	(void)state;
+	txq_init(&q, 4, 4);
+	for (i = 0; i < 6; i++)
+		it[i].id = i;
+	assert_int_equal(txq_push_front(&q, &it[0].node, BUS_PRIO_LOW),
+			 0); /* into an empty queue */
+	assert_int_equal(txq_push(&q, &it[1].node, BUS_PRIO_LOW), 0);
+	assert_int_equal(txq_push_front(&q, &it[3].node, BUS_PRIO_LOW), 0);
+	assert_int_equal(txq_push(&q, &it[4].node, BUS_PRIO_HIGH), 0);
+	assert_int_equal(txq_push(&q, &it[5].node, BUS_PRIO_LOW), 0);
+	assert_int_equal(txq_len(&q, BUS_PRIO_LOW), 4);
+	assert_int_equal(txq_push_front(&q, &it[2].node, BUS_PRIO_LOW), -EBUSY);
+	for (i = 0; i < 5; i++) {
+		struct item *p = pop_item(&q);
+
+		assert_non_null(p);
+		assert_int_equal(p->id, want[i]);
+	}
+	assert_null(txq_pop(&q));
+	assert_true(txq_empty(&q));
+}
+
 static void test_high_inserted_late_still_first(void **state)
 {
 	struct txq q;
@@ -297,6 +329,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_empty),
 	    cmocka_unit_test(test_empty_after_drain),
+	    cmocka_unit_test(test_push_front),
 	    cmocka_unit_test(test_high_before_low),
 	    cmocka_unit_test(test_high_inserted_late_still_first),
 	    cmocka_unit_test(test_bounds),
